@@ -1,0 +1,109 @@
+"""Wires settings → pool → source → snapshots → collector → HTTP server.
+
+Everything the exporter needs is built here from one ``Settings`` object; the
+pool, clock and registry can be handed in so tests can replace them.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from prometheus_client.registry import CollectorRegistry
+from psycopg_pool import ConnectionPool
+
+from exporter import __version__
+from exporter.collection import Clock, SnapshotCache, utc_now
+from exporter.collector import GovernanceCollector
+from exporter.server import ExporterServer, Route, healthz_route, metrics_route
+from exporter.settings import Settings
+from exporter.source import Source, open_pool
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class App:
+    settings: Settings
+    pool: ConnectionPool[psycopg.Connection[Any]]
+    snapshots: SnapshotCache
+    registry: CollectorRegistry
+    server: ExporterServer
+
+    def serve_forever(self) -> None:
+        self.server.serve_forever(poll_interval=0.5)
+
+    def close(self) -> None:
+        self.server.server_close()
+        self.pool.close(timeout=2)
+
+
+def build_snapshots(
+    settings: Settings,
+    pool: ConnectionPool[psycopg.Connection[Any]],
+    clock: Clock = utc_now,
+) -> SnapshotCache:
+    source = Source(
+        pool,
+        account=settings.account,
+        rls_user_id=settings.rls_user_id,
+        window_seconds=settings.window_seconds,
+        timeout_seconds=settings.statement_timeout_seconds,
+        max_charters=settings.max_charters,
+    )
+    return SnapshotCache(source, cache_seconds=settings.cache_seconds, clock=clock)
+
+
+def build_routes(
+    settings: Settings, snapshots: SnapshotCache, registry: CollectorRegistry
+) -> dict[str, Route]:
+    return {
+        "/metrics": metrics_route(registry),
+        "/healthz": healthz_route(snapshots),
+    }
+
+
+def build_app(
+    settings: Settings,
+    *,
+    pool: ConnectionPool[psycopg.Connection[Any]] | None = None,
+    clock: Clock = utc_now,
+    registry: CollectorRegistry | None = None,
+) -> App:
+    pool = pool or open_pool(
+        settings.conninfo(),
+        max_size=settings.pool_max_size,
+        timeout_seconds=settings.statement_timeout_seconds,
+    )
+    snapshots = build_snapshots(settings, pool, clock)
+    registry = registry or CollectorRegistry()
+    registry.register(GovernanceCollector(snapshots, settings.expected_charters))
+    server = ExporterServer(settings.listen_host_port, build_routes(settings, snapshots, registry))
+    return App(settings, pool, snapshots, registry, server)
+
+
+def describe_database(conninfo: str) -> str:
+    """user@host:port/dbname, for logs: never the password."""
+    params = psycopg.conninfo.conninfo_to_dict(conninfo)
+    host = params.get("host") or "localhost"
+    port = params.get("port") or "5432"
+    user = params.get("user") or "(default user)"
+    dbname = params.get("dbname") or "(default database)"
+    return f"{user}@{host}:{port}/{dbname}"
+
+
+def log_start(app: App) -> None:
+    settings = app.settings
+    logger.info(
+        "governance-exporter %s watching account %r (rls user %s, window %d s, charters %s) "
+        "in %s; serving %s/metrics",
+        __version__,
+        settings.account,
+        settings.rls_user_id,
+        settings.window_seconds,
+        ",".join(settings.expected_charters),
+        describe_database(settings.conninfo()),
+        app.server.url,
+    )

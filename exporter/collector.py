@@ -1,0 +1,251 @@
+"""Maps one collection onto Prometheus metric families, fresh on every scrape."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    InfoMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+from exporter import __version__
+from exporter.collection import CollectionResult, SnapshotCache
+from exporter.model import CharterView, GovernanceView, governance_view
+from exporter.snapshot import SCHEMA_UNKNOWN
+
+ACCOUNT = ["account"]
+CHARTER = ["account", "charter"]
+
+
+def _timestamp(value: datetime | None) -> float:
+    return value.timestamp() if value is not None else 0.0
+
+
+def _gauge(name: str, doc: str, labels: Sequence[str] = ()) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, doc, labels=list(labels))
+
+
+def credit_families(view: GovernanceView) -> list[Metric]:
+    credit = view.credit
+    account = [view.account]
+    families: list[tuple[GaugeMetricFamily, float]] = [
+        (
+            _gauge(
+                "governance_credit_balance_credits",
+                "Balance of the billing account (billing_accounts.balance_credits). "
+                "10,000,000 credits = 1 USD.",
+                ACCOUNT,
+            ),
+            credit.balance_credits,
+        ),
+        (
+            _gauge(
+                "governance_credit_spent_credits",
+                "Credits charged to the account inside the trailing window "
+                "(sum of charge_receipts.charged_credits).",
+                ACCOUNT,
+            ),
+            credit.spent_credits,
+        ),
+        (
+            _gauge(
+                "governance_credit_charges",
+                "Number of charge receipts inside the trailing window.",
+                ACCOUNT,
+            ),
+            credit.charges,
+        ),
+        (
+            _gauge(
+                "governance_credit_last_charge_timestamp_seconds",
+                "When the account was last charged (Unix time); 0 if never.",
+                ACCOUNT,
+            ),
+            _timestamp(credit.last_charge_at),
+        ),
+        (
+            _gauge(
+                "governance_credit_burn_rate_credits_per_second",
+                "Credits spent per second, averaged over the trailing window.",
+                ACCOUNT,
+            ),
+            credit.burn_rate_per_second,
+        ),
+        (
+            _gauge(
+                "governance_credit_runway_seconds",
+                "Seconds until the balance runs out at the window's burn rate: 0 when "
+                "the balance is <= 0, +Inf when nothing was spent. Red < 6 h, yellow "
+                "6-24 h, green > 24 h.",
+                ACCOUNT,
+            ),
+            credit.runway_seconds,
+        ),
+    ]
+    metrics: list[Metric] = []
+    for family, value in families:
+        family.add_metric(account, value)
+        metrics.append(family)
+    window = _gauge(
+        "governance_credit_window_seconds",
+        "Length of the trailing window used for spend and run counts.",
+    )
+    window.add_metric([], credit.window_seconds)
+    metrics.append(window)
+    return metrics
+
+
+def _charter_gauges() -> dict[str, GaugeMetricFamily]:
+    specs = {
+        "configured": (
+            "governance_charter_configured",
+            "1 when the charter has a schedule row in the database, 0 when an expected "
+            "charter has none (as during the 2026-02-15 outage).",
+        ),
+        "enabled": (
+            "governance_schedule_enabled",
+            "1 when the charter's schedule is enabled, 0 when it is paused.",
+        ),
+        "config_valid": (
+            "governance_schedule_config_valid",
+            "1 when the schedule's cron expression and time zone parse, else 0 "
+            "(next-run metrics are then absent).",
+        ),
+        "last_success": (
+            "governance_schedule_last_success_timestamp_seconds",
+            "When the charter's latest successful run completed (else was scheduled), "
+            "Unix time; 0 if it never succeeded.",
+        ),
+        "last_failure": (
+            "governance_schedule_last_failure_timestamp_seconds",
+            "When the charter's latest failed run completed (else was scheduled), "
+            "Unix time; 0 if it never failed.",
+        ),
+        "next_run": (
+            "governance_schedule_next_run_timestamp_seconds",
+            "Next fire time computed from the schedule's cron and time zone (not the "
+            "stale next_run_at cache), Unix time. Absent when disabled.",
+        ),
+        "next_run_in": (
+            "governance_schedule_next_run_seconds",
+            "Seconds from the collection until the next fire time.",
+        ),
+        "interval": (
+            "governance_schedule_interval_seconds",
+            "Gap between the cron expression's next two fire times.",
+        ),
+        "cached_next_run": (
+            "governance_schedule_cached_next_run_timestamp_seconds",
+            "schedules.next_run_at as stored (a cache written at deploy, often stale), "
+            "Unix time. Absent when NULL.",
+        ),
+    }
+    return {key: _gauge(name, doc, CHARTER) for key, (name, doc) in specs.items()}
+
+
+def _add_charter(
+    gauges: dict[str, GaugeMetricFamily],
+    runs: GaugeMetricFamily,
+    failed: GaugeMetricFamily,
+    account: str,
+    charter: CharterView,
+) -> None:
+    labels = [account, charter.charter]
+    gauges["configured"].add_metric(labels, 1 if charter.configured else 0)
+    if not charter.configured:
+        return
+    gauges["enabled"].add_metric(labels, 1 if charter.enabled else 0)
+    gauges["config_valid"].add_metric(labels, 0 if charter.config_error else 1)
+    gauges["last_success"].add_metric(labels, _timestamp(charter.last_success_at))
+    gauges["last_failure"].add_metric(labels, _timestamp(charter.last_failure_at))
+    if charter.next_run_at is not None and charter.next_run_in_seconds is not None:
+        gauges["next_run"].add_metric(labels, _timestamp(charter.next_run_at))
+        gauges["next_run_in"].add_metric(labels, charter.next_run_in_seconds)
+    if charter.interval_seconds is not None:
+        gauges["interval"].add_metric(labels, charter.interval_seconds)
+    if charter.cached_next_run_at is not None:
+        gauges["cached_next_run"].add_metric(labels, _timestamp(charter.cached_next_run_at))
+    for status, count in charter.runs_by_status.items():
+        runs.add_metric([*labels, status], count)
+    for reason, count in charter.failures_by_reason.items():
+        failed.add_metric([*labels, reason], count)
+
+
+def charter_families(view: GovernanceView) -> list[Metric]:
+    gauges = _charter_gauges()
+    runs = _gauge(
+        "governance_schedule_runs",
+        "Runs scheduled inside the trailing window, by status (every known status, "
+        "0 included; 'unknown' for values the schema does not define).",
+        [*CHARTER, "status"],
+    )
+    failed = _gauge(
+        "governance_schedule_failed_runs",
+        "Failed runs scheduled inside the trailing window (status error, or skipped "
+        "with an error such as a failed grant check), by bounded reason.",
+        [*CHARTER, "reason"],
+    )
+    for charter in view.charters:
+        _add_charter(gauges, runs, failed, view.account, charter)
+    return [*gauges.values(), runs, failed]
+
+
+def health_families(result: CollectionResult | None, schema: str) -> list[Metric]:
+    up = _gauge(
+        "governance_exporter_up",
+        "1 when the last collection read the database fully, else 0 (governance "
+        "metrics are then absent rather than stale).",
+    )
+    up.add_metric([], 1 if result is not None and result.ok else 0)
+    duration = _gauge(
+        "governance_exporter_collect_duration_seconds",
+        "How long the last collection took, in seconds.",
+    )
+    duration.add_metric([], result.duration_seconds if result else 0.0)
+    last_success = _gauge(
+        "governance_exporter_last_success_timestamp_seconds",
+        "When a collection last read the database fully, Unix time; 0 if never.",
+    )
+    last_success.add_metric([], _timestamp(result.last_success_at if result else None))
+    errors = CounterMetricFamily(
+        "governance_exporter_collection_errors",
+        "Collections that failed since the exporter started, by reason.",
+        labels=["reason"],
+    )
+    for reason, count in (result.errors_by_reason if result else {}).items():
+        errors.add_metric([reason], count)
+    build = InfoMetricFamily(
+        "governance_exporter_build",
+        "Exporter version and the Cogni schema version found (2026-02, 2026-03 or unknown).",
+    )
+    build.add_metric([], {"version": __version__, "schema": schema})
+    return [up, duration, last_success, errors, build]
+
+
+class GovernanceCollector(Collector):
+    """A client_python custom collector: builds new families on every scrape.
+
+    ``describe`` returns nothing, so registering it runs no query.
+    """
+
+    def __init__(self, snapshots: SnapshotCache, expected_charters: Sequence[str]) -> None:
+        self._snapshots = snapshots
+        self._expected = tuple(expected_charters)
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())
+
+    def collect(self) -> Iterator[Metric]:
+        result = self._snapshots.get()
+        if result.snapshot is None:
+            yield from health_families(result, SCHEMA_UNKNOWN)
+            return
+        view = governance_view(result.snapshot, self._expected)
+        yield from credit_families(view)
+        yield from charter_families(view)
+        yield from health_families(result, view.schema_version)

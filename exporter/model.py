@@ -1,0 +1,392 @@
+"""The pure part: what the facts read from the database mean.
+
+Nothing here reads a clock, a file or a socket: every function takes ``now`` (or
+the numbers it needs) as an argument, so each can be tested exhaustively.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from cronsim import CronSim, CronSimError
+
+from exporter.snapshot import RunCountRow, Snapshot
+
+# Thresholds of the research note, in seconds. The alert rules, the dashboard and
+# the status page use the same numbers; tests/test_thresholds.py keeps them equal.
+RED_RUNWAY_SECONDS = 6 * 3600
+YELLOW_RUNWAY_SECONDS = 24 * 3600
+
+CREDITS_PER_USD = 10_000_000
+
+RUN_STATUSES = ("pending", "running", "success", "error", "skipped", "cancelled")
+UNKNOWN_STATUS = "unknown"
+
+# Bounded set of failure reasons; free text never becomes a label value.
+FAILURE_REASONS = (
+    "insufficient_credits",
+    "grant_validation_failed",
+    "graph_execution_failed",
+    "timeout",
+    "internal",
+    "rate_limit",
+    "aborted",
+    "not_found",
+    "invalid_request",
+    "other",
+)
+_CODE_REASONS = frozenset(FAILURE_REASONS) - {"other"}
+_MESSAGE_REASONS = {
+    "grant validation failed": "grant_validation_failed",
+    "graph execution failed": "graph_execution_failed",
+}
+
+_CHARTER_PREFIX = "governance:"
+MAX_LABEL_LENGTH = 64
+_LABEL_UNSAFE = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class Health(enum.StrEnum):
+    GREEN = "green"
+    YELLOW = "yellow"
+    RED = "red"
+
+
+def burn_rate(spent_credits: float, window_seconds: float) -> float:
+    """Credits spent per second over the window."""
+    if window_seconds <= 0:
+        raise ValueError("window_seconds must be positive")
+    return max(spent_credits, 0) / window_seconds
+
+
+def runway_seconds(balance_credits: float, burn_rate_per_second: float) -> float:
+    """Seconds until the balance reaches 0 at the current burn rate.
+
+    0 when the balance is already gone; +Inf when nothing is being spent.
+    """
+    if balance_credits <= 0:
+        return 0.0
+    if burn_rate_per_second <= 0:
+        return math.inf
+    return balance_credits / burn_rate_per_second
+
+
+def credit_health(balance_credits: float, runway: float) -> Health:
+    """Green above 24 h of runway, red below 6 h or at a zero balance, else yellow."""
+    if balance_credits <= 0 or runway < RED_RUNWAY_SECONDS:
+        return Health.RED
+    if runway <= YELLOW_RUNWAY_SECONDS:
+        return Health.YELLOW
+    return Health.GREEN
+
+
+def normalise_status(status: str | None) -> str:
+    """A known run status, or ``unknown`` for anything the schemas do not define."""
+    value = (status or "").strip().lower()
+    return value if value in RUN_STATUSES else UNKNOWN_STATUS
+
+
+def is_failure(status: str | None, error_code: str | None, error_message: str | None) -> bool:
+    """A run failed when it errored, or was skipped with an error (a failed grant check)."""
+    value = normalise_status(status)
+    if value == "error":
+        return True
+    return value == "skipped" and bool((error_code or "").strip() or (error_message or "").strip())
+
+
+def failure_reason(error_code: str | None, error_message: str | None) -> str:
+    """Map a run's error onto the bounded set of reasons in ``FAILURE_REASONS``."""
+    for candidate in (error_code, error_message):
+        text = (candidate or "").strip().lower()
+        if text in _CODE_REASONS:
+            return text
+        if text in _MESSAGE_REASONS:
+            return _MESSAGE_REASONS[text]
+    return "other"
+
+
+def safe_label(value: str) -> str:
+    """Bound a label value from the database: no control characters, at most 64 chars."""
+    return _LABEL_UNSAFE.sub("_", value)[:MAX_LABEL_LENGTH]
+
+
+def charter_name(temporal_schedule_id: str | None, message: str | None, schedule_id: str) -> str:
+    """The charter a schedule runs, lower case.
+
+    ``governance:<charter>`` in temporal_schedule_id wins, then the input message,
+    then the schedule id itself so that an odd row is still visible.
+    """
+    tsid = (temporal_schedule_id or "").strip()
+    if tsid.lower().startswith(_CHARTER_PREFIX) and tsid[len(_CHARTER_PREFIX) :].strip():
+        return safe_label(tsid[len(_CHARTER_PREFIX) :].strip().lower())
+    if message and message.strip():
+        return safe_label(message.strip().lower())
+    return safe_label(schedule_id)
+
+
+class ScheduleConfigError(ValueError):
+    """A schedule's cron expression or time zone cannot be used."""
+
+
+@dataclass(frozen=True)
+class NextRun:
+    at: datetime
+    interval_seconds: float
+
+
+def next_run(cron: str, timezone: str, now: datetime) -> NextRun:
+    """The next fire time after ``now`` and the gap to the one after it.
+
+    Cron is evaluated in the schedule's own time zone with cron's DST rules
+    (cronsim's), so an hourly schedule keeps firing hourly in UTC terms.
+    """
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    try:
+        zone = ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ScheduleConfigError(f"unknown time zone {timezone!r}") from exc
+    try:
+        fires = CronSim(cron, now.astimezone(zone))
+        first = next(fires)
+        second = next(fires)
+    except CronSimError as exc:
+        raise ScheduleConfigError(f"invalid cron expression {cron!r}: {exc}") from exc
+    except StopIteration as exc:
+        raise ScheduleConfigError(f"cron expression {cron!r} never fires") from exc
+    return NextRun(at=first.astimezone(UTC), interval_seconds=(second - first).total_seconds())
+
+
+# --- charters -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScheduleFacts:
+    """One schedule row with the outcomes of its runs (input to ``charters``)."""
+
+    schedule_id: str
+    charter: str
+    cron: str
+    timezone: str
+    enabled: bool
+    cached_next_run_at: datetime | None
+    runs_by_status: dict[str, int]
+    failures_by_reason: dict[str, int]
+    last_success_at: datetime | None
+    last_failure_at: datetime | None
+
+
+@dataclass(frozen=True)
+class CharterView:
+    """What the exporter says about one charter."""
+
+    charter: str
+    configured: bool
+    enabled: bool = False
+    schedules: int = 0
+    runs_by_status: dict[str, int] = field(default_factory=dict)
+    failures_by_reason: dict[str, int] = field(default_factory=dict)
+    last_success_at: datetime | None = None
+    last_failure_at: datetime | None = None
+    next_run_at: datetime | None = None
+    next_run_in_seconds: float | None = None
+    interval_seconds: float | None = None
+    cached_next_run_at: datetime | None = None
+    config_error: str | None = None
+
+    @property
+    def failed_runs(self) -> int:
+        return sum(self.failures_by_reason.values())
+
+
+def _latest(values: Iterable[datetime | None]) -> datetime | None:
+    present = [v for v in values if v is not None]
+    return max(present) if present else None
+
+
+def _add_counts(total: dict[str, int], part: dict[str, int]) -> None:
+    for key, count in part.items():
+        total[key] = total.get(key, 0) + count
+
+
+def _charter_view(charter: str, schedules: Sequence[ScheduleFacts], now: datetime) -> CharterView:
+    runs = dict.fromkeys((*RUN_STATUSES, UNKNOWN_STATUS), 0)
+    failures = dict.fromkeys(FAILURE_REASONS, 0)
+    upcoming: list[NextRun] = []
+    errors: list[str] = []
+    for schedule in schedules:
+        _add_counts(runs, schedule.runs_by_status)
+        _add_counts(failures, schedule.failures_by_reason)
+        try:
+            planned = next_run(schedule.cron, schedule.timezone, now)
+        except ScheduleConfigError as exc:
+            errors.append(str(exc))
+            continue
+        if schedule.enabled:
+            upcoming.append(planned)
+    soonest = min(upcoming, key=lambda n: n.at, default=None)
+    return CharterView(
+        charter=charter,
+        configured=True,
+        enabled=any(s.enabled for s in schedules),
+        schedules=len(schedules),
+        runs_by_status=runs,
+        failures_by_reason=failures,
+        last_success_at=_latest(s.last_success_at for s in schedules),
+        last_failure_at=_latest(s.last_failure_at for s in schedules),
+        next_run_at=soonest.at if soonest else None,
+        next_run_in_seconds=(soonest.at - now).total_seconds() if soonest else None,
+        interval_seconds=soonest.interval_seconds if soonest else None,
+        cached_next_run_at=min(
+            (s.cached_next_run_at for s in schedules if s.cached_next_run_at), default=None
+        ),
+        config_error="; ".join(errors) or None,
+    )
+
+
+def charters(
+    schedules: Sequence[ScheduleFacts], expected: Sequence[str], now: datetime
+) -> list[CharterView]:
+    """One view per charter: the expected ones (configured or not) and any others found.
+
+    Several schedules of one charter are merged so that label sets stay unique.
+    """
+    by_charter: dict[str, list[ScheduleFacts]] = {}
+    for schedule in schedules:
+        by_charter.setdefault(schedule.charter, []).append(schedule)
+    names = list(dict.fromkeys([*(e.lower() for e in expected), *sorted(by_charter)]))
+    return [
+        _charter_view(name, by_charter[name], now)
+        if name in by_charter
+        else CharterView(charter=name, configured=False)
+        for name in names
+    ]
+
+
+# --- from a snapshot to what is exported -------------------------------------------
+
+
+@dataclass(frozen=True)
+class CreditView:
+    balance_credits: int
+    spent_credits: float
+    charges: int
+    last_charge_at: datetime | None
+    window_seconds: int
+    burn_rate_per_second: float
+    runway_seconds: float
+    health: Health
+
+
+@dataclass(frozen=True)
+class RecentRun:
+    charter: str
+    scheduled_for: datetime
+    status: str
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class GovernanceView:
+    """The meaning of one snapshot: credit health, charters and the latest runs."""
+
+    account: str
+    schema_version: str
+    taken_at: datetime
+    credit: CreditView
+    charters: list[CharterView]
+    recent_runs: list[RecentRun]
+    schedules_truncated: bool
+
+
+def credit_view(snapshot: Snapshot) -> CreditView:
+    balance = snapshot.account_row.balance_credits
+    spent = float(snapshot.spend.spent_credits)
+    rate = burn_rate(spent, snapshot.window_seconds)
+    runway = runway_seconds(balance, rate)
+    return CreditView(
+        balance_credits=balance,
+        spent_credits=spent,
+        charges=snapshot.spend.charges,
+        last_charge_at=snapshot.spend.last_charge_at,
+        window_seconds=snapshot.window_seconds,
+        burn_rate_per_second=rate,
+        runway_seconds=runway,
+        health=credit_health(balance, runway),
+    )
+
+
+def _run_tallies(
+    rows: Iterable[RunCountRow],
+) -> tuple[dict[str, dict[str, int]], dict[str, dict[str, int]]]:
+    by_status: dict[str, dict[str, int]] = {}
+    by_reason: dict[str, dict[str, int]] = {}
+    for row in rows:
+        statuses = by_status.setdefault(row.schedule_id, {})
+        status = normalise_status(row.status)
+        statuses[status] = statuses.get(status, 0) + row.runs
+        if is_failure(row.status, row.error_code, row.error_message):
+            reasons = by_reason.setdefault(row.schedule_id, {})
+            reason = failure_reason(row.error_code, row.error_message)
+            reasons[reason] = reasons.get(reason, 0) + row.runs
+    return by_status, by_reason
+
+
+def schedule_facts(snapshot: Snapshot) -> list[ScheduleFacts]:
+    by_status, by_reason = _run_tallies(snapshot.run_counts)
+    outcomes = {row.schedule_id: row for row in snapshot.last_outcomes}
+    facts = []
+    for row in snapshot.schedules:
+        outcome = outcomes.get(row.schedule_id)
+        facts.append(
+            ScheduleFacts(
+                schedule_id=row.schedule_id,
+                charter=charter_name(row.temporal_schedule_id, row.message, row.schedule_id),
+                cron=row.cron,
+                timezone=row.timezone,
+                enabled=row.enabled,
+                cached_next_run_at=row.next_run_at,
+                runs_by_status=by_status.get(row.schedule_id, {}),
+                failures_by_reason=by_reason.get(row.schedule_id, {}),
+                last_success_at=outcome.last_success_at if outcome else None,
+                last_failure_at=outcome.last_failure_at if outcome else None,
+            )
+        )
+    return facts
+
+
+def _recent_runs(snapshot: Snapshot) -> list[RecentRun]:
+    names = {
+        row.schedule_id: charter_name(row.temporal_schedule_id, row.message, row.schedule_id)
+        for row in snapshot.schedules
+    }
+    return [
+        RecentRun(
+            charter=names.get(run.schedule_id, safe_label(run.schedule_id)),
+            scheduled_for=run.scheduled_for,
+            status=normalise_status(run.status),
+            reason=failure_reason(run.error_code, run.error_message)
+            if is_failure(run.status, run.error_code, run.error_message)
+            else None,
+        )
+        for run in snapshot.recent_runs
+    ]
+
+
+def governance_view(snapshot: Snapshot, expected_charters: Sequence[str]) -> GovernanceView:
+    """Everything the metrics, the status page and ``check`` show, as of the snapshot."""
+    return GovernanceView(
+        account=snapshot.account,
+        schema_version=snapshot.schema.version,
+        taken_at=snapshot.taken_at,
+        credit=credit_view(snapshot),
+        charters=charters(schedule_facts(snapshot), expected_charters, snapshot.taken_at),
+        recent_runs=_recent_runs(snapshot),
+        schedules_truncated=snapshot.schedules_truncated,
+    )

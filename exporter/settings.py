@@ -1,0 +1,159 @@
+"""Configuration: one object, built once in ``main()`` and passed down.
+
+Every option is an environment variable ``GOVERNANCE_EXPORTER_<NAME>`` and a
+command-line flag ``--<name>``; a flag wins over the environment.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+ENV_PREFIX = "GOVERNANCE_EXPORTER_"
+DEFAULT_PORT = 10215
+SYSTEM_PRINCIPAL_ID = "00000000-0000-4000-a000-000000000001"
+DEFAULT_CHARTERS = ("govern", "community", "engineering", "sustainability")
+
+
+def split_host_port(address: str) -> tuple[str, int]:
+    """``host:port``, ``:port`` or ``[v6]:port`` → (host, port)."""
+    host, sep, port_text = address.rpartition(":")
+    if not sep or not port_text.isdigit():
+        raise ValueError(f"expected host:port, got {address!r}")
+    port = int(port_text)
+    if not 0 <= port <= 65535:
+        raise ValueError(f"port {port} is out of range")
+    return host.strip("[]"), port
+
+
+class Settings(BaseSettings):
+    """What the exporter watches, and how."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="forbid", frozen=True, hide_input_in_errors=True
+    )
+
+    database_url: SecretStr | None = Field(
+        default=None,
+        description="libpq URL or key=value string of the Cogni database. Required "
+        "(or --database-url-file).",
+    )
+    database_url_file: Path | None = Field(
+        default=None,
+        description="File holding the database URL (a container secret); read at start.",
+    )
+    listen_address: str = Field(
+        default=f":{DEFAULT_PORT}",
+        description="host:port to serve /metrics, /healthz and the status page on.",
+    )
+    account: str = Field(
+        default="cogni_system", min_length=1, description="Slug of the billing account to watch."
+    )
+    rls_user_id: str = Field(
+        default=SYSTEM_PRINCIPAL_ID,
+        min_length=1,
+        description="User id set as app.current_user_id in every transaction so that "
+        "row-level security lets the exporter read the account's rows.",
+    )
+    window_seconds: int = Field(
+        default=86400,
+        gt=0,
+        le=90 * 86400,
+        description="Trailing window for spend and run counts, in seconds.",
+    )
+    expected_charters: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=DEFAULT_CHARTERS,
+        description="Comma-separated charters that must have a schedule row.",
+    )
+    statement_timeout_seconds: float = Field(
+        default=3.0,
+        gt=0,
+        le=60,
+        description="Deadline for one collection: statement timeout, connection wait "
+        "and connect timeout. Keep it under Prometheus' scrape timeout (10 s).",
+    )
+    cache_seconds: float = Field(
+        default=0.0,
+        ge=0,
+        le=300,
+        description="Serve a collection to scrapes arriving within this many seconds "
+        "of it. 0: only scrapes arriving while a collection runs share it.",
+    )
+    pool_max_size: int = Field(
+        default=2, ge=1, le=20, description="Most database connections the exporter opens."
+    )
+    max_charters: int = Field(
+        default=50,
+        ge=1,
+        le=10_000,
+        description="Cap on charters exported (label cardinality); extra schedules are "
+        "dropped with a log line.",
+    )
+    web_config_file: Path | None = Field(
+        default=None,
+        description="Prometheus exporter-toolkit web config (TLS, basic auth).",
+    )
+    memory_dir: Path | None = Field(
+        default=None,
+        description="Gateway workspace memory/ directory to read heartbeats and the "
+        "budget header from; unset turns that collector off.",
+    )
+    grafana_url: str | None = Field(
+        default=None, description="Link to the Grafana dashboard shown on the status page."
+    )
+    log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR.")
+
+    @field_validator("expected_charters", mode="before")
+    @classmethod
+    def _split_charters(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.split(",")
+        if isinstance(value, list | tuple):
+            names = tuple(dict.fromkeys(str(v).strip().lower() for v in value if str(v).strip()))
+            return names
+        return value
+
+    @field_validator("listen_address")
+    @classmethod
+    def _check_listen_address(cls, value: str) -> str:
+        split_host_port(value)
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_log_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
+        return level
+
+    @model_validator(mode="after")
+    def _require_database(self) -> Settings:
+        if self.database_url is None and self.database_url_file is None:
+            raise ValueError(
+                "--database-url / GOVERNANCE_EXPORTER_DATABASE_URL is required "
+                "(or --database-url-file)"
+            )
+        return self
+
+    def conninfo(self) -> str:
+        """The database URL, read from the file when one is given."""
+        if self.database_url_file is not None:
+            return self.database_url_file.read_text(encoding="utf-8").strip()
+        assert self.database_url is not None
+        return self.database_url.get_secret_value()
+
+    @property
+    def listen_host_port(self) -> tuple[str, int]:
+        return split_host_port(self.listen_address)
+
+
+def option_flag(field_name: str) -> str:
+    return "--" + field_name.replace("_", "-")
+
+
+def option_env(field_name: str) -> str:
+    return ENV_PREFIX + field_name.upper()

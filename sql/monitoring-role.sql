@@ -1,0 +1,52 @@
+-- A least-privilege, read-only role for governance-exporter.
+--
+-- Run it as the database owner in the Cogni database, once per database:
+--     psql "$COGNI_DATABASE_URL" -f sql/monitoring-role.sql
+-- then give the role a password (kept out of this file):
+--     ALTER ROLE governance_exporter PASSWORD '...';
+-- and point the exporter at it:
+--     GOVERNANCE_EXPORTER_DATABASE_URL=postgresql://governance_exporter@db/cogni
+--
+-- The role is neither superuser nor BYPASSRLS: row-level security applies to it,
+-- and the exporter sets app.current_user_id to the system principal in every
+-- transaction so that it sees the governance account's rows and no others.
+-- It may SELECT only the columns the exporter reads (and those the tables'
+-- row-level security policies look at). It works on both schema versions
+-- (schedule_runs of 2026-02, graph_runs of 2026-03) and can be run again after
+-- the migration.
+
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'governance_exporter') THEN
+        CREATE ROLE governance_exporter LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;
+    END IF;
+    EXECUTE format('GRANT CONNECT ON DATABASE %I TO governance_exporter', current_database());
+END
+$$;
+
+ALTER ROLE governance_exporter SET default_transaction_read_only = on;
+GRANT USAGE ON SCHEMA public TO governance_exporter;
+
+GRANT SELECT (id, slug, owner_user_id, balance_credits)
+    ON billing_accounts TO governance_exporter;
+GRANT SELECT (billing_account_id, charged_credits, created_at)
+    ON charge_receipts TO governance_exporter;
+GRANT SELECT (id, user_id, billing_account_id)
+    ON execution_grants TO governance_exporter;
+GRANT SELECT (id, owner_user_id, execution_grant_id, temporal_schedule_id, input, cron,
+              timezone, enabled, next_run_at, created_at)
+    ON schedules TO governance_exporter;
+
+DO $$
+BEGIN
+    IF to_regclass('graph_runs') IS NOT NULL THEN
+        GRANT SELECT (schedule_id, requested_by, scheduled_for, completed_at, status,
+                      error_code, error_message)
+            ON graph_runs TO governance_exporter;
+    END IF;
+    IF to_regclass('schedule_runs') IS NOT NULL THEN
+        GRANT SELECT (schedule_id, scheduled_for, completed_at, status, error_message)
+            ON schedule_runs TO governance_exporter;
+    END IF;
+END
+$$;

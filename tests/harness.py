@@ -1,0 +1,314 @@
+"""Real processes for tests: a PostgreSQL server, fresh databases, the exporter.
+
+The server comes from, in order: a URL in GOVERNANCE_EXPORTER_TEST_ADMIN_URL
+(a superuser URL of a server you run), local PostgreSQL binaries (run as the
+``postgres`` user when the tests run as root, since initdb refuses root), or a
+testcontainers PostgreSQL where a Docker engine answers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from exporter import scenario
+
+REPO = Path(__file__).resolve().parent.parent
+MONITOR_ROLE = "governance_exporter"
+MONITOR_PASSWORD = "monitor-pw-Zq8xT3"  # distinctive, so tests can look for leaks
+ROLE_SCRIPT = REPO / "sql" / "monitoring-role.sql"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _postgres_bindir() -> Path | None:
+    pg_config = shutil.which("pg_config")
+    if pg_config:
+        out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, check=False)
+        candidate = Path(out.stdout.strip())
+        if (candidate / "initdb").exists():
+            return candidate
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if found:
+        return Path(found[-1]).parent
+    initdb = shutil.which("initdb")
+    return Path(initdb).parent if initdb else None
+
+
+@dataclass
+class LocalPostgres:
+    """A throwaway cluster from local binaries; can be stopped and started again."""
+
+    bindir: Path
+    root: Path
+    port: int
+    as_postgres_user: bool
+    _started: bool = field(default=False)
+
+    @property
+    def datadir(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def admin_url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, *args: str) -> None:
+        cmd = [str(self.bindir / args[0]), *args[1:]]
+        if self.as_postgres_user:
+            cmd = ["runuser", "-u", "postgres", "--", *cmd]
+        result = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+        if result.returncode != 0:
+            log = self.root / "server.log"
+            tail = log.read_text()[-2000:] if log.exists() else ""
+            raise RuntimeError(f"{args[0]} failed: {result.stderr}\n{tail}")
+
+    def init(self) -> None:
+        if self.as_postgres_user:
+            shutil.chown(self.root, "postgres", "postgres")
+        self._run(
+            "initdb",
+            "-D",
+            str(self.datadir),
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+            "--locale=C",
+        )
+
+    def start(self) -> None:
+        options = (
+            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
+            " -c full_page_writes=off -c synchronous_commit=off -c max_connections=200"
+            " -c shared_preload_libraries=pg_stat_statements"
+        )
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self.datadir),
+            "-o",
+            options,
+            "-l",
+            str(self.root / "server.log"),
+            "-w",
+            "-t",
+            "60",
+            "start",
+        )
+        self._started = True
+
+    def stop(self, mode: str = "fast") -> None:
+        if self._started:
+            self._run("pg_ctl", "-D", str(self.datadir), "-m", mode, "-w", "stop")
+            self._started = False
+
+
+@contextlib.contextmanager
+def postgres_server() -> Iterator[str]:
+    """Yields a superuser URL; see the module doc for where the server comes from."""
+    given = os.environ.get("GOVERNANCE_EXPORTER_TEST_ADMIN_URL")
+    if given:
+        yield given
+        return
+    with local_postgres() as server:
+        if server is not None:
+            yield server.admin_url
+            return
+    yield from _container_postgres()
+
+
+@contextlib.contextmanager
+def local_postgres() -> Iterator[LocalPostgres | None]:
+    bindir = _postgres_bindir()
+    if bindir is None:
+        yield None
+        return
+    root = Path(tempfile.mkdtemp(prefix="govexp-pg-"))
+    server = LocalPostgres(bindir, root, free_port(), as_postgres_user=os.geteuid() == 0)
+    try:
+        server.init()
+        server.start()
+        yield server
+    finally:
+        with contextlib.suppress(Exception):
+            server.stop("immediate")
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _container_postgres() -> Iterator[str]:
+    import pytest  # noqa: PLC0415 - only this fallback skips
+
+    try:
+        from testcontainers.postgres import PostgresContainer  # noqa: PLC0415
+    except ImportError:  # pragma: no cover - testcontainers is a test dependency
+        pytest.skip("no PostgreSQL binaries and testcontainers is not installed")
+    try:
+        container = PostgresContainer("postgres:15-alpine", driver=None)
+        container.start()
+    except Exception as exc:
+        pytest.skip(f"no PostgreSQL binaries here and no Docker engine answers ({exc})")
+    try:
+        yield container.get_connection_url()
+    finally:
+        container.stop()
+
+
+def url_with(url: str, **params: str) -> str:
+    info = psycopg.conninfo.conninfo_to_dict(url)
+    info.update(params)
+    return psycopg.conninfo.make_conninfo(**{k: str(v) for k, v in info.items() if v is not None})
+
+
+@dataclass
+class Database:
+    """A fresh database with one Cogni schema loaded and the monitoring role set up."""
+
+    admin_url: str
+    name: str
+    schema: str
+
+    @property
+    def url(self) -> str:
+        return url_with(self.admin_url, dbname=self.name)
+
+    @property
+    def monitor_url(self) -> str:
+        return url_with(self.url, user=MONITOR_ROLE, password=MONITOR_PASSWORD)
+
+    def connect(self) -> psycopg.Connection[Any]:
+        return psycopg.connect(self.url, autocommit=True)
+
+
+def create_database(admin_url: str, schema: str) -> Database:
+    name = f"cogni_{schema.replace('-', '_')}_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    database = Database(admin_url, name, schema)
+    with database.connect() as conn:
+        scenario.load_schema(conn, schema)
+        conn.execute(ROLE_SCRIPT.read_text().encode())
+        conn.execute(
+            sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                sql.Identifier(MONITOR_ROLE), sql.Literal(MONITOR_PASSWORD)
+            )
+        )
+    return database
+
+
+def drop_database(database: Database) -> None:
+    with psycopg.connect(database.admin_url, autocommit=True) as admin:
+        admin.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database.name))
+        )
+
+
+# --- the exporter as a real process -------------------------------------------------
+
+
+@dataclass
+class ExporterProcess:
+    process: subprocess.Popen[bytes]
+    url: str
+    log_path: Path
+
+    def get(
+        self, path: str, headers: dict[str, str] | None = None, timeout: float = 15
+    ) -> tuple[int, str]:
+        request = urllib.request.Request(self.url + path, headers=headers or {})
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()
+
+    def metrics(self) -> str:
+        status, body = self.get("/metrics")
+        assert status == 200, body
+        return body
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@contextlib.contextmanager
+def run_exporter(
+    database_url: str, *args: str, env: dict[str, str] | None = None, wait: bool = True
+) -> Iterator[ExporterProcess]:
+    """Start ``python -m exporter`` on a free port; the URL goes in the environment,
+    as it should in production (never on the command line, where ps shows it)."""
+    port = free_port()
+    log_dir = Path(tempfile.mkdtemp(prefix="govexp-log-"))
+    log_path = log_dir / "exporter.log"
+    full_env = {
+        **os.environ,
+        "GOVERNANCE_EXPORTER_DATABASE_URL": database_url,
+        "GOVERNANCE_EXPORTER_LISTEN_ADDRESS": f"127.0.0.1:{port}",
+        **(env or {}),
+    }
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "exporter", *args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=full_env,
+            cwd=REPO,
+        )
+    handle = ExporterProcess(process, f"http://127.0.0.1:{port}", log_path)
+    try:
+        if wait:
+            wait_for_http(handle.url + "/healthz", process, log_path)
+        yield handle
+    finally:
+        stop_process(process)
+        shutil.rmtree(log_dir, ignore_errors=True)
+
+
+def wait_for_http(
+    url: str, process: subprocess.Popen[bytes], log_path: Path, timeout: float = 20
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(
+                f"exporter exited with {process.returncode}:\n{log_path.read_text()}"
+            )
+        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=1):
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"exporter did not answer {url} within {timeout} s:\n{log_path.read_text()}")
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout: float = 10) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
