@@ -9,9 +9,10 @@ from __future__ import annotations
 import enum
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import islice
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronsim import CronSim, CronSimError
@@ -144,7 +145,8 @@ def next_run(cron: str, timezone: str, now: datetime) -> NextRun:
     """The next fire time after ``now`` and the gap to the one after it.
 
     Cron is evaluated in the schedule's own time zone with cron's DST rules
-    (cronsim's), so an hourly schedule keeps firing hourly in UTC terms.
+    (cronsim's): a time skipped by a spring-forward fires right after the jump,
+    a repeated hour at fall-back fires in both of its occurrences.
     """
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
@@ -153,14 +155,29 @@ def next_run(cron: str, timezone: str, now: datetime) -> NextRun:
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise ScheduleConfigError(f"unknown time zone {timezone!r}") from exc
     try:
-        fires = CronSim(cron, now.astimezone(zone))
-        first = next(fires)
-        second = next(fires)
+        fires = _fires_after(CronSim(cron, now.astimezone(zone)), now.astimezone(UTC))
+        first, second = next(fires), next(fires)
     except CronSimError as exc:
         raise ScheduleConfigError(f"invalid cron expression {cron!r}: {exc}") from exc
     except StopIteration as exc:
         raise ScheduleConfigError(f"cron expression {cron!r} never fires") from exc
-    return NextRun(at=first.astimezone(UTC), interval_seconds=(second - first).total_seconds())
+    return NextRun(at=first, interval_seconds=(second - first).total_seconds())
+
+
+def _fires_after(fires: Iterator[datetime], after: datetime) -> Iterator[datetime]:
+    """Fire times in UTC, strictly increasing and after ``after``.
+
+    Converting to UTC matters: aware datetimes sharing one ZoneInfo subtract as
+    wall-clock times, so the repeated hour at fall-back would look 0 s apart.
+    Starting inside that repeated hour, cronsim can also yield a time of its first
+    occurrence, already past; those are dropped. The lookahead is bounded.
+    """
+    latest = after
+    for fire in islice(fires, 16):
+        fire_utc = fire.astimezone(UTC)
+        if fire_utc > latest:
+            latest = fire_utc
+            yield fire_utc
 
 
 # --- charters -------------------------------------------------------------------

@@ -35,3 +35,11 @@ def make_database(pg_admin_url: str) -> Iterator[Callable[[str], Database]]:
 def database(request: pytest.FixtureRequest, make_database: Callable[[str], Database]) -> Database:
     """A fresh database, once per schema version."""
     return make_database(request.param)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-golden",
+        action="store_true",
+        help="rewrite tests/golden/*.prom from the current exporter instead of comparing",
+    )

@@ -34,6 +34,7 @@ from exporter import scenario
 REPO = Path(__file__).resolve().parent.parent
 MONITOR_ROLE = "governance_exporter"
 MONITOR_PASSWORD = "monitor-pw-Zq8xT3"  # distinctive, so tests can look for leaks
+ADMIN_PASSWORD = "admin-pw-Kd72Lm"
 ROLE_SCRIPT = REPO / "sql" / "monitoring-role.sql"
 
 
@@ -73,7 +74,7 @@ class LocalPostgres:
 
     @property
     def admin_url(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        return f"postgresql://postgres:{ADMIN_PASSWORD}@127.0.0.1:{self.port}/postgres"
 
     def _run(self, *args: str) -> None:
         cmd = [str(self.bindir / args[0]), *args[1:]]
@@ -88,16 +89,18 @@ class LocalPostgres:
     def init(self) -> None:
         if self.as_postgres_user:
             shutil.chown(self.root, "postgres", "postgres")
+        pwfile = self.root / "pwfile"
+        pwfile.write_text(ADMIN_PASSWORD + "\n")
+        if self.as_postgres_user:
+            shutil.chown(pwfile, "postgres", "postgres")
         self._run(
             "initdb",
-            "-D",
-            str(self.datadir),
-            "-U",
-            "postgres",
-            "-A",
-            "trust",
-            "-E",
-            "UTF8",
+            f"--pgdata={self.datadir}",
+            "--username=postgres",
+            "--auth-local=trust",
+            "--auth-host=scram-sha-256",
+            f"--pwfile={pwfile}",
+            "--encoding=UTF8",
             "--no-sync",
             "--locale=C",
         )
@@ -312,3 +315,14 @@ def stop_process(process: subprocess.Popen[bytes], timeout: float = 10) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def samples(text: str) -> dict[str, dict[frozenset[tuple[str, str]], float]]:
+    """An exposition parsed by client_python's own parser: name → labels → value."""
+    from prometheus_client.parser import text_string_to_metric_families  # noqa: PLC0415
+
+    parsed: dict[str, dict[frozenset[tuple[str, str]], float]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            parsed.setdefault(sample.name, {})[frozenset(sample.labels.items())] = sample.value
+    return parsed

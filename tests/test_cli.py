@@ -1,0 +1,128 @@
+"""The command line: options, errors in one line with exit status 2, help, version."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from exporter import __version__
+from exporter.settings import Settings
+from exporter.startup import UsageError, load_settings
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("GOVERNANCE_EXPORTER_")}
+    return subprocess.run(
+        [sys.executable, "-m", "exporter", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**clean, **(env or {})},
+        cwd=REPO,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "names"),
+    [
+        ((), {}, "--database-url / GOVERNANCE_EXPORTER_DATABASE_URL"),
+        (("--database-url", "x", "--window-seconds", "0"), {}, "--window-seconds"),
+        (("--database-url", "x", "--window-seconds", "soon"), {}, "--window-seconds"),
+        (
+            (),
+            {"GOVERNANCE_EXPORTER_DATABASE_URL": "x", "GOVERNANCE_EXPORTER_LISTEN_ADDRESS": "9"},
+            "GOVERNANCE_EXPORTER_LISTEN_ADDRESS",
+        ),
+        (("--database-url", "x", "--listen-address", "host:99999"), {}, "--listen-address"),
+        (("--database-url", "x", "--log-level", "loud"), {}, "--log-level"),
+        (
+            ("--database-url", "x", "--statement-timeout-seconds", "-1"),
+            {},
+            "--statement-timeout-seconds",
+        ),
+        (("--database-url", "host=db port=5432 = broken"), {}, "--database-url"),
+        (("--database-url-file", "/nonexistent/secret"), {}, "--database-url-file"),
+        (("--no-such-flag",), {}, "unrecognized arguments: --no-such-flag"),
+        (("serve", "--database-url", "x", "--account", ""), {}, "--account"),
+    ],
+)
+def test_bad_options_stop_with_one_line_and_status_2(
+    args: tuple[str, ...], env: dict[str, str], names: str
+) -> None:
+    result = run_cli(*args, env=env)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("governance-exporter: error: ")
+    assert names in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_a_bad_url_is_not_echoed() -> None:
+    result = run_cli("--database-url", "host=db password=hunter2 = broken")
+    assert result.returncode == 2
+    assert "hunter2" not in result.stderr
+
+
+def test_help_explains_every_option_and_its_variable() -> None:
+    result = run_cli("--help")
+    assert result.returncode == 0
+    for name in Settings.model_fields:
+        assert "--" + name.replace("_", "-") in result.stdout
+        assert "GOVERNANCE_EXPORTER_" + name.upper() in result.stdout
+    for command in ("serve", "check", "demo"):
+        assert command in result.stdout
+    assert "10215" in result.stdout
+
+
+def test_version() -> None:
+    result = run_cli("--version")
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"governance-exporter {__version__}"
+
+
+def test_flags_win_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GOVERNANCE_EXPORTER_DATABASE_URL", "postgresql://env@db/cogni")
+    monkeypatch.setenv("GOVERNANCE_EXPORTER_WINDOW_SECONDS", "3600")
+    monkeypatch.setenv("GOVERNANCE_EXPORTER_EXPECTED_CHARTERS", "govern, Ops ,govern")
+    settings = load_settings({"window_seconds": "7200"})
+    assert settings.window_seconds == 7200
+    assert settings.expected_charters == ("govern", "ops")
+    assert settings.conninfo() == "postgresql://env@db/cogni"
+
+
+def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GOVERNANCE_EXPORTER_DATABASE_URL", "postgresql://db/cogni")
+    settings = load_settings({})
+    assert settings.listen_host_port == ("", 10215)
+    assert settings.account == "cogni_system"
+    assert settings.rls_user_id == "00000000-0000-4000-a000-000000000001"
+    assert settings.window_seconds == 86400
+    assert settings.expected_charters == ("govern", "community", "engineering", "sustainability")
+    assert settings.statement_timeout_seconds < 10
+
+
+def test_database_url_from_a_file(tmp_path: Path) -> None:
+    secret = tmp_path / "url"
+    secret.write_text("postgresql://u:pw@db/cogni\n")
+    settings = load_settings({"database_url_file": str(secret)})
+    assert settings.conninfo() == "postgresql://u:pw@db/cogni"
+    assert "pw" not in repr(settings)
+
+
+def test_settings_repr_hides_the_password() -> None:
+    settings = load_settings({"database_url": "postgresql://u:s3cr3t@db/cogni"})
+    assert "s3cr3t" not in repr(settings)
+    assert "s3cr3t" not in str(settings.model_dump())
+
+
+def test_usage_error_is_raised_not_printed() -> None:
+    with pytest.raises(UsageError, match="--window-seconds"):
+        load_settings({"database_url": "x", "window_seconds": "0"})

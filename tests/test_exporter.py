@@ -1,0 +1,541 @@
+"""The exporter against a real PostgreSQL, through the least-privilege role.
+
+Values are hand-computed from a fixed scenario at a fixed ``NOW`` (the clock is
+injected), on both schema versions.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+import pytest
+from harness import Database, samples
+from prometheus_client import generate_latest
+from prometheus_client.registry import CollectorRegistry
+
+from exporter import scenario
+from exporter.collection import SnapshotCache
+from exporter.collector import GovernanceCollector
+from exporter.settings import DEFAULT_CHARTERS
+from exporter.snapshot import SCHEMA_2026_02, SCHEMA_2026_03
+from exporter.source import Source, open_pool
+
+NOW = datetime(2026, 2, 15, 12, 7, tzinfo=UTC)
+H = timedelta(hours=1)
+ACCOUNT = {"account": "cogni_system"}
+
+
+def charter(name: str, **labels: str) -> dict[str, str]:
+    return {"account": "cogni_system", "charter": name, **labels}
+
+
+class Exporter:
+    """The real collector over a real pool, with the clock fixed at NOW."""
+
+    def __init__(self, url: str, **source_options: Any) -> None:
+        self.pool = open_pool(url, max_size=2, timeout_seconds=3)
+        options: dict[str, Any] = {
+            "account": "cogni_system",
+            "rls_user_id": scenario.SYSTEM_USER_ID,
+            "window_seconds": 86400,
+            "timeout_seconds": 3,
+            "max_charters": 50,
+        }
+        options.update(source_options)
+        self.source = Source(self.pool, **options)
+        self.snapshots = SnapshotCache(self.source, clock=lambda: NOW)
+        self.registry = CollectorRegistry()
+        self.registry.register(GovernanceCollector(self.snapshots, DEFAULT_CHARTERS))
+
+    def scrape(self) -> dict[str, dict[frozenset[tuple[str, str]], float]]:
+        return samples(generate_latest(self.registry).decode())
+
+    def text(self) -> str:
+        return generate_latest(self.registry).decode()
+
+    def close(self) -> None:
+        self.pool.close()
+
+
+@pytest.fixture
+def exporter_for() -> Iterator[Callable[..., Exporter]]:
+    made: list[Exporter] = []
+
+    def make(url: str, **options: Any) -> Exporter:
+        made.append(Exporter(url, **options))
+        return made[-1]
+
+    yield make
+    for exporter in made:
+        exporter.close()
+
+
+def value(
+    scrape: dict[str, dict[frozenset[tuple[str, str]], float]], name: str, **labels: str
+) -> float:
+    series = scrape.get(name, {})
+    key = frozenset(labels.items())
+    assert key in series, f"{name}{labels} missing; have {sorted(map(dict, series))}"
+    return series[key]
+
+
+def write_scenario(db: Database) -> None:
+    """The hand-computed scenario; expected values are in the tests below."""
+    version = db.schema
+    with db.connect() as conn:
+        tenant = scenario.create_tenant(conn, balance_credits=30_000_000)
+        govern = scenario.add_schedule(conn, tenant, "govern", next_run_at=NOW - 9 * 24 * H)
+        community = scenario.add_schedule(
+            conn,
+            tenant,
+            "community",
+            temporal_schedule_id=None,
+            message="COMMUNITY",
+            timezone="America/New_York",
+        )
+        scenario.add_schedule(conn, tenant, "engineering", enabled=False)
+        # sustainability: missing on purpose.
+        for credits, when in [
+            (1_000_000, NOW - H),
+            (2_000_000, NOW - 23 * H),
+            (500_000, NOW - 25 * H),  # before the window
+            (7_000_000, NOW + H),  # in the future: never counted
+        ]:
+            scenario.add_charge(conn, tenant, credits, when, debit=False)
+        run = scenario.add_run
+        run(conn, version, govern, NOW - 2 * H, "success", completed_at=NOW - 2 * H + 180 * S)
+        run(
+            conn,
+            version,
+            govern,
+            NOW - H,
+            "error",
+            error_message="insufficient_credits",
+            error_code="insufficient_credits",
+            completed_at=NOW - H + 2 * S,
+        )
+        run(conn, version, govern, NOW - 3 * H, "skipped", error_message="Grant validation failed")
+        run(conn, version, govern, NOW - 4 * H, "skipped")  # a plain skip is no failure
+        run(
+            conn,
+            version,
+            govern,
+            NOW - 5 * H,
+            "error",
+            error_message="boom: connection reset by peer\nat line 3",
+        )
+        # error_code only exists from 2026-03: there this is rate_limit, before it 'other'.
+        run(
+            conn,
+            version,
+            govern,
+            NOW - 6 * H,
+            "error",
+            error_message="429 from upstream",
+            error_code="rate_limit",
+        )
+        run(conn, version, govern, NOW - 30 * H, "success", completed_at=NOW - 30 * H)
+        run(conn, version, govern, NOW + 2 * H, "pending")  # in the future: ignored
+        run(
+            conn,
+            version,
+            community,
+            NOW - H - 5 * 60 * S,
+            "error",
+            error_message="Graph execution failed",
+        )
+        run(conn, version, community, NOW - 2 * H, "weird")
+        scenario.seed_other_tenant(conn, version, 1, NOW)
+
+
+S = timedelta(seconds=1)
+
+
+def test_every_metric_against_hand_computed_values(
+    database: Database, exporter_for: Callable[..., Exporter]
+) -> None:
+    write_scenario(database)
+    scrape = exporter_for(database.monitor_url).scrape()
+    t = NOW.timestamp()
+
+    assert value(scrape, "governance_exporter_up") == 1
+    assert (
+        value(scrape, "governance_exporter_build_info", version="0.1.0", schema=database.schema)
+        == 1
+    )
+    assert value(scrape, "governance_credit_balance_credits", **ACCOUNT) == 30_000_000
+    assert value(scrape, "governance_credit_spent_credits", **ACCOUNT) == 3_000_000
+    assert value(scrape, "governance_credit_charges", **ACCOUNT) == 2
+    assert value(scrape, "governance_credit_last_charge_timestamp_seconds", **ACCOUNT) == t - 3600
+    assert value(scrape, "governance_credit_window_seconds") == 86400
+    assert value(
+        scrape, "governance_credit_burn_rate_credits_per_second", **ACCOUNT
+    ) == pytest.approx(3_000_000 / 86400)
+    assert value(scrape, "governance_credit_runway_seconds", **ACCOUNT) == pytest.approx(864_000)
+
+    for name, configured in [
+        ("govern", 1),
+        ("community", 1),
+        ("engineering", 1),
+        ("sustainability", 0),
+    ]:
+        assert value(scrape, "governance_charter_configured", **charter(name)) == configured
+    assert charter("sustainability") not in [dict(k) for k in scrape["governance_schedule_enabled"]]
+    assert value(scrape, "governance_schedule_enabled", **charter("govern")) == 1
+    assert value(scrape, "governance_schedule_enabled", **charter("engineering")) == 0
+
+    runs = {
+        s: value(scrape, "governance_schedule_runs", **charter("govern", status=s))
+        for s in ("pending", "running", "success", "error", "skipped", "cancelled", "unknown")
+    }
+    assert runs == {
+        "pending": 0,
+        "running": 0,
+        "success": 1,
+        "error": 3,
+        "skipped": 2,
+        "cancelled": 0,
+        "unknown": 0,
+    }
+    assert value(scrape, "governance_schedule_runs", **charter("community", status="unknown")) == 1
+
+    failed = {
+        r: value(scrape, "governance_schedule_failed_runs", **charter("govern", reason=r))
+        for r in (
+            "insufficient_credits",
+            "grant_validation_failed",
+            "other",
+            "rate_limit",
+            "timeout",
+        )
+    }
+    code_known = database.schema == SCHEMA_2026_03
+    assert failed == {
+        "insufficient_credits": 1,
+        "grant_validation_failed": 1,
+        "other": 1 if code_known else 2,
+        "rate_limit": 1 if code_known else 0,
+        "timeout": 0,
+    }
+    assert (
+        value(
+            scrape,
+            "governance_schedule_failed_runs",
+            **charter("community", reason="graph_execution_failed"),
+        )
+        == 1
+    )
+
+    assert (
+        value(scrape, "governance_schedule_last_success_timestamp_seconds", **charter("govern"))
+        == t - 7200 + 180
+    )
+    assert (
+        value(scrape, "governance_schedule_last_failure_timestamp_seconds", **charter("govern"))
+        == t - 3600 + 2
+    )
+    assert (
+        value(scrape, "governance_schedule_last_success_timestamp_seconds", **charter("community"))
+        == 0
+    )  # never succeeded
+    assert (
+        value(
+            scrape, "governance_schedule_last_failure_timestamp_seconds", **charter("engineering")
+        )
+        == 0
+    )
+
+    # 12:07 UTC: govern fires at 13:00, community (New York time) at 12:15 UTC.
+    assert (
+        value(scrape, "governance_schedule_next_run_timestamp_seconds", **charter("govern"))
+        == datetime(2026, 2, 15, 13, tzinfo=UTC).timestamp()
+    )
+    assert value(scrape, "governance_schedule_next_run_seconds", **charter("govern")) == 53 * 60
+    assert value(scrape, "governance_schedule_next_run_seconds", **charter("community")) == 8 * 60
+    assert value(scrape, "governance_schedule_interval_seconds", **charter("govern")) == 3600
+    assert charter("engineering") not in [
+        dict(k) for k in scrape["governance_schedule_next_run_seconds"]
+    ]  # paused
+    assert (
+        value(scrape, "governance_schedule_cached_next_run_timestamp_seconds", **charter("govern"))
+        == (NOW - 9 * 24 * H).timestamp()
+    )
+    assert value(scrape, "governance_schedule_config_valid", **charter("govern")) == 1
+
+
+def test_other_tenants_are_never_counted(
+    database: Database, exporter_for: Callable[..., Exporter]
+) -> None:
+    with database.connect() as conn:
+        tenant = scenario.create_tenant(conn, balance_credits=10)
+        scenario.add_schedule(conn, tenant, "govern")
+        for index in range(3):
+            scenario.seed_other_tenant(conn, database.schema, index, NOW)
+    scrape = exporter_for(database.monitor_url).scrape()
+    assert value(scrape, "governance_credit_spent_credits", **ACCOUNT) == 0
+    assert (
+        value(
+            scrape,
+            "governance_schedule_failed_runs",
+            **charter("govern", reason="insufficient_credits"),
+        )
+        == 0
+    )
+    assert {dict(k)["charter"] for k in scrape["governance_charter_configured"]} == set(
+        DEFAULT_CHARTERS
+    )
+
+
+def test_incident_replay_with_run_rows(
+    database: Database, exporter_for: Callable[..., Exporter]
+) -> None:
+    """Balance 0, the last 6 hours of runs all insufficient_credits, no charges since."""
+    with database.connect() as conn:
+        scenario.seed_incident(conn, database.schema, NOW, failing_hours=6)
+    scrape = exporter_for(database.monitor_url).scrape()
+    assert value(scrape, "governance_exporter_up") == 1
+    assert value(scrape, "governance_credit_balance_credits", **ACCOUNT) == 0
+    assert value(scrape, "governance_credit_runway_seconds", **ACCOUNT) == 0
+    for name in DEFAULT_CHARTERS:
+        assert (
+            value(
+                scrape,
+                "governance_schedule_failed_runs",
+                **charter(name, reason="insufficient_credits"),
+            )
+            == 6
+        )
+        last_success = value(
+            scrape, "governance_schedule_last_success_timestamp_seconds", **charter(name)
+        )
+        assert NOW.timestamp() - last_success > 6 * 3600
+    last_charge = value(scrape, "governance_credit_last_charge_timestamp_seconds", **ACCOUNT)
+    assert NOW.timestamp() - last_charge > 6 * 3600
+
+
+def test_incident_as_it_really_was_no_schedule_rows_at_all(
+    make_database: Callable[[str], Database], exporter_for: Callable[..., Exporter]
+) -> None:
+    """2026-02-15: no schedule rows, no run rows, no charges, balance 0."""
+    database = make_database(SCHEMA_2026_02)
+    with database.connect() as conn:
+        scenario.create_tenant(conn, balance_credits=0)
+    scrape = exporter_for(database.monitor_url).scrape()
+    assert value(scrape, "governance_exporter_up") == 1
+    assert value(scrape, "governance_credit_runway_seconds", **ACCOUNT) == 0
+    assert value(scrape, "governance_credit_spent_credits", **ACCOUNT) == 0
+    for name in DEFAULT_CHARTERS:
+        assert value(scrape, "governance_charter_configured", **charter(name)) == 0
+
+
+def test_no_spend_and_a_positive_balance_is_unbounded_runway(
+    database: Database, exporter_for: Callable[..., Exporter]
+) -> None:
+    with database.connect() as conn:
+        scenario.create_tenant(conn, balance_credits=5)
+    scrape = exporter_for(database.monitor_url).scrape()
+    assert math.isinf(value(scrape, "governance_credit_runway_seconds", **ACCOUNT))
+    assert value(scrape, "governance_credit_last_charge_timestamp_seconds", **ACCOUNT) == 0
+
+
+def test_negative_and_huge_balances(
+    database: Database, exporter_for: Callable[..., Exporter]
+) -> None:
+    with database.connect() as conn:
+        tenant = scenario.create_tenant(conn, balance_credits=-42)
+        scenario.add_charge(conn, tenant, 2**62, NOW - H, debit=False)
+        scenario.add_charge(conn, tenant, 2**62, NOW - 2 * H, debit=False)  # sum > bigint
+    exporter = exporter_for(database.monitor_url)
+    scrape = exporter.scrape()
+    assert value(scrape, "governance_credit_balance_credits", **ACCOUNT) == -42
+    assert value(scrape, "governance_credit_runway_seconds", **ACCOUNT) == 0
+    assert value(scrape, "governance_credit_spent_credits", **ACCOUNT) == float(2**63)
+
+
+# --- failure is a value ----------------------------------------------------------------
+
+
+def _assert_failed(scrape: dict[str, Any], reason: str) -> None:
+    assert value(scrape, "governance_exporter_up") == 0
+    assert value(scrape, "governance_exporter_collection_errors_total", reason=reason) == 1
+    # nothing stale presented as current
+    assert not any(
+        name.startswith(("governance_credit", "governance_schedule", "governance_charter"))
+        for name in scrape
+    )
+
+
+def test_forgotten_rls_user_is_an_error_not_an_empty_system(
+    database: Database, exporter_for: Callable[..., Exporter]
+) -> None:
+    write_scenario(database)
+    exporter = exporter_for(database.monitor_url, rls_user_id="someone-else")
+    _assert_failed(exporter.scrape(), "account_not_visible")
+    assert "row-level security" in str(exporter.snapshots.latest.error)  # type: ignore[union-attr]
+
+
+def test_wrong_slug_is_an_error(database: Database, exporter_for: Callable[..., Exporter]) -> None:
+    write_scenario(database)
+    _assert_failed(
+        exporter_for(database.monitor_url, account="cogni-system").scrape(), "account_not_visible"
+    )
+
+
+def test_neither_schema_is_said_clearly(
+    pg_admin_url: str,
+    make_database: Callable[[str], Database],
+    exporter_for: Callable[..., Exporter],
+) -> None:
+    database = make_database(SCHEMA_2026_02)
+    with database.connect() as conn:
+        scenario.create_tenant(conn, balance_credits=1)
+        conn.execute("DROP TABLE schedule_runs")
+    exporter = exporter_for(database.url)
+    scrape = exporter.scrape()
+    _assert_failed(scrape, "schema_unknown")
+    assert value(scrape, "governance_exporter_build_info", version="0.1.0", schema="unknown") == 1
+    assert "neither schedule_runs" in str(exporter.snapshots.latest.error)  # type: ignore[union-attr]
+
+
+def test_missing_column_is_a_query_failure(
+    database: Database, exporter_for: Callable[..., Exporter]
+) -> None:
+    with database.connect() as conn:
+        scenario.create_tenant(conn, balance_credits=1)
+        conn.execute("ALTER TABLE schedules DROP COLUMN cron")
+    _assert_failed(exporter_for(database.url).scrape(), "query_failed")
+
+
+def test_statement_timeout_fires_on_a_locked_table(
+    database: Database, exporter_for: Callable[..., Exporter]
+) -> None:
+    with database.connect() as conn:
+        scenario.create_tenant(conn, balance_credits=1)
+    exporter = exporter_for(database.monitor_url, timeout_seconds=0.5)
+    with psycopg.connect(database.url) as locker:
+        locker.execute("LOCK TABLE billing_accounts IN ACCESS EXCLUSIVE MODE")
+        started = datetime.now(UTC)
+        scrape = exporter.scrape()
+        elapsed = (datetime.now(UTC) - started).total_seconds()
+        locker.rollback()
+    _assert_failed(scrape, "query_timeout")
+    assert elapsed < 5
+    assert value(exporter.scrape(), "governance_exporter_up") == 1  # and it recovers
+
+
+# --- row-level security must survive reconnects ----------------------------------------
+
+
+def test_rls_user_holds_on_connections_the_pool_opens_later(
+    database: Database, exporter_for: Callable[..., Exporter]
+) -> None:
+    """A peer exporter set the RLS user once per session, lost it on reconnect and
+    then reported zero spend and no failures with no error at all."""
+    write_scenario(database)
+    exporter = exporter_for(database.monitor_url)
+    before = exporter.scrape()
+    assert value(before, "governance_credit_spent_credits", **ACCOUNT) == 3_000_000
+    with database.connect() as admin:
+        killed = admin.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE application_name = 'governance-exporter' AND datname = %s",
+            (database.name,),
+        ).fetchone()
+    assert killed is not None
+    assert killed[0] >= 1
+    after = exporter.scrape()
+    assert value(after, "governance_exporter_up") == 1
+    assert value(after, "governance_credit_spent_credits", **ACCOUNT) == 3_000_000
+    assert (
+        value(
+            after,
+            "governance_schedule_failed_runs",
+            **charter("govern", reason="insufficient_credits"),
+        )
+        == 1
+    )
+
+
+# --- the collector protocol --------------------------------------------------------
+
+
+class CountingSource:
+    def __init__(self, inner: Source, delay: threading.Event | None = None) -> None:
+        self.inner = inner
+        self.calls = 0
+        self.delay = delay
+
+    def read(self, now: datetime) -> Any:
+        self.calls += 1
+        if self.delay is not None:
+            self.delay.wait(5)
+        return self.inner.read(now)
+
+
+def test_registering_runs_no_query(
+    database: Database, exporter_for: Callable[..., Exporter]
+) -> None:
+    exporter = exporter_for(database.monitor_url)
+    counting = CountingSource(exporter.source)
+    registry = CollectorRegistry(auto_describe=True)
+    registry.register(GovernanceCollector(SnapshotCache(counting), DEFAULT_CHARTERS))
+    assert counting.calls == 0
+    generate_latest(registry)
+    assert counting.calls == 1
+
+
+def test_concurrent_scrapes_share_one_collection(
+    database: Database, exporter_for: Callable[..., Exporter]
+) -> None:
+    with database.connect() as conn:
+        scenario.create_tenant(conn, balance_credits=1)
+    exporter = exporter_for(database.monitor_url)
+    release = threading.Event()
+    counting = CountingSource(exporter.source, delay=release)
+    snapshots = SnapshotCache(counting, clock=lambda: NOW)
+    results: list[Any] = []
+    threads = [threading.Thread(target=lambda: results.append(snapshots.get())) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    while counting.calls == 0:
+        threading.Event().wait(0.01)
+    threading.Event().wait(0.2)  # let the others queue behind the first
+    release.set()
+    for thread in threads:
+        thread.join(10)
+    assert counting.calls == 1
+    assert len(results) == 20
+    assert all(r is results[0] for r in results)
+    assert results[0].ok
+
+
+def test_schedule_cap_bounds_label_sets(
+    database: Database, exporter_for: Callable[..., Exporter]
+) -> None:
+    with database.connect() as conn:
+        tenant = scenario.create_tenant(conn, balance_credits=1)
+        for index in range(5):
+            scenario.add_schedule(conn, tenant, f"extra{index}")
+    exporter = exporter_for(database.monitor_url, max_charters=3)
+    scrape = exporter.scrape()
+    configured = {
+        dict(k)["charter"] for k, v in scrape["governance_charter_configured"].items() if v == 1
+    }
+    assert len(configured) == 3
+    assert exporter.snapshots.latest.snapshot.schedules_truncated  # type: ignore[union-attr]
+
+
+def test_schema_2026_02_and_03_detected(
+    make_database: Callable[[str], Database], exporter_for: Callable[..., Exporter]
+) -> None:
+    for version in (SCHEMA_2026_02, SCHEMA_2026_03):
+        database = make_database(version)
+        with database.connect() as conn:
+            scenario.create_tenant(conn, balance_credits=1)
+        scrape = exporter_for(database.monitor_url).scrape()
+        assert value(scrape, "governance_exporter_build_info", version="0.1.0", schema=version) == 1

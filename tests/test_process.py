@@ -1,0 +1,169 @@
+"""The real exporter process over HTTP: start-up, the database going away and
+coming back, what it logs, and a scrape checked by promtool."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from harness import (
+    MONITOR_PASSWORD,
+    Database,
+    create_database,
+    local_postgres,
+    run_exporter,
+    samples,
+)
+from prometheus_client import generate_latest
+from prometheus_client.registry import CollectorRegistry
+
+from exporter import scenario
+from exporter.collection import SnapshotCache
+from exporter.collector import GovernanceCollector
+from exporter.settings import DEFAULT_CHARTERS
+from exporter.snapshot import SCHEMA_2026_03
+from exporter.source import Source, open_pool
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+def up(text: str) -> float:
+    return samples(text)["governance_exporter_up"][frozenset()]
+
+
+def test_serves_metrics_healthz_and_refuses_the_rest(database: Database) -> None:
+    with database.connect() as conn:
+        scenario.seed_governance(conn, database.schema, datetime.now(UTC), hours=2)
+    with run_exporter(database.monitor_url) as exporter:
+        assert up(exporter.metrics()) == 1
+        status, body = exporter.get("/healthz")
+        assert status == 200
+        assert '"last_collection_ok": true' in body
+        assert exporter.get("/nope")[0] == 404
+        assert exporter.get("/metrics/../etc/passwd")[0] == 404
+        log = exporter.log()
+    assert "watching account 'cogni_system'" in log
+    assert "governance_exporter@127.0.0.1" in log
+
+
+def test_starts_with_the_database_down_and_recovers_without_restart(tmp_path: Path) -> None:
+    with local_postgres() as server:
+        assert server is not None
+        database = create_database(server.admin_url, SCHEMA_2026_03)
+        with database.connect() as conn:
+            scenario.seed_governance(conn, SCHEMA_2026_03, datetime.now(UTC), hours=2)
+        server.stop()
+        with run_exporter(database.monitor_url) as exporter:
+            started = time.monotonic()
+            first = exporter.metrics()
+            assert time.monotonic() - started < 10  # within the deadline, not hung
+            assert up(first) == 0
+            assert "governance_credit_balance_credits" not in first
+
+            server.start()
+            assert up(exporter.metrics()) == 1  # the next scrape after it is back
+
+            server.stop("immediate")  # restarted under it: pooled connections broken
+            assert up(exporter.metrics()) == 0
+            server.start()
+            assert up(exporter.metrics()) == 1
+            log = exporter.log()
+    assert "collection failed (database_unavailable)" in log
+    assert "database readable again" in log
+    assert MONITOR_PASSWORD not in log
+
+
+def test_password_never_appears_in_logs_metrics_or_health(database: Database) -> None:
+    wrong = database.monitor_url.replace(MONITOR_PASSWORD, MONITOR_PASSWORD + "-wrong")
+    with run_exporter(wrong, env={"GOVERNANCE_EXPORTER_LOG_LEVEL": "DEBUG"}) as exporter:
+        metrics = exporter.metrics()
+        health = exporter.get("/healthz")[1]
+        log = exporter.log()
+    assert up(metrics) == 0
+    assert "password authentication failed" in log
+    for text in (metrics, health, log):
+        assert MONITOR_PASSWORD not in text
+
+
+def test_promtool_accepts_a_real_scrape(database: Database) -> None:
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is missing: .ci/run installs Debian's prometheus package"
+    with database.connect() as conn:
+        scenario.seed_incident(conn, database.schema, datetime.now(UTC))
+    with run_exporter(database.monitor_url) as exporter:
+        text = exporter.metrics()
+    result = subprocess.run(
+        [promtool, "check", "metrics"],
+        input=text,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == ""  # no lint findings at all
+
+
+class Ticks:
+    """A monotonic clock that advances 0.25 s per reading."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        self.now += 0.25
+        return self.now
+
+
+def _exposition(url: str) -> str:
+    pool = open_pool(url, max_size=1, timeout_seconds=1)
+    try:
+        source = Source(
+            pool,
+            account="cogni_system",
+            rls_user_id=scenario.SYSTEM_USER_ID,
+            window_seconds=86400,
+            timeout_seconds=1,
+            max_charters=50,
+        )
+        fixed = datetime(2026, 2, 15, 12, 7, tzinfo=UTC)
+        snapshots = SnapshotCache(source, clock=lambda: fixed, monotonic=Ticks())
+        registry = CollectorRegistry()
+        registry.register(GovernanceCollector(snapshots, DEFAULT_CHARTERS))
+        return generate_latest(registry).decode()
+    finally:
+        pool.close()
+
+
+def _check_golden(name: str, text: str, update: bool) -> None:
+    path = GOLDEN / name
+    if update:
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(text)
+    assert path.exists(), f"{path} missing: run pytest --update-golden"
+    assert text == path.read_text(), "exposition changed; if intended: pytest --update-golden"
+
+
+def test_golden_exposition_of_the_real_incident(
+    make_database: Callable[[str], Database], update_golden: bool
+) -> None:
+    """Balance 0 and no schedule rows (2026-02-15): the whole scrape, byte for byte."""
+    database = make_database("2026-02")
+    with database.connect() as conn:
+        scenario.create_tenant(conn, balance_credits=0)
+    _check_golden("incident-2026-02-15.prom", _exposition(database.monitor_url), update_golden)
+
+
+def test_golden_exposition_when_the_database_is_unreachable(update_golden: bool) -> None:
+    text = _exposition("postgresql://nobody@127.0.0.1:1/none?connect_timeout=1")
+    _check_golden("database-unreachable.prom", text, update_golden)
+
+
+@pytest.fixture
+def update_golden(request: pytest.FixtureRequest) -> bool:
+    return bool(request.config.getoption("--update-golden"))
