@@ -1,0 +1,242 @@
+"""The Prometheus side: scrape config, rules and Alertmanager, checked with the real tools.
+
+promtool (Debian package ``prometheus``) and amtool (``prometheus-alertmanager``)
+must be on PATH. A missing tool fails the test with that hint: it never skips.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+PROMETHEUS = ROOT / "prometheus"
+PROMETHEUS_CONFIG = PROMETHEUS / "prometheus.yml"
+RULES = PROMETHEUS / "rules" / "governance.rules.yml"
+RUNBOOK = PROMETHEUS / "RUNBOOK.md"
+UNIT_TESTS = sorted((PROMETHEUS / "tests").glob("*.test.yml"))
+ALERTMANAGER = PROMETHEUS / "alertmanager.yml"
+ALERTMANAGER_VARIANT = PROMETHEUS / "alertmanager.pagerduty-slack.example.yml"
+
+RUNBOOK_BASE = "https://github.com/cogni/governance-exporter/blob/main/prometheus/RUNBOOK.md#"
+# Values for the ${...} placeholders that alertmanager.yml is rendered with.
+ALERTMANAGER_ENV = {
+    "PAGER_WEBHOOK_URL": "https://pager.example.invalid/hook",
+    "TICKET_WEBHOOK_URL": "https://tickets.example.invalid/hook",
+}
+_PLACEHOLDER = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)\}")
+
+# Alert name -> the severities it must have.
+EXPECTED_ALERTS = {
+    "GovernanceCreditRunwayLow": {"warning", "critical"},
+    "GovernanceCharterStalled": {"critical"},
+    "GovernanceRunsFailing": {"warning"},
+    "GovernanceCharterMissing": {"critical"},
+    "GovernanceScheduleDisabled": {"warning"},
+    "GovernanceScheduleConfigInvalid": {"warning"},
+    "GovernanceNoSpend": {"warning"},
+    "GovernanceExporterDown": {"critical"},
+    "GovernanceExporterFailing": {"critical"},
+}
+RECEIVER_BY_SEVERITY = {"critical": "pager", "warning": "ticket"}
+EXPECTED_UNIT_TESTS = {"credit_runway", "charters", "incident_2026_02_15", "exporter"}
+
+_PACKAGES = {"promtool": "prometheus", "amtool": "prometheus-alertmanager"}
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(
+            f"{name} is not on PATH; install Debian's {_PACKAGES[name]} package "
+            f"(apt-get install {_PACKAGES[name]}) to run these checks",
+            pytrace=False,
+        )
+    return path
+
+
+def _run(tool: str, *args: str | Path, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [_tool(tool), *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def _assert_ok(result: subprocess.CompletedProcess[str]) -> None:
+    assert result.returncode == 0, (
+        f"{' '.join(result.args)} exited {result.returncode}\n{result.stdout}\n{result.stderr}"
+    )
+
+
+def _load(path: Path) -> Any:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def alerting_rules() -> list[dict[str, Any]]:
+    return [r for g in _load(RULES)["groups"] for r in g["rules"] if "alert" in r]
+
+
+def render_alertmanager(text: str, env: dict[str, str]) -> str:
+    """What ``envsubst '${PAGER_WEBHOOK_URL} ${TICKET_WEBHOOK_URL}'`` does at deploy."""
+    return _PLACEHOLDER.sub(lambda m: env[m.group(1)], text)
+
+
+@pytest.fixture(scope="module")
+def alertmanager_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    rendered = tmp_path_factory.mktemp("alertmanager") / "alertmanager.yml"
+    rendered.write_text(
+        render_alertmanager(ALERTMANAGER.read_text(encoding="utf-8"), ALERTMANAGER_ENV),
+        encoding="utf-8",
+    )
+    return {"webhook": rendered, "pagerduty-slack": ALERTMANAGER_VARIANT}
+
+
+# --- Prometheus -------------------------------------------------------------------
+
+
+def test_prometheus_config_is_valid_and_loads_the_rules() -> None:
+    result = _run("promtool", "check", "config", PROMETHEUS_CONFIG)
+    _assert_ok(result)
+    config = _load(PROMETHEUS_CONFIG)
+    rule_files = [(PROMETHEUS_CONFIG.parent / f).resolve() for f in config["rule_files"]]
+    assert rule_files == [RULES.resolve()]
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    assert "governance" in jobs
+
+
+def test_rules_pass_promtool_lint() -> None:
+    result = _run("promtool", "check", "rules", "--lint=all", "--lint-fatal", RULES)
+    _assert_ok(result)
+    assert "WARNING" not in result.stdout + result.stderr
+
+
+def test_the_unit_test_files_are_all_there() -> None:
+    assert {p.name.removesuffix(".test.yml") for p in UNIT_TESTS} >= EXPECTED_UNIT_TESTS
+
+
+@pytest.mark.parametrize("test_file", UNIT_TESTS, ids=lambda p: p.name)
+def test_promtool_unit_tests(test_file: Path) -> None:
+    _assert_ok(_run("promtool", "test", "rules", test_file.name, cwd=test_file.parent))
+
+
+def test_every_alert_and_severity_is_seen_firing_in_a_unit_test() -> None:
+    fired = set()
+    for path in UNIT_TESTS:
+        for case in _load(path)["tests"]:
+            for check in case.get("alert_rule_test") or []:
+                for alert in check.get("exp_alerts") or []:
+                    fired.add((check["alertname"], alert["exp_labels"]["severity"]))
+    expected = {(name, sev) for name, sevs in EXPECTED_ALERTS.items() for sev in sevs}
+    assert expected - fired == set()
+
+
+def test_rules_survive_a_yaml_round_trip(tmp_path: Path) -> None:
+    # The end-to-end test rewrites the `for:` values by loading and dumping this file.
+    rules = _load(RULES)
+    for group in rules["groups"]:
+        for rule in group["rules"]:
+            if "for" in rule:
+                rule["for"] = "1s"
+    copy = tmp_path / "governance.rules.yml"
+    copy.write_text(yaml.safe_dump(rules, sort_keys=False), encoding="utf-8")
+    _assert_ok(_run("promtool", "check", "rules", copy))
+
+
+# --- alert conventions --------------------------------------------------------------
+
+
+def test_the_expected_alerts_exist_with_their_severities() -> None:
+    found: dict[str, set[str]] = {}
+    for rule in alerting_rules():
+        found.setdefault(rule["alert"], set()).add(rule["labels"]["severity"])
+    assert found == EXPECTED_ALERTS
+
+
+def _runbook_anchors() -> set[str]:
+    # GitHub's anchor of a heading "## Name" is its text in lower case.
+    headings = re.findall(r"^## (\S+)\s*$", RUNBOOK.read_text(encoding="utf-8"), re.MULTILINE)
+    return {h.lower() for h in headings}
+
+
+@pytest.mark.parametrize("rule", alerting_rules(), ids=lambda r: f"{r['alert']}-{r['expr'][:30]}")
+def test_alert_has_severity_for_and_annotations(rule: dict[str, Any]) -> None:
+    assert rule["labels"]["severity"] in RECEIVER_BY_SEVERITY
+    assert "for" in rule, "state the `for:` even when it is 0m"
+    annotations = rule["annotations"]
+    assert set(annotations) == {"summary", "description", "runbook_url"}
+    assert "{{" not in annotations["summary"], "summary is one static sentence"
+    assert annotations["summary"].endswith(".")
+    assert "{{" in annotations["description"], "description is templated"
+    anchor = rule["alert"].lower()
+    assert annotations["runbook_url"] == RUNBOOK_BASE + anchor
+    assert anchor in _runbook_anchors(), f"RUNBOOK.md has no section '## {rule['alert']}'"
+
+
+def test_runbook_explains_every_for_duration() -> None:
+    text = RUNBOOK.read_text(encoding="utf-8")
+    sections = dict(re.findall(r"^## (\S+)\s*$\n(.*?)(?=^## |\Z)", text, re.MULTILINE | re.DOTALL))
+    for name in EXPECTED_ALERTS:
+        assert "**`for:`.**" in sections[name], f"RUNBOOK.md: say why {name} has its `for:`"
+
+
+# --- Alertmanager -------------------------------------------------------------------
+
+
+def test_alertmanager_placeholders_are_the_documented_ones() -> None:
+    text = ALERTMANAGER.read_text(encoding="utf-8")
+    assert set(_PLACEHOLDER.findall(text)) == set(ALERTMANAGER_ENV)
+
+
+@pytest.mark.parametrize("variant", ["webhook", "pagerduty-slack"])
+def test_alertmanager_config_is_valid(variant: str, alertmanager_files: dict[str, Path]) -> None:
+    _assert_ok(_run("amtool", "check-config", alertmanager_files[variant]))
+
+
+@pytest.mark.parametrize("variant", ["webhook", "pagerduty-slack"])
+@pytest.mark.parametrize(("severity", "receiver"), [*RECEIVER_BY_SEVERITY.items(), ("", "ticket")])
+def test_alertmanager_routes_by_severity(
+    variant: str, severity: str, receiver: str, alertmanager_files: dict[str, Path]
+) -> None:
+    labels = ["alertname=GovernanceCreditRunwayLow", "account=cogni_system"]
+    if severity:
+        labels.append(f"severity={severity}")
+    result = _run(
+        "amtool",
+        "config",
+        "routes",
+        "test",
+        f"--config.file={alertmanager_files[variant]}",
+        f"--verify.receivers={receiver}",
+        *labels,
+    )
+    _assert_ok(result)
+    assert result.stdout.strip() == receiver
+
+
+def test_critical_inhibits_warning_for_the_same_alert_and_account() -> None:
+    config = _load(ALERTMANAGER)
+    assert config["inhibit_rules"] == [
+        {
+            "source_matchers": ['severity="critical"'],
+            "target_matchers": ['severity="warning"'],
+            "equal": ["alertname", "account"],
+        }
+    ]
+    assert config["route"]["group_by"] == ["alertname", "account"]
+
+
+def test_variant_routes_exactly_like_the_webhook_config() -> None:
+    webhook, variant = _load(ALERTMANAGER), _load(ALERTMANAGER_VARIANT)
+    assert variant["route"] == webhook["route"]
+    assert variant["inhibit_rules"] == webhook["inhibit_rules"]
+    assert {r["name"] for r in variant["receivers"]} == {r["name"] for r in webhook["receivers"]}
