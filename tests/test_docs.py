@@ -1,0 +1,64 @@
+"""The README's tables must keep up with the code."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+from exporter import collector
+from exporter.model import FAILURE_REASONS, RUN_STATUSES, governance_view
+from exporter.settings import Settings, option_env, option_flag
+from exporter.snapshot import (
+    SCHEMA_2026_03,
+    AccountRow,
+    SchemaInfo,
+    Snapshot,
+    SpendRow,
+)
+
+README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+
+
+def test_every_option_is_in_the_configuration_table() -> None:
+    for name in Settings.model_fields:
+        row = f"| `{option_flag(name)}` | `{option_env(name)}` |"
+        assert row in README, f"README's configuration table lacks {name}"
+
+
+def _exported_names() -> set[str]:
+    snapshot = Snapshot(
+        taken_at=datetime(2026, 2, 15, tzinfo=UTC),
+        window_seconds=86400,
+        account="cogni_system",
+        schema=SchemaInfo(SCHEMA_2026_03, "graph_runs", True),
+        account_row=AccountRow("id", 1),
+        spend=SpendRow(0, 0, None),  # type: ignore[arg-type]
+        schedules=(),
+        schedules_truncated=False,
+        run_counts=(),
+        last_outcomes=(),
+        recent_runs=(),
+    )
+    view = governance_view(snapshot, ["govern"])
+    families = [
+        *collector.credit_families(view),
+        *collector.charter_families(view),
+        *collector.health_families(None, "unknown"),
+    ]
+    names = set()
+    for family in families:
+        suffix = {"counter": "_total", "info": "_info"}.get(family.type, "")
+        names.add(family.name + suffix)
+    return names
+
+
+def test_every_metric_is_in_the_metric_table() -> None:
+    documented = set(re.findall(r"^\| `(governance_[a-z_]+)` \|", README, re.MULTILINE))
+    assert _exported_names() <= documented
+    assert documented - _exported_names() == set(), "README documents metrics that do not exist"
+
+
+def test_statuses_and_reasons_are_documented() -> None:
+    for value in (*RUN_STATUSES, *FAILURE_REASONS):
+        assert f"`{value}`" in README
