@@ -6,6 +6,8 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from exporter import collector
 from exporter.model import FAILURE_REASONS, RUN_STATUSES, governance_view
 from exporter.settings import Settings, option_env, option_flag
@@ -62,3 +64,15 @@ def test_every_metric_is_in_the_metric_table() -> None:
 def test_statuses_and_reasons_are_documented() -> None:
     for value in (*RUN_STATUSES, *FAILURE_REASONS):
         assert f"`{value}`" in README
+
+
+def test_bundled_schemas_equal_the_shared_reference() -> None:
+    """The package ships copies of the source system's schemas (the demo loads them);
+    they must not drift from ../shared/reference, which CI checks out beside us."""
+    shared = Path(__file__).resolve().parent.parent.parent / "shared" / "reference"
+    if not shared.is_dir():
+        pytest.skip(f"{shared} is not beside this checkout (CI has it)")
+    bundled = Path(__file__).resolve().parent.parent / "exporter" / "reference"
+    for version in ("2026-02", "2026-03"):
+        name = f"schema-{version}.sql"
+        assert (bundled / name).read_text() == (shared / name).read_text(), name
