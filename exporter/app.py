@@ -17,6 +17,7 @@ from psycopg_pool import ConnectionPool
 from exporter import __version__
 from exporter.collection import Clock, SnapshotCache, utc_now
 from exporter.collector import GovernanceCollector
+from exporter.memory_collector import MemoryCollector
 from exporter.server import ExporterServer, Route, healthz_route, metrics_route
 from exporter.settings import Settings
 from exporter.source import Source, open_pool
@@ -80,6 +81,8 @@ def build_app(
     snapshots = build_snapshots(settings, pool, clock)
     registry = registry or CollectorRegistry()
     registry.register(GovernanceCollector(snapshots, settings.expected_charters))
+    if settings.memory_dir is not None:
+        registry.register(MemoryCollector(settings.memory_dir, settings.expected_charters))
     server = ExporterServer(settings.listen_host_port, build_routes(settings, snapshots, registry))
     return App(settings, pool, snapshots, registry, server)
 

@@ -43,9 +43,18 @@ EXPECTED_ALERTS = {
     "GovernanceNoSpend": {"warning"},
     "GovernanceExporterDown": {"critical"},
     "GovernanceExporterFailing": {"critical"},
+    "GovernanceBudgetGateClosed": {"warning"},
+    "GovernanceBudgetGateStale": {"warning"},
+    "GovernanceHeartbeatStale": {"warning"},
 }
 RECEIVER_BY_SEVERITY = {"critical": "pager", "warning": "ticket"}
-EXPECTED_UNIT_TESTS = {"credit_runway", "charters", "incident_2026_02_15", "exporter"}
+EXPECTED_UNIT_TESTS = {
+    "credit_runway",
+    "charters",
+    "incident_2026_02_15",
+    "exporter",
+    "memory",
+}
 
 _PACKAGES = {"promtool": "prometheus", "amtool": "prometheus-alertmanager"}
 

@@ -1,0 +1,261 @@
+"""The governance gateway's memory files: charter heartbeats and the budget gate.
+
+The gateway rewrites these Markdown files on every run, so they may be missing,
+half-written or malformed at any moment. Reading them never raises: every file
+yields a parse status next to whatever could be read.
+
+Layout, under the configured directory (the gateway's ``memory/``):
+``{CHARTER}/heartbeat.md`` (flat ``key: value`` lines) and ``_budget_header.md``
+(YAML-style front matter between ``---`` lines, then ``key: value`` lines).
+"""
+
+from __future__ import annotations
+
+import enum
+import errno
+import os
+import re
+import stat
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+MAX_FILE_BYTES = 64 * 1024
+HEARTBEAT_FILE = "heartbeat.md"
+BUDGET_HEADER_FILE = "_budget_header.md"
+
+DECISIONS = ("action", "no-op")
+NO_OP_REASONS = ("veto", "wip_full", "blocked", "no_delta")
+BUDGET_STATUSES = ("ok", "warn", "critical")
+BURN_RATE_TRENDS = ("down", "flat", "up")
+
+# The gateway's own readers treat the budget gate as unavailable past this age.
+BUDGET_HEADER_MAX_AGE_SECONDS = 2 * 3600
+
+_KEY_VALUE = re.compile(r"^\s*(?:[-*]\s+)?\**([A-Za-z_][A-Za-z0-9_]*)\**\s*:\s*(.*?)\s*$")
+
+
+class FileStatus(enum.StrEnum):
+    OK = "ok"
+    MISSING = "missing"
+    INCOMPLETE = "incomplete"  # required keys missing: half-written, or empty
+    MALFORMED = "malformed"  # a value of the wrong kind
+    UNREADABLE = "unreadable"  # not a regular file, a symlink, too big, permissions
+
+
+FILE_STATUSES = tuple(FileStatus)
+
+
+@dataclass(frozen=True)
+class FileFacts:
+    status: FileStatus
+    modified_at: datetime | None = None
+    problem: str | None = None
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    charter: str
+    file: FileFacts
+    run_at: datetime | None = None
+    decision: str | None = None
+    no_op_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class BudgetHeader:
+    file: FileFacts
+    updated_at: datetime | None = None
+    allow_runs: bool | None = None
+    budget_status: str | None = None
+    burn_rate_trend: str | None = None
+    max_tokens_per_charter_run: int | None = None
+    max_tool_calls_per_charter_run: int | None = None
+    max_brain_spawns_per_hour: int | None = None
+
+
+@dataclass(frozen=True)
+class MemorySnapshot:
+    heartbeats: tuple[Heartbeat, ...]
+    budget: BudgetHeader
+    ignored_entries: int
+
+
+class _Malformed(ValueError):
+    pass
+
+
+class _Incomplete(ValueError):
+    pass
+
+
+# --- parsing (pure) ---------------------------------------------------------------
+
+
+def key_values(text: str) -> dict[str, str]:
+    """Flat ``key: value`` lines, front matter included; the first occurrence wins."""
+    values: dict[str, str] = {}
+    for line in text.splitlines():
+        match = _KEY_VALUE.match(line)
+        if match:
+            key = match.group(1).lower()
+            values.setdefault(key, match.group(2).strip().strip("\"'`"))
+    return values
+
+
+def parse_timestamp(text: str) -> datetime:
+    """``2026-02-15T12:00Z``, with or without seconds, ``Z`` or an offset."""
+    value = text.strip()
+    if value.endswith(("Z", "z")):
+        value = value[:-1] + "+00:00"
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise _Malformed(f"not a timestamp: {text[:40]!r}") from exc
+    if parsed.tzinfo is None:
+        raise _Malformed(f"timestamp without a time zone: {text[:40]!r}")
+    return parsed.astimezone(UTC)
+
+
+def _choice(values: Mapping[str, str], key: str, allowed: Sequence[str]) -> str | None:
+    raw = values.get(key)
+    if raw is None or raw == "":
+        return None
+    value = raw.lower()
+    if value not in allowed:
+        raise _Malformed(f"{key} is {raw[:40]!r}, expected one of {', '.join(allowed)}")
+    return value
+
+
+def _boolean(values: Mapping[str, str], key: str) -> bool | None:
+    raw = values.get(key, "").lower()
+    if raw == "":
+        return None
+    if raw in {"true", "yes", "1"}:
+        return True
+    if raw in {"false", "no", "0"}:
+        return False
+    raise _Malformed(f"{key} is {raw[:40]!r}, expected true or false")
+
+
+def _count(values: Mapping[str, str], key: str) -> int | None:
+    raw = values.get(key, "").replace("_", "").replace(",", "")
+    if raw == "":
+        return None
+    if not raw.isdigit():
+        raise _Malformed(f"{key} is {values[key][:40]!r}, expected a whole number")
+    return int(raw)
+
+
+def parse_heartbeat(charter: str, text: str, file: FileFacts) -> Heartbeat:
+    values = key_values(text)
+    try:
+        if "run_at" not in values or "decision" not in values:
+            raise _Incomplete("run_at or decision missing")
+        decision = _choice(values, "decision", DECISIONS)
+        reason = _choice(values, "no_op_reason", NO_OP_REASONS) if decision == "no-op" else None
+        return Heartbeat(charter, file, parse_timestamp(values["run_at"]), decision, reason)
+    except _Incomplete as exc:
+        return Heartbeat(charter, FileFacts(FileStatus.INCOMPLETE, file.modified_at, str(exc)))
+    except _Malformed as exc:
+        return Heartbeat(charter, FileFacts(FileStatus.MALFORMED, file.modified_at, str(exc)))
+
+
+def parse_budget_header(text: str, file: FileFacts) -> BudgetHeader:
+    values = key_values(text)
+    try:
+        if "updated_at" not in values or "allow_runs" not in values:
+            raise _Incomplete("updated_at or allow_runs missing")
+        return BudgetHeader(
+            file=file,
+            updated_at=parse_timestamp(values["updated_at"]),
+            allow_runs=_boolean(values, "allow_runs"),
+            budget_status=_choice(values, "budget_status", BUDGET_STATUSES),
+            burn_rate_trend=_choice(values, "burn_rate_trend", BURN_RATE_TRENDS),
+            max_tokens_per_charter_run=_count(values, "max_tokens_per_charter_run"),
+            max_tool_calls_per_charter_run=_count(values, "max_tool_calls_per_charter_run"),
+            max_brain_spawns_per_hour=_count(values, "max_brain_spawns_per_hour"),
+        )
+    except _Incomplete as exc:
+        return BudgetHeader(FileFacts(FileStatus.INCOMPLETE, file.modified_at, str(exc)))
+    except _Malformed as exc:
+        return BudgetHeader(FileFacts(FileStatus.MALFORMED, file.modified_at, str(exc)))
+
+
+def budget_gate_open(header: BudgetHeader, now: datetime) -> bool:
+    """As the gateway's readers decide: a fresh, well-formed header that allows runs."""
+    if header.file.status is not FileStatus.OK or header.updated_at is None:
+        return False
+    fresh = (now - header.updated_at).total_seconds() <= BUDGET_HEADER_MAX_AGE_SECONDS
+    return fresh and header.allow_runs is True
+
+
+# --- reading files ------------------------------------------------------------------
+
+
+def read_text(path: Path) -> tuple[str | None, FileFacts]:
+    """A small regular file's text, never following a symlink; never raises."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None, FileFacts(FileStatus.MISSING)
+    except OSError as exc:
+        problem = "a symlink (not followed)" if exc.errno == errno.ELOOP else exc.strerror
+        return None, FileFacts(FileStatus.UNREADABLE, problem=problem)
+    try:
+        info = os.fstat(fd)
+        modified_at = datetime.fromtimestamp(info.st_mtime, UTC)
+        if not stat.S_ISREG(info.st_mode):
+            return None, FileFacts(FileStatus.UNREADABLE, modified_at, "not a regular file")
+        data = _read_at_most(fd, MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        return None, FileFacts(FileStatus.UNREADABLE, problem=exc.strerror)
+    finally:
+        os.close(fd)
+    if len(data) > MAX_FILE_BYTES:
+        return None, FileFacts(FileStatus.UNREADABLE, modified_at, "larger than 64 KiB")
+    return data.decode("utf-8", errors="replace"), FileFacts(FileStatus.OK, modified_at)
+
+
+def _read_at_most(fd: int, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit and (chunk := os.read(fd, limit - size)):
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+def _charter_dirs(directory: Path) -> tuple[dict[str, Path], int]:
+    """Real (not symlinked) sub-directories by lower-case name, and how many others."""
+    found: dict[str, Path] = {}
+    others = 0
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return found, 0
+    for entry in entries:
+        if entry.is_dir(follow_symlinks=False) and not entry.name.startswith(("_", ".")):
+            found[entry.name.lower()] = Path(entry.path)
+        elif entry.name != BUDGET_HEADER_FILE:
+            others += 1
+    return found, others
+
+
+def read_memory(directory: Path, charters: Sequence[str]) -> MemorySnapshot:
+    """Heartbeats of the expected charters and the budget header; never raises."""
+    dirs, ignored = _charter_dirs(directory)
+    heartbeats = []
+    for charter in charters:
+        folder = dirs.pop(charter.lower(), None)
+        if folder is None:
+            heartbeats.append(Heartbeat(charter, FileFacts(FileStatus.MISSING)))
+            continue
+        text, facts = read_text(folder / HEARTBEAT_FILE)
+        heartbeats.append(
+            parse_heartbeat(charter, text, facts) if text is not None else Heartbeat(charter, facts)
+        )
+    text, facts = read_text(directory / BUDGET_HEADER_FILE)
+    budget = parse_budget_header(text, facts) if text is not None else BudgetHeader(facts)
+    return MemorySnapshot(tuple(heartbeats), budget, ignored + len(dirs))

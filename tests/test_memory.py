@@ -1,0 +1,281 @@
+"""The gateway's memory files, read from a real directory."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from harness import Database, run_exporter, samples
+from prometheus_client import generate_latest
+from prometheus_client.registry import CollectorRegistry
+
+from exporter import scenario
+from exporter.memory import (
+    BudgetHeader,
+    FileFacts,
+    FileStatus,
+    budget_gate_open,
+    key_values,
+    parse_heartbeat,
+    read_memory,
+)
+from exporter.memory_collector import MemoryCollector
+
+CHARTERS = ("govern", "community", "engineering", "sustainability")
+
+HEARTBEAT = """\
+# Heartbeat
+
+run_at: 2026-02-15T12:00Z
+charter: GOVERN
+focus: keep the lights on
+decision: no-op
+no_op_reason: wip_full
+expected_outcome: metric=open_prs, target=5, by_date=2026-02-20
+cost_guard: max_tokens=20000, max_tool_calls=30, escalation_requested=false
+evidence: see PR list
+"""
+
+BUDGET = """\
+---
+type: budget_header
+owner: GOVERN
+updated_at: 2026-02-15T11:30Z
+source_of_truth: billing
+---
+
+allow_runs: true
+max_tokens_per_charter_run: 20000
+max_tool_calls_per_charter_run: 30
+max_brain_spawns_per_hour: 4
+budget_status: warn
+burn_rate_trend: up
+notes: cutting back
+"""
+
+
+def write(path: Path, text: str | bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text)
+    return path
+
+
+@pytest.fixture
+def memory(tmp_path: Path) -> Path:
+    directory = tmp_path / "memory"
+    write(directory / "GOVERN" / "heartbeat.md", HEARTBEAT)
+    write(directory / "_budget_header.md", BUDGET)
+    return directory
+
+
+def scrape(directory: Path) -> dict[str, dict[frozenset[tuple[str, str]], float]]:
+    registry = CollectorRegistry()
+    registry.register(MemoryCollector(directory, CHARTERS))
+    return samples(generate_latest(registry).decode())
+
+
+def status_of(
+    values: dict[str, dict[frozenset[tuple[str, str]], float]], name: str, **labels: str
+) -> str:
+    (current,) = [
+        dict(k)["status"]
+        for k, v in values[name].items()
+        if v == 1 and all(dict(k).get(n) == x for n, x in labels.items())
+    ]
+    return current
+
+
+def test_well_formed_files(memory: Path) -> None:
+    values = scrape(memory)
+    govern = frozenset({("charter", "govern")})
+    assert status_of(values, "governance_heartbeat_file_status", charter="govern") == "ok"
+    assert (
+        values["governance_heartbeat_run_timestamp_seconds"][govern]
+        == datetime(2026, 2, 15, 12, tzinfo=UTC).timestamp()
+    )
+    assert values["governance_heartbeat_file_modified_timestamp_seconds"][govern] == pytest.approx(
+        (memory / "GOVERN" / "heartbeat.md").stat().st_mtime
+    )
+    decision = {dict(k)["decision"]: v for k, v in values["governance_heartbeat_decision"].items()}
+    assert decision == {"action": 0, "no-op": 1}
+    reasons = {dict(k)["reason"]: v for k, v in values["governance_heartbeat_no_op_reason"].items()}
+    assert reasons == {"veto": 0, "wip_full": 1, "blocked": 0, "no_delta": 0}
+
+    assert status_of(values, "governance_budget_header_file_status") == "ok"
+    assert values["governance_budget_allow_runs"][frozenset()] == 1
+    assert status_of(values, "governance_budget_status") == "warn"
+    trends = {dict(k)["trend"]: v for k, v in values["governance_budget_burn_rate_trend"].items()}
+    assert trends == {"down": 0, "flat": 0, "up": 1}
+    assert values["governance_budget_max_tokens_per_charter_run"][frozenset()] == 20000
+    assert values["governance_budget_max_tool_calls_per_charter_run"][frozenset()] == 30
+    assert values["governance_budget_max_brain_spawns_per_hour"][frozenset()] == 4
+    assert (
+        values["governance_budget_updated_timestamp_seconds"][frozenset()]
+        == datetime(2026, 2, 15, 11, 30, tzinfo=UTC).timestamp()
+    )
+    # the other charters have no folder
+    assert status_of(values, "governance_heartbeat_file_status", charter="community") == "missing"
+    assert values["governance_memory_directory_readable"][frozenset()] == 1
+
+
+@pytest.mark.parametrize(
+    ("content", "status"),
+    [
+        ("", "incomplete"),  # empty
+        ("run_at: 2026-02-15T12:00Z\nchar", "incomplete"),  # half-written: cut mid-file
+        ("run_at: yesterday\ndecision: action\n", "malformed"),
+        ("run_at: 2026-02-15T12:00\ndecision: action\n", "malformed"),  # no time zone
+        ("run_at: 2026-02-15T12:00Z\ndecision: maybe\n", "malformed"),
+        ("run_at: 2026-02-15T12:00Z\ndecision: no-op\nno_op_reason: bored\n", "malformed"),
+        (b"run_at: 2026-02-15T12:00Z\ndecision: \xff\xfeaction\n", "malformed"),  # not UTF-8
+        ("- **run_at**: 2026-02-15T12:00:30+01:00\n- **decision**: ACTION\n", "ok"),
+    ],
+)
+def test_bad_heartbeats_are_a_status_not_a_crash(
+    tmp_path: Path, content: str | bytes, status: str
+) -> None:
+    write(tmp_path / "GOVERN" / "heartbeat.md", content)
+    values = scrape(tmp_path)
+    assert status_of(values, "governance_heartbeat_file_status", charter="govern") == status
+    if status != "ok":
+        assert frozenset({("charter", "govern")}) not in values.get(
+            "governance_heartbeat_run_timestamp_seconds", {}
+        )
+
+
+@pytest.mark.parametrize(
+    ("content", "status"),
+    [
+        ("", "incomplete"),
+        ("---\nupdated_at: 2026-02-15T11:30Z\n---\n", "incomplete"),  # allow_runs missing
+        ("updated_at: 2026-02-15T11:30Z\nallow_runs: perhaps\n", "malformed"),
+        (
+            "updated_at: 2026-02-15T11:30Z\nallow_runs: true\nmax_tokens_per_charter_run: lots\n",
+            "malformed",
+        ),
+        ("updated_at: 2026-02-15T11:30Z\nallow_runs: false\nbudget_status: dire\n", "malformed"),
+    ],
+)
+def test_bad_budget_headers(tmp_path: Path, content: str, status: str) -> None:
+    write(tmp_path / "_budget_header.md", content)
+    values = scrape(tmp_path)
+    assert status_of(values, "governance_budget_header_file_status") == status
+    assert (
+        "governance_budget_allow_runs" not in values or not values["governance_budget_allow_runs"]
+    )
+
+
+def test_a_closed_gate(tmp_path: Path) -> None:
+    write(tmp_path / "_budget_header.md", BUDGET.replace("allow_runs: true", "allow_runs: false"))
+    assert scrape(tmp_path)["governance_budget_allow_runs"][frozenset()] == 0
+
+
+def test_symlinks_are_not_followed(tmp_path: Path) -> None:
+    outside = write(tmp_path / "outside" / "secret.md", HEARTBEAT)
+    memory = tmp_path / "memory"
+    (memory / "GOVERN").mkdir(parents=True)
+    (memory / "GOVERN" / "heartbeat.md").symlink_to(outside)
+    (memory / "COMMUNITY").symlink_to(outside.parent, target_is_directory=True)
+    (memory / "_budget_header.md").symlink_to(outside)
+    values = scrape(memory)
+    assert status_of(values, "governance_heartbeat_file_status", charter="govern") == "unreadable"
+    assert status_of(values, "governance_heartbeat_file_status", charter="community") == "missing"
+    assert status_of(values, "governance_budget_header_file_status") == "unreadable"
+    assert (
+        "governance_heartbeat_run_timestamp_seconds" not in values
+        or not values["governance_heartbeat_run_timestamp_seconds"]
+    )
+
+
+def test_unknown_charter_directories_are_counted_not_exported(memory: Path) -> None:
+    write(memory / "MARKETING" / "heartbeat.md", HEARTBEAT)
+    write(memory / "notes.txt", "hello")
+    values = scrape(memory)
+    assert values["governance_memory_ignored_entries"][frozenset()] == 2
+    charters = {dict(k)["charter"] for k in values["governance_heartbeat_file_status"]}
+    assert charters == set(CHARTERS)
+
+
+def test_a_directory_or_fifo_where_a_file_should_be(tmp_path: Path) -> None:
+    (tmp_path / "GOVERN" / "heartbeat.md").mkdir(parents=True)
+    os.mkfifo(tmp_path / "_budget_header.md")
+    values = scrape(tmp_path)
+    assert status_of(values, "governance_heartbeat_file_status", charter="govern") == "unreadable"
+    assert status_of(values, "governance_budget_header_file_status") == "unreadable"
+
+
+def test_a_huge_file_is_not_read_whole(tmp_path: Path) -> None:
+    write(tmp_path / "GOVERN" / "heartbeat.md", HEARTBEAT + "x" * 200_000)
+    values = scrape(tmp_path)
+    assert status_of(values, "governance_heartbeat_file_status", charter="govern") == "unreadable"
+
+
+def test_a_missing_directory(tmp_path: Path) -> None:
+    values = scrape(tmp_path / "nope")
+    assert values["governance_memory_directory_readable"][frozenset()] == 0
+    assert status_of(values, "governance_budget_header_file_status") == "missing"
+
+
+def test_a_file_rewritten_while_read(tmp_path: Path) -> None:
+    """A writer truncating and rewriting the file under a reader: every read gives a
+    status, never an exception, and a complete file always parses."""
+    path = write(tmp_path / "GOVERN" / "heartbeat.md", HEARTBEAT)
+    seen: set[FileStatus] = set()
+    for cut in range(0, len(HEARTBEAT), 7):
+        with path.open("w") as handle:  # truncate, then write part of it
+            handle.write(HEARTBEAT[:cut])
+            handle.flush()
+            snapshot = read_memory(tmp_path, ["govern"])
+            seen.add(snapshot.heartbeats[0].file.status)
+            handle.write(HEARTBEAT[cut:])
+        assert read_memory(tmp_path, ["govern"]).heartbeats[0].file.status is FileStatus.OK
+    assert seen <= {FileStatus.OK, FileStatus.INCOMPLETE, FileStatus.MALFORMED}
+    assert FileStatus.INCOMPLETE in seen
+
+
+def test_key_values_first_wins_and_tolerates_markdown() -> None:
+    assert key_values("* **Decision**: action\ndecision: no-op\n  run_at :  x ") == {
+        "decision": "action",
+        "run_at": "x",
+    }
+
+
+def test_gate_open_rules() -> None:
+    now = datetime(2026, 2, 15, 12, tzinfo=UTC)
+    ok = FileFacts(FileStatus.OK)
+    assert budget_gate_open(BudgetHeader(ok, now - timedelta(hours=1), True), now)
+    assert not budget_gate_open(BudgetHeader(ok, now - timedelta(hours=2, seconds=1), True), now)
+    assert not budget_gate_open(BudgetHeader(ok, now, False), now)
+    assert not budget_gate_open(BudgetHeader(FileFacts(FileStatus.MISSING)), now)
+
+
+def test_heartbeat_parser_keeps_the_charter_it_was_asked_for() -> None:
+    beat = parse_heartbeat("govern", HEARTBEAT.replace("GOVERN", "OTHER"), FileFacts(FileStatus.OK))
+    assert beat.charter == "govern"
+
+
+def test_memory_collector_off_by_default_and_never_hides_database_metrics(
+    database: Database, memory: Path
+) -> None:
+    with database.connect() as conn:
+        scenario.create_tenant(conn, balance_credits=5)
+    with run_exporter(database.monitor_url) as exporter:
+        assert "governance_heartbeat" not in exporter.metrics()
+    write(memory / "COMMUNITY" / "heartbeat.md", b"\x00\xff garbage")
+    with run_exporter(
+        database.monitor_url, env={"GOVERNANCE_EXPORTER_MEMORY_DIR": str(memory)}
+    ) as exporter:
+        values = samples(exporter.metrics())
+    assert values["governance_exporter_up"][frozenset()] == 1
+    assert (
+        values["governance_credit_balance_credits"][frozenset({("account", "cogni_system")})] == 5
+    )
+    assert status_of(values, "governance_heartbeat_file_status", charter="govern") == "ok"
+    assert (
+        status_of(values, "governance_heartbeat_file_status", charter="community") == "incomplete"
+    )
