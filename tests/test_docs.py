@@ -76,3 +76,15 @@ def test_bundled_schemas_equal_the_shared_reference() -> None:
     for version in ("2026-02", "2026-03"):
         name = f"schema-{version}.sql"
         assert (bundled / name).read_text() == (shared / name).read_text(), name
+
+
+def test_every_memory_metric_is_documented(tmp_path: Path) -> None:
+    from prometheus_client.registry import CollectorRegistry  # noqa: PLC0415
+
+    from exporter.memory_collector import MemoryCollector  # noqa: PLC0415
+
+    registry = CollectorRegistry()
+    registry.register(MemoryCollector(tmp_path, ["govern"]))
+    names = {family.name for family in registry.collect()}
+    documented = set(re.findall(r"^\| `(governance_[a-z_]+)` \|", README, re.MULTILINE))
+    assert names <= documented
