@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
+from test_dashboard import dashboard_runway_thresholds
 
 from exporter import model
 
@@ -76,8 +77,13 @@ def thresholds_in_rules(path: Path = RULES) -> Thresholds:
     return Thresholds(red.pop(), yellow.pop())
 
 
+def thresholds_in_dashboard() -> Thresholds:
+    return Thresholds(*dashboard_runway_thresholds())
+
+
 THRESHOLD_SOURCES: dict[str, Callable[[], Thresholds]] = {
     "prometheus rules": thresholds_in_rules,
+    "grafana dashboard": thresholds_in_dashboard,
 }
 
 

@@ -1,0 +1,1000 @@
+"""The governance dashboard, as code.
+
+Run ``python grafana/dashboard.py`` to regenerate ``grafana/dashboards/governance.json``
+and ``python grafana/dashboard.py --check`` to fail (exit 1) when the committed JSON is
+not what this module generates. Built with grafana-foundation-sdk, Grafana's own
+generated builders (typed, released with Grafana's schema), so the JSON has the shape
+Grafana expects rather than the shape someone remembered.
+
+The runway thresholds come from ``exporter.model``: the exporter, the alert rules and
+this dashboard share one definition (``tests/test_thresholds.py`` keeps them equal).
+
+The helpers at the bottom (``panels``, ``targets``, ``substitute``,
+``runway_thresholds``) are what the tests use to read the generated JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import math
+import re
+import sys
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from grafana_foundation_sdk.builders import common as cb
+from grafana_foundation_sdk.builders import dashboard as db
+from grafana_foundation_sdk.builders import prometheus as prom
+from grafana_foundation_sdk.builders import stat, table, timeseries
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models import common as cm
+from grafana_foundation_sdk.models import dashboard as dm
+from grafana_foundation_sdk.models.prometheus import PromQueryFormat
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script from a checkout, not installed
+    sys.path.insert(0, str(ROOT))
+
+from exporter.model import (  # noqa: E402
+    CREDITS_PER_USD,
+    RED_RUNWAY_SECONDS,
+    YELLOW_RUNWAY_SECONDS,
+)
+
+OUTPUT = Path(__file__).resolve().parent / "dashboards" / "governance.json"
+
+DASHBOARD_UID = "cogni-governance"
+DASHBOARD_TITLE = "Cogni governance health"
+DATASOURCE_UID = "governance-prometheus"  # provisioning/datasources/prometheus.yml
+DS = dm.DataSourceRef(type_val="prometheus", uid="${datasource}")
+
+# Grafana thresholds are inclusive lower bounds (a value >= step gets the step's colour).
+# The rules say green is runway > 24 h, so the green step sits one float above 24 h:
+# exactly 86400 s is yellow, as in the alert rules. 6 h itself is yellow in both.
+GREEN_STEP = math.nextafter(float(YELLOW_RUNWAY_SECONDS), math.inf)
+# Trend panel only: +Inf (nothing spent) cannot be drawn, so runway is capped there.
+RUNWAY_PLOT_CAP_SECONDS = 7 * 86400
+
+RED, YELLOW, GREEN, ORANGE = "red", "yellow", "green", "orange"
+NEUTRAL = "text"
+
+ACCOUNT = 'account=~"$account"'
+CHARTER = 'charter=~"$charter"'
+# Alerts without an account/charter label (exporter down) must still show.
+ALERT_SELECTOR = 'alertname=~"Governance.*", account=~"$account|"'
+
+
+def _sel(metric: str, *matchers: str) -> str:
+    return f"{metric}{{{', '.join(matchers)}}}" if matchers else metric
+
+
+def _acct(metric: str) -> str:
+    return _sel(metric, ACCOUNT)
+
+
+def _charter(metric: str, *extra: str) -> str:
+    return _sel(metric, ACCOUNT, CHARTER, *extra)
+
+
+# --- small builders ---------------------------------------------------------------
+
+
+def _query(
+    expr: str, ref: str, legend: str = "", *, instant: bool = True, table_format: bool = False
+) -> prom.Dataquery:
+    q = prom.Dataquery().expr(expr).ref_id(ref).datasource(DS)
+    q = q.instant() if instant else q.range()
+    if legend:
+        q = q.legend_format(legend)
+    if table_format:
+        q = q.format(PromQueryFormat.TABLE)
+    return q
+
+
+def _steps(*steps: tuple[float | None, str]) -> db.ThresholdsConfig:
+    return (
+        db.ThresholdsConfig()
+        .mode(dm.ThresholdsMode.ABSOLUTE)
+        .steps([dm.Threshold(value=v, color=c) for v, c in steps])
+    )
+
+
+def _steps_json(*steps: tuple[float | None, str]) -> dict[str, object]:
+    """Threshold steps as plain JSON, for override properties (untyped in the schema)."""
+    return {"mode": "absolute", "steps": [{"color": c, "value": v} for v, c in steps]}
+
+
+def runway_steps() -> db.ThresholdsConfig:
+    """Red below 6 h (and at a zero balance, where runway is 0), yellow to 24 h, green above."""
+    return _steps((None, RED), (float(RED_RUNWAY_SECONDS), YELLOW), (GREEN_STEP, GREEN))
+
+
+def _value_map(mapping: Mapping[str, tuple[str, str | None]]) -> dm.ValueMap:
+    return dm.ValueMap(
+        options={
+            key: dm.ValueMappingResult(text=text, color=color, index=i)
+            for i, (key, (text, color)) in enumerate(mapping.items())
+        }
+    )
+
+
+def _no_data(text: str) -> dm.SpecialValueMap:
+    return dm.SpecialValueMap(
+        options=dm.DashboardSpecialValueMapOptions(
+            match=dm.SpecialValueMatch.NULL_AND_NAN,
+            result=dm.ValueMappingResult(text=text),
+        )
+    )
+
+
+def _prop(prop_id: str, value: object) -> dm.DynamicConfigValue:
+    return dm.DynamicConfigValue(id_val=prop_id, value=value)
+
+
+def _background() -> dm.DynamicConfigValue:
+    return _prop("custom.cellOptions", {"type": "color-background", "mode": "basic"})
+
+
+def _reduce_last() -> cb.ReduceDataOptions:
+    return cb.ReduceDataOptions().calcs(["lastNotNull"]).values(False).fields("")
+
+
+def _stat(title: str, description: str, unit: str, w: int, h: int) -> stat.Panel:
+    return (
+        stat.Panel()
+        .title(title)
+        .description(description)
+        .datasource(DS)
+        .unit(unit)
+        .span(w)
+        .height(h)
+        .reduce_options(_reduce_last())
+        .graph_mode(cm.BigValueGraphMode.NONE)
+        .color_mode(cm.BigValueColorMode.BACKGROUND)
+        .justify_mode(cm.BigValueJustifyMode.CENTER)
+        .text_mode(cm.BigValueTextMode.AUTO)
+        .orientation(cm.VizOrientation.AUTO)
+    )
+
+
+def _table(title: str, description: str, unit: str, w: int, h: int) -> table.Panel:
+    return (
+        table.Panel()
+        .title(title)
+        .description(description)
+        .datasource(DS)
+        .unit(unit)
+        .span(w)
+        .height(h)
+        .cell_height(cm.TableCellHeight.SM)
+        .show_header(True)
+    )
+
+
+def _timeseries(title: str, description: str, unit: str, w: int, h: int) -> timeseries.Panel:
+    return (
+        timeseries.Panel()
+        .title(title)
+        .description(description)
+        .datasource(DS)
+        .unit(unit)
+        .span(w)
+        .height(h)
+        .line_width(2)
+        .fill_opacity(10)
+        .show_points(cm.VisibilityMode.NEVER)
+        .span_nulls(False)
+        .legend(
+            cb.VizLegendOptions()
+            .show_legend(True)
+            .display_mode(cm.LegendDisplayMode.LIST)
+            .placement(cm.LegendPlacement.BOTTOM)
+        )
+        .tooltip(
+            cb.VizTooltipOptions().mode(cm.TooltipDisplayMode.MULTI).sort(cm.SortOrder.DESCENDING)
+        )
+    )
+
+
+def _organize(
+    exclude: list[str], rename: Mapping[str, str], order: list[str] | None = None
+) -> dm.DataTransformerConfig:
+    options: dict[str, object] = {
+        "excludeByName": dict.fromkeys(exclude, True),
+        "renameByName": dict(rename),
+    }
+    if order:
+        options["indexByName"] = {name: i for i, name in enumerate(order)}
+    return dm.DataTransformerConfig(id_val="organize", options=options)
+
+
+BALANCE = f"max by (account) ({_acct('governance_credit_balance_credits')})"
+BURN_PER_HOUR = (
+    f"max by (account) ({_acct('governance_credit_burn_rate_credits_per_second')}) * 3600"
+)
+
+MERGE = dm.DataTransformerConfig(id_val="merge", options={})
+
+
+# --- 1. credit health -------------------------------------------------------------
+
+
+def credit_row() -> list[Any]:
+    runway = (
+        _stat(
+            "Credit health: runway",
+            "How long the governance account lasts at the current burn rate "
+            "(balance / credits charged per second over the exporter's trailing window). "
+            f"Red below {RED_RUNWAY_SECONDS // 3600} h or at a zero balance, yellow up to "
+            f"{YELLOW_RUNWAY_SECONDS // 3600} h, green above: the same thresholds as the "
+            "GovernanceCreditRunwayLow alert. \u221e means nothing was charged in the window: "
+            "healthy only if runs are really succeeding (see Charters).",
+            "dtdurations",
+            6,
+            5,
+        )
+        .with_target(_query(f"min by (account) ({_acct('governance_credit_runway_seconds')})", "A"))
+        .thresholds(runway_steps())
+        .mappings(
+            [
+                _value_map(
+                    {
+                        "0": ("0 h: balance exhausted", RED),
+                        # JavaScript looks +Inf up as the key "Infinity" in every version.
+                        "Infinity": ("\u221e (no spend in window)", GREEN),
+                    }
+                ),
+                _no_data("no data"),
+            ]
+        )
+    )
+    balance = (
+        _stat(
+            "Balance",
+            "Current balance of the governance billing account, in credits and in USD "
+            f"({CREDITS_PER_USD:,} credits per USD). Red at zero or below: every run is then "
+            "rejected with insufficient_credits, as on 2026-02-15.",
+            "short",
+            5,
+            5,
+        )
+        .with_target(_query(BALANCE, "A", "credits"))
+        .with_target(_query(f"{BALANCE} / {CREDITS_PER_USD}", "B", "USD"))
+        .text_mode(cm.BigValueTextMode.VALUE_AND_NAME)
+        .thresholds(_steps((None, RED), (1.0, NEUTRAL)))
+        .override_by_query(
+            "B",
+            [
+                _prop("unit", "currencyUSD"),
+                _prop("decimals", 2),
+                _prop(
+                    "thresholds",
+                    _steps_json((None, RED), (1 / CREDITS_PER_USD, NEUTRAL)),
+                ),
+            ],
+        )
+    )
+    burn = (
+        _stat(
+            "Burn rate (credits/hour)",
+            "Credits charged per hour, averaged over the exporter's trailing window "
+            "(governance_credit_burn_rate_credits_per_second x 3600). The USD figure is the "
+            "same rate in dollars.",
+            "short",
+            4,
+            5,
+        )
+        .with_target(_query(BURN_PER_HOUR, "A", "credits/h"))
+        .with_target(_query(f"{BURN_PER_HOUR} / {CREDITS_PER_USD}", "B", "USD/h"))
+        .text_mode(cm.BigValueTextMode.VALUE_AND_NAME)
+        .color_mode(cm.BigValueColorMode.NONE)
+        .thresholds(_steps((None, NEUTRAL)))
+        .override_by_query("B", [_prop("unit", "currencyUSD"), _prop("decimals", 2)])
+    )
+    spent = (
+        _stat(
+            "Spent in window",
+            "Credits charged and number of charges in the exporter's trailing window "
+            "(governance_credit_window_seconds, shown as 'window'). Orange at 0: nothing "
+            "was spent, which with enabled schedules usually means runs are rejected "
+            "before they spend (the 2026-02-15 pattern), not that all is well.",
+            "short",
+            4,
+            5,
+        )
+        .with_target(
+            _query(f"max by (account) ({_acct('governance_credit_spent_credits')})", "A", "credits")
+        )
+        .with_target(
+            _query(f"max by (account) ({_acct('governance_credit_charges')})", "B", "charges")
+        )
+        .with_target(_query("max(governance_credit_window_seconds)", "C", "window"))
+        .text_mode(cm.BigValueTextMode.VALUE_AND_NAME)
+        .color_mode(cm.BigValueColorMode.VALUE)
+        .thresholds(_steps((None, NEUTRAL)))
+        .mappings([_value_map({"0": ("0 (nothing spent)", ORANGE)})])
+        .override_by_query("C", [_prop("unit", "dtdurations")])
+    )
+    alerts = (
+        _stat(
+            "Governance alerts firing",
+            "Firing Prometheus alerts named Governance* for this account (and the account-less "
+            "exporter alerts), by severity. Details in the 'Governance alerts' table below.",
+            "short",
+            5,
+            5,
+        )
+        .with_target(
+            _query(
+                f'count(ALERTS{{{ALERT_SELECTOR}, alertstate="firing", severity="critical"}}) '
+                "or vector(0)",
+                "A",
+                "critical",
+            )
+        )
+        .with_target(
+            _query(
+                f'count(ALERTS{{{ALERT_SELECTOR}, alertstate="firing", severity="warning"}}) '
+                "or vector(0)",
+                "B",
+                "warning",
+            )
+        )
+        .text_mode(cm.BigValueTextMode.VALUE_AND_NAME)
+        .thresholds(_steps((None, GREEN), (1.0, RED)))
+        .override_by_query(
+            "B",
+            [
+                _prop(
+                    "thresholds",
+                    _steps_json((None, GREEN), (1, YELLOW)),
+                )
+            ],
+        )
+    )
+    return [runway, balance, burn, spent, alerts]
+
+
+# --- 2. charters ------------------------------------------------------------------
+
+_CHARTER_COLUMNS = {
+    "Value #A": "Configured",
+    "Value #B": "Enabled",
+    "Value #C": "Config",
+    "Value #D": "Last success",
+    "Value #E": "Next run in",
+    "Value #F": "Every",
+    "Value #G": "Failed in window",
+}
+
+
+def charter_row() -> list[Any]:
+    by = "max by (account, charter)"
+    charters = (
+        _table(
+            "Charters",
+            "One row per governance charter. Configured 'MISSING' means the charter is expected "
+            "but has no schedule row (its other columns are then empty, and its runs are not "
+            "recorded anywhere). 'Last success' is the newest successful run; 'never' is red. "
+            "'Next run in' is computed from cron and time zone (schedules.next_run_at is a "
+            "stale cache). 'Failed in window' counts errors and failed grant checks in the "
+            "exporter's trailing window.",
+            "none",
+            14,
+            7,
+        )
+        .with_target(
+            _query(f"{by} ({_charter('governance_charter_configured')})", "A", table_format=True)
+        )
+        .with_target(
+            _query(f"{by} ({_charter('governance_schedule_enabled')})", "B", table_format=True)
+        )
+        .with_target(
+            _query(f"{by} ({_charter('governance_schedule_config_valid')})", "C", table_format=True)
+        )
+        .with_target(
+            _query(
+                f"{by} ({_charter('governance_schedule_last_success_timestamp_seconds')}) * 1000",
+                "D",
+                table_format=True,
+            )
+        )
+        .with_target(
+            _query(
+                f"min by (account, charter) "
+                f"({_charter('governance_schedule_next_run_timestamp_seconds')}) - time()",
+                "E",
+                table_format=True,
+            )
+        )
+        .with_target(
+            _query(
+                f"{by} ({_charter('governance_schedule_interval_seconds')})", "F", table_format=True
+            )
+        )
+        .with_target(
+            _query(
+                f"sum by (account, charter) ({_charter('governance_schedule_failed_runs')})",
+                "G",
+                table_format=True,
+            )
+        )
+        .with_transformation(MERGE)
+        .with_transformation(
+            _organize(
+                ["Time", "account"],
+                _CHARTER_COLUMNS,
+                ["charter", *(_CHARTER_COLUMNS)],
+            )
+        )
+        .override_by_name("charter", [_prop("displayName", "Charter")])
+        .override_by_name(
+            "Configured",
+            [
+                _prop("mappings", [_map_json({"1": ("yes", GREEN), "0": ("MISSING", RED)})]),
+                _background(),
+            ],
+        )
+        .override_by_name(
+            "Enabled",
+            [
+                _prop("mappings", [_map_json({"1": ("enabled", GREEN), "0": ("paused", ORANGE)})]),
+                _background(),
+            ],
+        )
+        .override_by_name(
+            "Config",
+            [
+                _prop("mappings", [_map_json({"1": ("valid", GREEN), "0": ("INVALID", RED)})]),
+                _background(),
+            ],
+        )
+        .override_by_name(
+            "Last success",
+            [
+                _prop("unit", "dateTimeFromNow"),
+                _prop("mappings", [_map_json({"0": ("never", RED)})]),
+            ],
+        )
+        .override_by_name("Next run in", [_prop("unit", "dtdurations")])
+        .override_by_name("Every", [_prop("unit", "dtdurations")])
+        .override_by_name(
+            "Failed in window",
+            [
+                _prop("unit", "short"),
+                _prop(
+                    "thresholds",
+                    _steps_json((None, GREEN), (1, RED)),
+                ),
+                _prop("custom.cellOptions", {"type": "color-text"}),
+            ],
+        )
+    )
+    runs = (
+        _table(
+            "Runs in window by status",
+            "Runs per charter and status in the exporter's trailing window "
+            "(governance_schedule_runs; already a windowed count, so no rate()). A charter "
+            "with only skipped or error runs is not working even if it fires on time.",
+            "short",
+            10,
+            7,
+        )
+        .with_target(
+            _query(
+                f"sum by (charter, status) ({_charter('governance_schedule_runs')})",
+                "A",
+                table_format=True,
+            )
+        )
+        .with_transformation(
+            dm.DataTransformerConfig(
+                id_val="groupingToMatrix",
+                options={"columnField": "status", "rowField": "charter", "valueField": "Value"},
+            )
+        )
+        .override_by_name("charter\\status", [_prop("displayName", "Charter")])
+        .override_by_regexp(
+            "error|cancelled|unknown",
+            [
+                _prop(
+                    "thresholds",
+                    _steps_json((None, NEUTRAL), (1, RED)),
+                ),
+                _prop("custom.cellOptions", {"type": "color-text"}),
+            ],
+        )
+    )
+    return [charters, runs]
+
+
+def _map_json(mapping: Mapping[str, tuple[str, str | None]]) -> dict[str, object]:
+    """A value mapping as plain JSON (override properties are untyped in the schema)."""
+    data: dict[str, object] = json.loads(json.dumps(_value_map(mapping), cls=JSONEncoder))
+    return data
+
+
+# --- 3. failed runs and alerts ----------------------------------------------------
+
+
+def failure_row() -> list[Any]:
+    by = "by (account, charter, reason)"
+    failed = (
+        _table(
+            "Failed runs by charter and reason",
+            "Failed runs (errors and failed grant checks) per charter and reason. 'In window "
+            "now' is the exporter's trailing-window count; 'Peak in range' is its highest "
+            "value during the selected time range. Empty does NOT prove health: runs of a "
+            "charter without a schedule row are never recorded (the 2026-02-15 case), so "
+            "read it with the runway and 'Last success'.",
+            "short",
+            12,
+            7,
+        )
+        .with_target(
+            _query(
+                f"sum {by} ({_charter('governance_schedule_failed_runs')}) > 0",
+                "A",
+                table_format=True,
+            )
+        )
+        .with_target(
+            _query(
+                f"max {by} (max_over_time({_charter('governance_schedule_failed_runs')}"
+                "[$__range])) > 0",
+                "B",
+                table_format=True,
+            )
+        )
+        .with_transformation(MERGE)
+        .with_transformation(
+            _organize(
+                ["Time", "account"],
+                {
+                    "charter": "Charter",
+                    "reason": "Reason",
+                    "Value #A": "In window now",
+                    "Value #B": "Peak in range",
+                },
+                ["charter", "reason", "Value #A", "Value #B"],
+            )
+        )
+        .override_by_name(
+            "In window now",
+            [
+                _prop(
+                    "thresholds",
+                    _steps_json((None, NEUTRAL), (1, RED)),
+                ),
+                _prop("custom.cellOptions", {"type": "color-text"}),
+            ],
+        )
+    )
+    alerts = (
+        _table(
+            "Governance alerts",
+            "Governance alerts Prometheus is evaluating right now: pending (condition true, "
+            "waiting for its 'for:' duration) and firing. What to do for each is in the "
+            "runbook linked from the alert.",
+            "none",
+            12,
+            7,
+        )
+        .with_target(
+            _query(
+                "max by (alertname, alertstate, severity, condition, account, charter, reason) "
+                f'(ALERTS{{{ALERT_SELECTOR}, charter=~"$charter|"}})',
+                "A",
+                table_format=True,
+            )
+        )
+        .with_transformation(
+            _organize(
+                ["Time", "Value"],
+                {
+                    "alertname": "Alert",
+                    "alertstate": "State",
+                    "severity": "Severity",
+                    "condition": "Condition",
+                    "account": "Account",
+                    "charter": "Charter",
+                    "reason": "Reason",
+                },
+                [
+                    "alertname",
+                    "severity",
+                    "alertstate",
+                    "condition",
+                    "account",
+                    "charter",
+                    "reason",
+                ],
+            )
+        )
+        .override_by_name(
+            "State",
+            [
+                _prop(
+                    "mappings",
+                    [_map_json({"firing": ("firing", RED), "pending": ("pending", ORANGE)})],
+                ),
+                _background(),
+            ],
+        )
+        .override_by_name(
+            "Severity",
+            [
+                _prop(
+                    "mappings",
+                    [_map_json({"critical": ("critical", RED), "warning": ("warning", YELLOW)})],
+                ),
+                _prop("custom.cellOptions", {"type": "color-text"}),
+            ],
+        )
+    )
+    return [failed, alerts]
+
+
+# --- 4. trends ----------------------------------------------------------------------
+
+
+def trend_row() -> list[Any]:
+    balance = (
+        _timeseries(
+            "Balance over time",
+            "Balance of the governance account in credits. The dashed line is 0: below it "
+            "every governance run is rejected with insufficient_credits.",
+            "short",
+            8,
+            8,
+        )
+        .with_target(
+            _query(
+                BALANCE,
+                "A",
+                "{{account}}",
+                instant=False,
+            )
+        )
+        .thresholds(_steps((None, RED), (1.0, "transparent")))
+        .thresholds_style(cb.GraphThresholdsStyleConfig().mode(cm.GraphThresholdsStyleMode.DASHED))
+        .axis_soft_min(0)
+    )
+    runway = (
+        _timeseries(
+            "Runway over time",
+            f"Runway with the alert thresholds drawn: red below {RED_RUNWAY_SECONDS // 3600} h, "
+            f"yellow to {YELLOW_RUNWAY_SECONDS // 3600} h, green above. Capped at "
+            f"{RUNWAY_PLOT_CAP_SECONDS // 86400} days so that an unbounded runway (nothing "
+            "spent, reported as +Inf) stays on the chart.",
+            "s",
+            8,
+            8,
+        )
+        .with_target(
+            _query(
+                f"min by (account) (clamp_max({_acct('governance_credit_runway_seconds')}, "
+                f"{RUNWAY_PLOT_CAP_SECONDS}))",
+                "A",
+                "{{account}}",
+                instant=False,
+            )
+        )
+        .thresholds(runway_steps())
+        .thresholds_style(
+            cb.GraphThresholdsStyleConfig().mode(cm.GraphThresholdsStyleMode.DASHED_AND_AREA)
+        )
+        .axis_soft_min(0)
+        .axis_soft_max(2 * YELLOW_RUNWAY_SECONDS)
+        .color_scheme(db.FieldColor().mode(dm.FieldColorModeId.FIXED).fixed_color("blue"))
+    )
+    failures = (
+        _timeseries(
+            "Failed runs over time by reason",
+            "Failed runs in the exporter's trailing window, summed over the selected "
+            "charters, by reason (a windowed count: a step up is a new failure, a step "
+            "down is an old one leaving the window).",
+            "short",
+            8,
+            8,
+        )
+        .with_target(
+            _query(
+                f"sum by (reason) ({_charter('governance_schedule_failed_runs')})",
+                "A",
+                "{{reason}}",
+                instant=False,
+            )
+        )
+        .thresholds(_steps((None, "transparent")))
+        .axis_soft_min(0)
+        .decimals(0)
+    )
+    return [balance, runway, failures]
+
+
+# --- 5. exporter health ---------------------------------------------------------------
+
+
+def exporter_row() -> list[Any]:
+    build = "governance_exporter_build_info"
+    up = (
+        _stat(
+            "Exporter up",
+            "'scrape': Prometheus reaches the exporter (up, for targets that exported "
+            "governance_exporter_build_info in the last day, so a dead exporter shows as "
+            "DOWN rather than vanishing). 'collect': the exporter's last collection from "
+            "the database succeeded (governance_exporter_up).",
+            "none",
+            4,
+            5,
+        )
+        .with_target(
+            _query(
+                f"up and on (job, instance) last_over_time({build}[1d])",
+                "A",
+                "scrape {{instance}}",
+            )
+        )
+        .with_target(
+            _query("min by (job, instance) (governance_exporter_up)", "B", "collect {{instance}}")
+        )
+        .text_mode(cm.BigValueTextMode.VALUE_AND_NAME)
+        .thresholds(_steps((None, RED), (1.0, GREEN)))
+        .mappings([_value_map({"1": ("UP", GREEN), "0": ("DOWN", RED)}), _no_data("no data")])
+    )
+    last = (
+        _stat(
+            "Since last successful collection",
+            "Time since the exporter last read the database successfully "
+            "(time() - governance_exporter_last_success_timestamp_seconds). Yellow after "
+            "5 min, red after 15 min: the dashboard's numbers are then stale.",
+            "s",
+            4,
+            5,
+        )
+        .with_target(
+            _query(
+                "time() - max by (job, instance) "
+                "(last_over_time(governance_exporter_last_success_timestamp_seconds[1d]))",
+                "A",
+                "{{instance}}",
+            )
+        )
+        .thresholds(_steps((None, GREEN), (300.0, YELLOW), (900.0, RED)))
+        .decimals(0)
+    )
+    info = (
+        _table(
+            "Exporter build",
+            "Version of each exporter and the Cogni schema it found: 2026-02 (schedule_runs) "
+            "or 2026-03 (graph_runs).",
+            "none",
+            6,
+            5,
+        )
+        .with_target(
+            _query(
+                f"max by (instance, version, schema) ({build})",
+                "A",
+                table_format=True,
+            )
+        )
+        .with_transformation(
+            _organize(
+                ["Time", "Value"],
+                {"instance": "Instance", "version": "Version", "schema": "Schema"},
+                ["instance", "version", "schema"],
+            )
+        )
+    )
+    duration = (
+        _timeseries(
+            "Collection duration",
+            "Seconds one collection (all database queries) took, per exporter.",
+            "s",
+            5,
+            5,
+        )
+        .with_target(
+            _query(
+                "max by (job, instance) (governance_exporter_collect_duration_seconds)",
+                "A",
+                "{{instance}}",
+                instant=False,
+            )
+        )
+        .thresholds(_steps((None, "transparent")))
+        .axis_soft_min(0)
+    )
+    errors = (
+        _timeseries(
+            "Collection errors",
+            "Failed collections per interval by reason "
+            "(increase of governance_exporter_collection_errors_total).",
+            "short",
+            5,
+            5,
+        )
+        .with_target(
+            _query(
+                "sum by (reason) "
+                "(increase(governance_exporter_collection_errors_total[$__rate_interval]))",
+                "A",
+                "{{reason}}",
+                instant=False,
+            )
+        )
+        .thresholds(_steps((None, "transparent")))
+        .draw_style(cm.GraphDrawStyle.BARS)
+        .fill_opacity(60)
+        .axis_soft_min(0)
+    )
+    return [up, last, info, duration, errors]
+
+
+# --- the dashboard --------------------------------------------------------------------
+
+
+def _variables() -> list[Any]:
+    account_query = "label_values(governance_credit_balance_credits, account)"
+    charter_query = 'label_values(governance_charter_configured{account=~"$account"}, charter)'
+    return [
+        db.DatasourceVariable("datasource")
+        .label("Data source")
+        .type("prometheus")
+        .current(dm.VariableOption(text="Prometheus", value=DATASOURCE_UID)),
+        db.QueryVariable("account")
+        .label("Account")
+        .description("Billing account slug (label 'account' of the exporter).")
+        .datasource(DS)
+        .query(account_query)
+        .refresh(dm.VariableRefresh.ON_TIME_RANGE_CHANGED)
+        .sort(dm.VariableSort.ALPHABETICAL_ASC),
+        db.QueryVariable("charter")
+        .label("Charter")
+        .description("Governance charters of the selected account.")
+        .datasource(DS)
+        .query(charter_query)
+        .refresh(dm.VariableRefresh.ON_TIME_RANGE_CHANGED)
+        .sort(dm.VariableSort.ALPHABETICAL_ASC)
+        .multi(True)
+        .include_all(True)
+        .all_value(".*")
+        .current(dm.VariableOption(text="All", value="$__all")),
+    ]
+
+
+ROWS = (
+    ("Credit health", credit_row),
+    ("Charters", charter_row),
+    ("Failed runs and alerts", failure_row),
+    ("Trends", trend_row),
+    ("Exporter health", exporter_row),
+)
+
+
+def build() -> dict[str, Any]:
+    """The dashboard as a JSON-ready dict."""
+    dash = (
+        db.Dashboard(DASHBOARD_TITLE)
+        .uid(DASHBOARD_UID)
+        .description(
+            "Is governance healthy? Credit runway, charter schedules, failed runs and the "
+            "exporter itself, from governance-exporter metrics."
+        )
+        .tags(["governance", "cogni"])
+        .readonly()
+        .timezone("utc")
+        .time("now-24h", "now")
+        .refresh("1m")
+        .tooltip(dm.DashboardCursorSync.CROSSHAIR)
+        .timepicker(db.TimePicker().refresh_intervals(["30s", "1m", "5m", "15m", "1h"]))
+        .annotation(
+            db.AnnotationQuery()
+            .name("Governance alerts firing")
+            .datasource(DS)
+            .expr(f'ALERTS{{{ALERT_SELECTOR}, alertstate="firing"}}')
+            .enable(True)
+            .hide(False)
+            .icon_color("red")
+        )
+    )
+    for variable in _variables():
+        dash = dash.with_variable(variable)
+    panel_id = 0
+    for title, make in ROWS:
+        panel_id += 1
+        dash = dash.with_row(db.Row(title).id(panel_id))
+        for panel in make():
+            panel_id += 1
+            dash = dash.with_panel(panel.id(panel_id))
+    data: dict[str, Any] = json.loads(json.dumps(dash.build(), cls=JSONEncoder))
+    return data
+
+
+def render() -> str:
+    return json.dumps(build(), indent=2, ensure_ascii=False) + "\n"
+
+
+# --- helpers for tests ------------------------------------------------------------------
+
+
+def panels(dashboard: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every panel that is not a row, including panels nested in collapsed rows."""
+    for panel in dashboard.get("panels", []):
+        if panel.get("type") == "row":
+            yield from panel.get("panels", [])
+        else:
+            yield panel
+
+
+def targets(dashboard: Mapping[str, Any]) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    """(panel, target) for every query of every panel."""
+    for panel in panels(dashboard):
+        for target in panel.get("targets", []):
+            yield panel, target
+
+
+_VARIABLE = re.compile(r"\$(?:\{(\w+)(?::\w+)?\}|(\w+))")
+
+
+def substitute(expr: str, values: Mapping[str, str]) -> str:
+    """Replace ``$name`` / ``${name}`` / ``${name:fmt}`` by ``values[name]``, as Grafana would.
+
+    Unknown variables raise KeyError, so a typo in a variable name is caught.
+    """
+    return _VARIABLE.sub(lambda m: values[m.group(1) or m.group(2)], expr)
+
+
+def runway_thresholds(dashboard: Mapping[str, Any]) -> tuple[float, float]:
+    """(red, yellow) runway thresholds in seconds, read back from the runway stat.
+
+    The panel's steps are [base red, yellow from RED, green from just above YELLOW]; the
+    green step is one float above YELLOW (Grafana steps are inclusive, the rules' green is
+    strictly above), so it is stepped back down here.
+    """
+    (panel,) = (p for p in panels(dashboard) if p["title"] == "Credit health: runway")
+    steps = panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    colours = [s["color"] for s in steps]
+    if colours != [RED, YELLOW, GREEN]:
+        raise ValueError(f"unexpected runway threshold colours {colours}")
+    return float(steps[1]["value"]), math.nextafter(float(steps[2]["value"]), -math.inf)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="exit 1 if the committed JSON differs from the generated one (writes nothing)",
+    )
+    parser.add_argument("--output", type=Path, default=OUTPUT)
+    args = parser.parse_args(argv)
+    generated = render()
+    if args.check:
+        committed = args.output.read_text(encoding="utf-8") if args.output.exists() else ""
+        if committed == generated:
+            print(f"{args.output}: up to date")
+            return 0
+        diff = difflib.unified_diff(
+            committed.splitlines(keepends=True),
+            generated.splitlines(keepends=True),
+            fromfile=f"{args.output} (committed)",
+            tofile="generated",
+            n=1,
+        )
+        sys.stdout.writelines(list(diff)[:60])
+        print(f"\n{args.output} is stale: run `python grafana/dashboard.py`", file=sys.stderr)
+        return 1
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(generated, encoding="utf-8")
+    print(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

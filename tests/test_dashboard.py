@@ -1,0 +1,542 @@
+"""Lint the provisioned Grafana dashboard, in the spirit of grafana/dashboard-linter.
+
+Grafana itself does not run here, so everything around it is checked: the committed
+JSON is exactly what ``grafana/dashboard.py`` generates; every panel has targets, a
+title, a description and a unit; every query goes through the ``datasource`` variable,
+parses as PromQL (promql-parser, the Rust port of Prometheus' parser), names only
+metrics and labels of the exporter's contract and uses counters only through
+rate()/increase(); the threshold colours agree with ``exporter.model``; and the
+provisioning files point at the uid and folder actually used.
+
+``tests/test_dashboard_live.py`` runs every expression against a real Prometheus.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import json
+import math
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import promql_parser
+import pytest
+import yaml
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from exporter import model
+
+ROOT = Path(__file__).resolve().parent.parent
+GRAFANA = ROOT / "grafana"
+GENERATOR = GRAFANA / "dashboard.py"
+DASHBOARDS = GRAFANA / "dashboards"
+DASHBOARD_JSON = DASHBOARDS / "governance.json"
+DATASOURCES_YML = GRAFANA / "provisioning" / "datasources" / "prometheus.yml"
+PROVIDERS_YML = GRAFANA / "provisioning" / "dashboards" / "governance.yml"
+
+DS_VARIABLE = "${datasource}"
+
+# Values the template variables take when a query is checked or run (the live test
+# uses the same substitution, with the range of its own run).
+TEMPLATE_VALUES = {
+    "datasource": "governance-prometheus",
+    "account": "cogni_system",
+    "charter": ".*",
+    "__range": "1h",
+    "__rate_interval": "1m",
+    "__interval": "15s",
+}
+
+# The exporter's metric contract: metric -> its labels (besides target labels).
+TARGET_LABELS = frozenset({"job", "instance"})
+_ACCOUNT = frozenset({"account"})
+_CHARTER = frozenset({"account", "charter"})
+CONTRACT: dict[str, frozenset[str]] = {
+    "governance_credit_balance_credits": _ACCOUNT,
+    "governance_credit_spent_credits": _ACCOUNT,
+    "governance_credit_charges": _ACCOUNT,
+    "governance_credit_last_charge_timestamp_seconds": _ACCOUNT,
+    "governance_credit_window_seconds": frozenset(),
+    "governance_credit_burn_rate_credits_per_second": _ACCOUNT,
+    "governance_credit_runway_seconds": _ACCOUNT,
+    "governance_schedule_enabled": _CHARTER,
+    "governance_charter_configured": _CHARTER,
+    "governance_schedule_runs": _CHARTER | {"status"},
+    "governance_schedule_failed_runs": _CHARTER | {"reason"},
+    "governance_schedule_last_success_timestamp_seconds": _CHARTER,
+    "governance_schedule_last_failure_timestamp_seconds": _CHARTER,
+    "governance_schedule_next_run_timestamp_seconds": _CHARTER,
+    "governance_schedule_next_run_seconds": _CHARTER,
+    "governance_schedule_interval_seconds": _CHARTER,
+    "governance_schedule_cached_next_run_timestamp_seconds": _CHARTER,
+    "governance_schedule_config_valid": _CHARTER,
+    "governance_exporter_up": frozenset(),
+    "governance_exporter_collect_duration_seconds": frozenset(),
+    "governance_exporter_last_success_timestamp_seconds": frozenset(),
+    "governance_exporter_build_info": frozenset({"version", "schema"}),
+    "governance_exporter_collection_errors_total": frozenset({"reason"}),
+    # Prometheus' own series.
+    "up": frozenset(),
+    "ALERTS": frozenset(
+        {"alertname", "alertstate", "severity", "condition", "account", "charter", "reason"}
+    ),
+}
+# Windowed gauges: counts over the exporter's trailing window, never rate()d.
+WINDOWED = frozenset({"governance_schedule_runs", "governance_schedule_failed_runs"})
+COUNTER_FUNCTIONS = frozenset({"rate", "irate", "increase"})
+# The metrics a person needs to see the 2026-02-15 outage; each must be on the dashboard.
+REQUIRED_METRICS = frozenset(
+    {
+        "governance_credit_balance_credits",
+        "governance_credit_runway_seconds",
+        "governance_credit_burn_rate_credits_per_second",
+        "governance_credit_spent_credits",
+        "governance_charter_configured",
+        "governance_schedule_enabled",
+        "governance_schedule_runs",
+        "governance_schedule_failed_runs",
+        "governance_schedule_last_success_timestamp_seconds",
+        "governance_schedule_next_run_timestamp_seconds",
+        "governance_exporter_up",
+        "governance_exporter_collect_duration_seconds",
+        "governance_exporter_last_success_timestamp_seconds",
+        "ALERTS",
+    }
+)
+
+
+def load_generator() -> ModuleType:
+    """Import grafana/dashboard.py (a script, not a package) as a module."""
+    spec = importlib.util.spec_from_file_location("governance_dashboard", GENERATOR)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault(spec.name, module)
+    spec.loader.exec_module(module)
+    return module
+
+
+def dashboard_runway_thresholds(path: Path = DASHBOARD_JSON) -> tuple[float, float]:
+    """(red, yellow) runway thresholds in seconds as the committed dashboard colours them.
+
+    For tests/test_thresholds.py: equal to RED_RUNWAY_SECONDS and YELLOW_RUNWAY_SECONDS.
+    """
+    red, yellow = load_generator().runway_thresholds(json.loads(path.read_text(encoding="utf-8")))
+    return float(red), float(yellow)
+
+
+@pytest.fixture(scope="module")
+def generator() -> ModuleType:
+    return load_generator()
+
+
+@pytest.fixture(scope="module")
+def dashboard() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(DASHBOARD_JSON.read_text(encoding="utf-8"))
+    return data
+
+
+def _panels(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(load_generator().panels(dashboard))
+
+
+def _queries(dashboard: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    """(where, expr) for every PromQL expression: panel targets and annotations."""
+    for panel in _panels(dashboard):
+        for target in panel.get("targets", []):
+            yield f"{panel['title']!r} {target.get('refId')}", target["expr"]
+    for annotation in dashboard.get("annotations", {}).get("list", []):
+        if "expr" in annotation:
+            yield f"annotation {annotation['name']!r}", annotation["expr"]
+
+
+def _parse(expr: str) -> promql_parser.Expr:
+    return promql_parser.parse(load_generator().substitute(expr, TEMPLATE_VALUES))
+
+
+# --- a small AST walker over promql-parser's nodes -------------------------------------
+
+
+def _children(node: Any) -> list[Any]:
+    if isinstance(node, promql_parser.BinaryExpr):
+        return [node.lhs, node.rhs]
+    if isinstance(node, promql_parser.AggregateExpr):
+        return [node.expr] + ([node.param] if node.param is not None else [])
+    if isinstance(node, promql_parser.Call):
+        return list(node.args)
+    if isinstance(node, promql_parser.MatrixSelector):
+        return [node.vector_selector]
+    if isinstance(
+        node, promql_parser.ParenExpr | promql_parser.SubqueryExpr | promql_parser.UnaryExpr
+    ):
+        return [node.expr]
+    return []
+
+
+def _selectors(node: Any, inside: tuple[str, ...] = ()) -> Iterator[tuple[Any, tuple[str, ...]]]:
+    """Every vector selector with the functions it sits in (innermost last).
+
+    A selector directly under a range selector passed to rate() gets ``("rate", "[]")``.
+    """
+    if isinstance(node, promql_parser.VectorSelector):
+        yield node, inside
+        return
+    if isinstance(node, promql_parser.Call):
+        inside = (*inside, node.func.name)
+    elif isinstance(node, promql_parser.MatrixSelector):
+        inside = (*inside, "[]")
+    else:
+        inside = (*inside, type(node).__name__)
+    for child in _children(node):
+        yield from _selectors(child, inside)
+
+
+def _matchers(selector: Any) -> dict[str, str]:
+    return {m.name: m.value for m in selector.matchers.matchers}
+
+
+def _grouping_labels(node: Any) -> Iterator[str]:
+    if isinstance(node, promql_parser.AggregateExpr) and node.modifier is not None:
+        yield from node.modifier.labels
+    if isinstance(node, promql_parser.BinaryExpr) and node.modifier is not None:
+        if node.modifier.matching is not None:
+            yield from node.modifier.matching.labels
+        yield from node.modifier.group_labels or []
+    for child in _children(node):
+        yield from _grouping_labels(child)
+
+
+# --- the generated file --------------------------------------------------------------
+
+
+def test_committed_json_is_what_the_generator_produces(generator: ModuleType) -> None:
+    committed = DASHBOARD_JSON.read_text(encoding="utf-8")
+    assert committed == generator.render(), (
+        "grafana/dashboards/governance.json is stale: run `python grafana/dashboard.py`"
+    )
+
+
+def test_check_flag_fails_on_a_stale_file(tmp_path: Path) -> None:
+    ok = subprocess.run(
+        [sys.executable, str(GENERATOR), "--check"], capture_output=True, text=True, check=False
+    )
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    stale = tmp_path / "governance.json"
+    stale.write_text(DASHBOARD_JSON.read_text(encoding="utf-8").replace('"1m"', '"5m"', 1))
+    bad = subprocess.run(
+        [sys.executable, str(GENERATOR), "--check", "--output", str(stale)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert bad.returncode == 1
+    assert "stale" in bad.stderr
+
+
+# --- dashboard-level rules -----------------------------------------------------------
+
+
+def test_uid_is_fixed_unique_and_dashboard_is_read_only(
+    dashboard: dict[str, Any], generator: ModuleType
+) -> None:
+    assert dashboard["uid"] == generator.DASHBOARD_UID
+    assert 8 <= len(dashboard["uid"]) <= 40
+    assert dashboard["editable"] is False
+    uids = [json.loads(p.read_text())["uid"] for p in sorted(DASHBOARDS.glob("*.json"))]
+    assert len(uids) == len(set(uids)), f"duplicate dashboard uids in {DASHBOARDS}: {uids}"
+    ids = [p["id"] for p in dashboard["panels"]]
+    assert len(ids) == len(set(ids)), "panel ids must be unique"
+
+
+def test_template_variables(dashboard: dict[str, Any]) -> None:
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert set(variables) == {"datasource", "account", "charter"}
+    ds = variables["datasource"]
+    assert (ds["type"], ds["query"]) == ("datasource", "prometheus")
+    account = variables["account"]
+    assert account["type"] == "query"
+    assert account["query"] == "label_values(governance_credit_balance_credits, account)"
+    charter = variables["charter"]
+    assert charter["type"] == "query"
+    assert charter["query"] == (
+        'label_values(governance_charter_configured{account=~"$account"}, charter)'
+    )
+    assert charter["multi"] is True
+    assert charter["includeAll"] is True
+    for name in ("account", "charter"):
+        assert variables[name]["datasource"]["uid"] == DS_VARIABLE
+
+
+def test_panels_tile_the_grid_without_overlap(dashboard: dict[str, Any]) -> None:
+    cells: dict[tuple[int, int], str] = {}
+    for panel in dashboard["panels"]:
+        pos = panel["gridPos"]
+        assert pos["x"] >= 0
+        assert pos["x"] + pos["w"] <= 24, panel["title"]
+        for x in range(pos["x"], pos["x"] + pos["w"]):
+            for y in range(pos["y"], pos["y"] + pos["h"]):
+                assert (x, y) not in cells, f"{panel['title']!r} overlaps {cells[(x, y)]!r}"
+                cells[(x, y)] = panel["title"]
+
+
+def test_credit_health_comes_first_and_fits_a_laptop_screen(dashboard: dict[str, Any]) -> None:
+    rows = [p for p in dashboard["panels"] if p["type"] == "row"]
+    assert [r["title"] for r in rows] == [
+        "Credit health",
+        "Charters",
+        "Failed runs and alerts",
+        "Trends",
+        "Exporter health",
+    ]
+    first = [
+        p
+        for p in dashboard["panels"]
+        if p["type"] != "row" and p["gridPos"]["y"] < rows[1]["gridPos"]["y"]
+    ]
+    assert first[0]["title"] == "Credit health: runway"
+    # ~30 px per grid unit: the first row ends well inside a 768 px-high laptop screen.
+    assert max(p["gridPos"]["y"] + p["gridPos"]["h"] for p in first) <= 8
+
+
+# --- per panel ---------------------------------------------------------------------
+
+
+def test_every_panel_has_title_description_unit_and_targets(dashboard: dict[str, Any]) -> None:
+    panels = _panels(dashboard)
+    assert len(panels) >= 15
+    for panel in panels:
+        name = panel.get("title") or f"panel {panel.get('id')}"
+        assert panel.get("title", "").strip(), f"{name}: no title"
+        assert panel.get("description", "").strip(), f"{name}: no description"
+        assert panel["fieldConfig"]["defaults"].get("unit", "").strip(), f"{name}: no unit"
+        assert panel.get("targets"), f"{name}: no targets"
+        assert panel["datasource"] == {"type": "prometheus", "uid": DS_VARIABLE}, name
+        refs = [t["refId"] for t in panel["targets"]]
+        assert len(refs) == len(set(refs)), f"{name}: duplicate refIds {refs}"
+
+
+def test_every_target_uses_the_datasource_variable(dashboard: dict[str, Any]) -> None:
+    for panel in _panels(dashboard):
+        for target in panel["targets"]:
+            assert target["datasource"] == {"type": "prometheus", "uid": DS_VARIABLE}, panel[
+                "title"
+            ]
+    for annotation in dashboard["annotations"]["list"]:
+        assert annotation["datasource"]["uid"] == DS_VARIABLE
+
+
+def test_titles_are_unique(dashboard: dict[str, Any]) -> None:
+    titles = [p["title"] for p in _panels(dashboard)]
+    assert len(titles) == len(set(titles))
+
+
+# --- PromQL ----------------------------------------------------------------------
+
+
+def test_every_expression_parses_as_promql(dashboard: dict[str, Any]) -> None:
+    failures = []
+    for where, expr in _queries(dashboard):
+        try:
+            _parse(expr)
+        except (ValueError, KeyError) as exc:
+            failures.append(f"{where}: {expr!r}: {exc}")
+    assert not failures, "\n".join(failures)
+
+
+def test_a_broken_expression_is_rejected() -> None:
+    with pytest.raises(ValueError, match="parenthes"):
+        _parse('sum(governance_credit_balance_credits{account=~"$account"}')
+
+
+def test_metrics_and_labels_are_those_of_the_contract(dashboard: dict[str, Any]) -> None:
+    used: set[str] = set()
+    for where, expr in _queries(dashboard):
+        ast = _parse(expr)
+        labels_in_expr: set[str] = set(TARGET_LABELS)
+        for selector, _inside in _selectors(ast):
+            name = selector.name or _matchers(selector).get("__name__")
+            assert name in CONTRACT, f"{where}: unknown metric {name!r}"
+            used.add(name)
+            known = CONTRACT[name] | TARGET_LABELS | {"__name__"}
+            matchers = _matchers(selector)
+            assert set(matchers) <= known, f"{where}: {name} has no label {set(matchers) - known}"
+            labels_in_expr |= CONTRACT[name]
+            # One dashboard, several exporters/accounts: filter by the variables.
+            if "account" in CONTRACT[name] and name != "ALERTS":
+                assert matchers.get("account") == "cogni_system", f"{where}: {name} not by $account"
+            if "charter" in CONTRACT[name] and name != "ALERTS" and not where.startswith("annot"):
+                assert matchers.get("charter") == ".*", f"{where}: {name} not by $charter"
+        unknown = set(_grouping_labels(ast)) - labels_in_expr
+        assert not unknown, f"{where}: grouping by labels no metric has: {unknown}"
+    missing = REQUIRED_METRICS - used
+    assert not missing, f"metrics the dashboard must show but does not: {sorted(missing)}"
+
+
+def test_counters_only_through_rate_or_increase(dashboard: dict[str, Any]) -> None:
+    for where, expr in _queries(dashboard):
+        for selector, inside in _selectors(_parse(expr)):
+            name = selector.name or ""
+            if name.endswith("_total"):
+                assert len(inside) >= 2, f"{where}: bare counter {name}"
+                assert inside[-1] == "[]", f"{where}: {name} must be a range in rate/increase"
+                assert inside[-2] in COUNTER_FUNCTIONS, f"{where}: {name} not in rate/increase"
+            else:
+                assert not set(inside) & COUNTER_FUNCTIONS, (
+                    f"{where}: rate()/increase() on gauge {name}"
+                    + (" (already a windowed count)" if name in WINDOWED else "")
+                )
+
+
+def test_the_counter_lint_catches_a_bare_counter() -> None:
+    ((selector, inside),) = _selectors(_parse("sum(governance_exporter_collection_errors_total)"))
+    assert selector.name.endswith("_total")
+    assert inside[-1] != "[]"
+
+
+def test_instant_and_range_queries(dashboard: dict[str, Any]) -> None:
+    """Stats and tables show one value per series (instant); time series draw ranges."""
+    for panel in _panels(dashboard):
+        for target in panel["targets"]:
+            instant = target.get("instant", False)
+            assert instant is (panel["type"] in {"stat", "table"}), panel["title"]
+            assert target.get("range", False) is (not instant), panel["title"]
+            if panel["type"] == "table":
+                assert target.get("format") == "table", panel["title"]
+
+
+# --- thresholds ----------------------------------------------------------------------
+
+
+def _grafana_colour(steps: list[dict[str, Any]], value: float) -> str:
+    """Grafana's getActiveThreshold: the last step whose value is <= the value."""
+    active = steps[0]
+    for step in steps[1:]:
+        if value >= step["value"]:
+            active = step
+        else:
+            break
+    return str(active["color"])
+
+
+def _panel(dashboard: dict[str, Any], title: str) -> dict[str, Any]:
+    (panel,) = (p for p in _panels(dashboard) if p["title"] == title)
+    return panel
+
+
+def test_runway_thresholds_equal_the_exporter_model(
+    dashboard: dict[str, Any], generator: ModuleType
+) -> None:
+    assert generator.runway_thresholds(dashboard) == (
+        model.RED_RUNWAY_SECONDS,
+        model.YELLOW_RUNWAY_SECONDS,
+    )
+    assert dashboard_runway_thresholds() == (
+        model.RED_RUNWAY_SECONDS,
+        model.YELLOW_RUNWAY_SECONDS,
+    )
+    stat_steps = _panel(dashboard, "Credit health: runway")["fieldConfig"]["defaults"]["thresholds"]
+    trend_steps = _panel(dashboard, "Runway over time")["fieldConfig"]["defaults"]["thresholds"]
+    assert stat_steps == trend_steps
+
+
+@functools.cache
+def _runway_defaults() -> dict[str, Any]:
+    dash = json.loads(DASHBOARD_JSON.read_text(encoding="utf-8"))
+    defaults: dict[str, Any] = _panel(dash, "Credit health: runway")["fieldConfig"]["defaults"]
+    return defaults
+
+
+@given(
+    balance=st.floats(min_value=-1e12, max_value=1e12, allow_nan=False),
+    burn=st.one_of(st.just(0.0), st.floats(min_value=1e-6, max_value=1e9, allow_nan=False)),
+)
+@example(balance=0.0, burn=1.0)
+@example(balance=-5.0, burn=1.0)
+@example(balance=0.0, burn=0.0)
+@example(balance=1.0, burn=0.0)
+@example(balance=21599.0, burn=1.0)
+@example(balance=21600.0, burn=1.0)
+@example(balance=86400.0, burn=1.0)
+@example(balance=86400.001, burn=1.0)
+@example(balance=86401.0, burn=1.0)
+def test_runway_colour_matches_the_exporter_model(balance: float, burn: float) -> None:
+    """For any balance and burn rate, the stat's colour is the model's credit health."""
+    runway = model.runway_seconds(balance, burn)  # what the exporter publishes
+    defaults = _runway_defaults()
+    mapped = defaults["mappings"][0]["options"].get(_js_key(runway))
+    colour = mapped["color"] if mapped else _grafana_colour(defaults["thresholds"]["steps"], runway)
+    assert colour == model.credit_health(balance, runway).value
+
+
+def _js_key(value: float) -> str:
+    """How JavaScript turns a number into an object key (String(value))."""
+    if value == math.inf:
+        return "Infinity"
+    return str(int(value)) if value == int(value) else repr(value)
+
+
+def test_infinite_runway_reads_as_no_spend(dashboard: dict[str, Any]) -> None:
+    defaults = _panel(dashboard, "Credit health: runway")["fieldConfig"]["defaults"]
+    assert defaults["unit"] == "dtdurations"  # "1 day, 2 hours", never raw seconds
+    options = defaults["mappings"][0]["options"]
+    assert options["Infinity"]["text"].startswith("\u221e")
+    assert options["0"]["color"] == "red"
+
+
+def test_balance_is_shown_in_credits_and_usd(dashboard: dict[str, Any]) -> None:
+    panel = _panel(dashboard, "Balance")
+    exprs = [t["expr"] for t in panel["targets"]]
+    assert any(e.endswith(f"/ {model.CREDITS_PER_USD}") for e in exprs)
+    (usd,) = panel["fieldConfig"]["overrides"]
+    props = {p["id"]: p["value"] for p in usd["properties"]}
+    assert props["unit"] == "currencyUSD"
+    # Red at a balance <= 0, in credits and in dollars.
+    credits_steps = panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    assert _grafana_colour(credits_steps, 0) == "red"
+    assert _grafana_colour(credits_steps, 1) != "red"
+    assert _grafana_colour(props["thresholds"]["steps"], 0) == "red"
+    assert _grafana_colour(props["thresholds"]["steps"], 1 / model.CREDITS_PER_USD) != "red"
+
+
+# --- provisioning ------------------------------------------------------------------
+
+
+def test_datasource_provisioning_matches_the_dashboard(dashboard: dict[str, Any]) -> None:
+    config = yaml.safe_load(DATASOURCES_YML.read_text(encoding="utf-8"))
+    assert config["apiVersion"] == 1
+    (ds,) = config["datasources"]
+    assert ds["type"] == "prometheus"
+    assert ds["url"] == "http://prometheus:9090"
+    assert ds["access"] == "proxy"
+    assert ds["isDefault"] is True
+    variable = next(v for v in dashboard["templating"]["list"] if v["name"] == "datasource")
+    assert variable["current"]["value"] == ds["uid"] == TEMPLATE_VALUES["datasource"]
+
+
+def test_dashboard_provider_points_at_the_dashboards_folder() -> None:
+    config = yaml.safe_load(PROVIDERS_YML.read_text(encoding="utf-8"))
+    assert config["apiVersion"] == 1
+    (provider,) = config["providers"]
+    assert provider["type"] == "file"
+    assert provider["allowUiUpdates"] is False
+    path = Path(provider["options"]["path"])
+    assert path.is_absolute()
+    # The container path is the repo's grafana/dashboards folder, mounted as is.
+    assert path.name == DASHBOARDS.name
+    assert sorted(p.name for p in DASHBOARDS.iterdir()) == ["governance.json"]
+
+
+def test_datasource_time_interval_is_the_scrape_interval() -> None:
+    """$__rate_interval is derived from timeInterval; it must not be below the real one."""
+    scrape_config = ROOT / "prometheus" / "prometheus.yml"
+    if not scrape_config.exists():
+        pytest.skip("prometheus/prometheus.yml not written yet")
+    prometheus = yaml.safe_load(scrape_config.read_text(encoding="utf-8"))
+    (ds,) = yaml.safe_load(DATASOURCES_YML.read_text(encoding="utf-8"))["datasources"]
+    assert ds["jsonData"]["timeInterval"] == prometheus["global"]["scrape_interval"]

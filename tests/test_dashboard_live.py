@@ -1,0 +1,480 @@
+"""Every panel of the dashboard, run against a real Prometheus scraping the real exporter.
+
+The stack: the session's PostgreSQL (tests/conftest.py) with the 2026-02-15 incident
+replayed (balance 0, the last six hours of runs rejected with insufficient_credits,
+nothing charged since), one charter without a schedule row and one paused; the
+exporter as a process; Debian's ``prometheus`` scraping it every second and loading
+``prometheus/rules/governance.rules.yml`` with its group intervals shortened to 1 s
+(the ``for:`` durations stay as written). Each panel expression, with the template
+variables substituted as Grafana would, goes through Prometheus' HTTP API and must
+return the series and values that the incident implies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import math
+import shutil
+import subprocess
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from harness import (
+    Database,
+    create_database,
+    drop_database,
+    free_port,
+    run_exporter,
+    stop_process,
+    wait_for_http,
+)
+from test_dashboard import DASHBOARD_JSON, load_generator
+
+import exporter
+from exporter import scenario
+from exporter.snapshot import SCHEMA_2026_02
+
+ROOT = Path(__file__).resolve().parent.parent
+RULES = ROOT / "prometheus" / "rules" / "governance.rules.yml"
+PREVIEW = ROOT / "grafana" / "preview.py"
+PROMETHEUS = shutil.which("prometheus")
+ACCOUNT = scenario.SYSTEM_SLUG
+MISSING = "sustainability"  # expected charter without a schedule row
+PAUSED = "community"  # schedule disabled
+RUNNING = ("govern", "engineering")
+CONFIGURED = (*RUNNING, PAUSED)
+RANGE_SECONDS = 10
+
+pytestmark = pytest.mark.skipif(PROMETHEUS is None, reason="needs the prometheus binary")
+
+Series = dict[str, Any]  # {"metric": {...}, "value": [t, "v"]} or {..., "values": [...]}
+
+
+# --- the stack ------------------------------------------------------------------------
+
+
+@dataclass
+class Stack:
+    prometheus_url: str
+    schema: str
+    rules_loaded: bool
+    spent_credits: float  # charged in the trailing 24 h, read back from the database
+    charges: int
+
+    def api(self, path: str, **params: str) -> Any:
+        url = f"{self.prometheus_url}/api/v1/{path}?{urllib.parse.urlencode(params)}"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            body = json.loads(response.read())
+        assert body["status"] == "success", body
+        return body["data"]
+
+    def query(self, expr: str) -> Any:
+        return self.api("query", query=expr)
+
+    def query_range(self, expr: str, seconds: int = RANGE_SECONDS) -> Any:
+        end = time.time()
+        return self.api("query_range", query=expr, start=str(end - seconds), end=str(end), step="1")
+
+
+def seed_incident_with_gaps(database: Database) -> tuple[float, int]:
+    """The incident, plus one expected charter without a schedule row and one paused.
+
+    Returns the credits charged in the trailing 24 h and the number of charges: how many
+    charges fall before the incident's cutoff depends on the minute of the hour.
+    """
+    with database.connect() as conn:
+        scenario.seed_incident(conn, database.schema, datetime.now(UTC))
+        runs = scenario.runs_table(database.schema)
+        conn.execute(
+            f"DELETE FROM {runs} WHERE schedule_id IN "
+            "(SELECT id FROM schedules WHERE temporal_schedule_id = %s)",
+            (f"governance:{MISSING}",),
+        )
+        conn.execute(
+            "DELETE FROM schedules WHERE temporal_schedule_id = %s", (f"governance:{MISSING}",)
+        )
+        conn.execute(
+            "UPDATE schedules SET enabled = false WHERE temporal_schedule_id = %s",
+            (f"governance:{PAUSED}",),
+        )
+        row = conn.execute(
+            "SELECT coalesce(sum(charged_credits), 0), count(*) FROM charge_receipts"
+            " WHERE billing_account_id = %s AND created_at > now() - interval '24 hours'",
+            (scenario.SYSTEM_ACCOUNT_ID,),
+        ).fetchone()
+    assert row is not None
+    return float(row[0]), int(row[1])
+
+
+def _write_prometheus_config(directory: Path, target: str) -> bool:
+    """prometheus.yml scraping ``target`` every second; the repo's rules, 1 s groups."""
+    config: dict[str, Any] = {
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "scrape_configs": [{"job_name": "governance", "static_configs": [{"targets": [target]}]}],
+    }
+    rules_loaded = RULES.exists()
+    if rules_loaded:
+        rules = yaml.safe_load(RULES.read_text(encoding="utf-8"))
+        for group in rules["groups"]:
+            group["interval"] = "1s"
+        (directory / "rules.yml").write_text(yaml.safe_dump(rules), encoding="utf-8")
+        config["rule_files"] = [str(directory / "rules.yml")]
+    (directory / "prometheus.yml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    return rules_loaded
+
+
+@contextlib.contextmanager
+def prometheus_server(target: str) -> Iterator[tuple[str, bool]]:
+    assert PROMETHEUS is not None
+    directory = Path(tempfile.mkdtemp(prefix="govexp-prom-"))
+    rules_loaded = _write_prometheus_config(directory, target)
+    port = free_port()
+    log_path = directory / "prometheus.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [
+                PROMETHEUS,
+                f"--config.file={directory / 'prometheus.yml'}",
+                f"--storage.tsdb.path={directory / 'data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+                "--log.level=warn",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_http(f"{url}/-/ready", process, log_path, timeout=30)
+        yield url, rules_loaded
+    finally:
+        stop_process(process)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def wait_for(stack: Stack, expr: str, what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if stack.query(expr)["result"]:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what} ({expr})")
+
+
+@contextlib.contextmanager
+def incident_stack(pg_admin_url: str) -> Iterator[Stack]:
+    """Database, exporter and Prometheus with data and evaluated rules; all stopped after."""
+    database = create_database(pg_admin_url, SCHEMA_2026_02)
+    try:
+        spent, charges = seed_incident_with_gaps(database)
+        assert 4 * 17 <= charges <= 4 * 18, charges  # 17-18 hourly charges per charter
+        with (
+            run_exporter(database.monitor_url) as exporter_process,
+            prometheus_server(exporter_process.url.removeprefix("http://")) as (url, rules),
+        ):
+            live = Stack(url, database.schema, rules, spent, charges)
+            # Enough samples for the range panels, and the rules evaluated on them.
+            wait_for(
+                live,
+                f"count_over_time(governance_exporter_up[1m]) >= {RANGE_SECONDS + 2}",
+                "scrapes",
+            )
+            if rules:
+                wait_for(
+                    live,
+                    'ALERTS{alertname="GovernanceRunsFailing", alertstate="firing"}',
+                    "rule evaluation",
+                )
+            yield live
+    finally:
+        drop_database(database)
+
+
+@pytest.fixture(scope="module")
+def stack(pg_admin_url: str) -> Iterator[Stack]:
+    with incident_stack(pg_admin_url) as live:
+        yield live
+
+
+# --- the panels -------------------------------------------------------------------------
+
+GENERATOR = load_generator()
+DASHBOARD: dict[str, Any] = json.loads(DASHBOARD_JSON.read_text(encoding="utf-8"))
+VALUES = {
+    "datasource": "",
+    "account": ACCOUNT,
+    "charter": ".*",
+    "__range": f"{RANGE_SECONDS}s",
+    "__rate_interval": "5s",
+    "__interval": "1s",
+}
+TARGETS = [
+    (f"{panel['title']}/{target['refId']}", panel, target)
+    for panel, target in GENERATOR.targets(DASHBOARD)
+]
+
+
+def _last(series: Series) -> float:
+    value = series["value"] if "value" in series else series["values"][-1]
+    return float(value[1])
+
+
+def _by(result: list[Series], *labels: str) -> dict[Any, float]:
+    """{label value (or tuple of them): last value}, asserting the label sets are unique."""
+    out: dict[Any, float] = {}
+    for series in result:
+        key = tuple(series["metric"].get(label, "") for label in labels)
+        key = key[0] if len(key) == 1 else key
+        assert key not in out, f"two series for {key}: {result}"
+        out[key] = _last(series)
+    return out
+
+
+def _labels(result: list[Series]) -> set[frozenset[str]]:
+    return {frozenset(series["metric"]) for series in result}
+
+
+def _near(value: float, expected: float, slack: float = 1e-9) -> bool:
+    return math.isclose(value, expected, rel_tol=1e-9, abs_tol=slack)
+
+
+Check = Callable[[list[Series], Stack], None]
+
+
+def _one_account(expected: float | Callable[[Stack], float], slack: float = 1e-9) -> Check:
+    def check(result: list[Series], stack: Stack) -> None:
+        assert _labels(result) == {frozenset({"account"})}
+        (value,) = _by(result, "account").values()
+        want = expected(stack) if callable(expected) else expected
+        assert _near(value, want, slack), (value, want)
+        assert _by(result, "account").keys() == {ACCOUNT}
+
+    return check
+
+
+def _all_values(expected: float) -> Check:
+    def check(result: list[Series], _: Stack) -> None:
+        assert len(result) == 1
+        assert {float(v) for _, v in result[0]["values"]} == {expected}
+
+    return check
+
+
+def _per_charter(expected: dict[str, float], *, at_least: set[str] | None = None) -> Check:
+    def check(result: list[Series], _: Stack) -> None:
+        assert _labels(result) == {frozenset({"account", "charter"})}
+        values = _by(result, "charter")
+        if at_least is None:
+            assert values == expected
+        else:
+            assert at_least <= values.keys() <= expected.keys(), values
+            assert all(_near(values[c], expected[c]) for c in values), values
+
+    return check
+
+
+def _last_success(result: list[Series], _: Stack) -> None:
+    values = _by(result, "charter")
+    assert values.keys() == set(CONFIGURED)
+    # Runs failed for the last 6 h: the newest success is between 6 and 7 h old.
+    for charter, millis in values.items():
+        age = time.time() - millis / 1000
+        assert 6 * 3600 - 120 <= age <= 7 * 3600 + 120, (charter, age)
+
+
+def _next_run_in(result: list[Series], _: Stack) -> None:
+    values = _by(result, "charter")
+    assert set(RUNNING) <= values.keys() <= set(CONFIGURED), values
+    assert all(-60 <= v <= 3600 for v in values.values()), values
+
+
+def _runs_by_status(result: list[Series], _: Stack) -> None:
+    assert _labels(result) == {frozenset({"charter", "status"})}
+    values = _by(result, "charter", "status")
+    assert {charter for charter, _status in values} == set(CONFIGURED)
+    assert {status for _charter, status in values} >= {"success", "error", "skipped"}
+    for charter in CONFIGURED:
+        assert values[(charter, "error")] == 6
+        # 18 successes; 17 if the oldest slot left the 24 h window during the test.
+        assert values[(charter, "success")] in {17, 18}
+
+
+def _failed_by_reason(result: list[Series], _: Stack) -> None:
+    assert _labels(result) == {frozenset({"account", "charter", "reason"})}
+    assert _by(result, "charter", "reason") == {
+        (charter, "insufficient_credits"): 6 for charter in CONFIGURED
+    }
+
+
+def _failures_over_time(result: list[Series], _: Stack) -> None:
+    assert _labels(result) == {frozenset({"reason"})}
+    values = _by(result, "reason")
+    assert values.pop("insufficient_credits") == 6 * len(CONFIGURED)
+    assert values
+    assert set(values.values()) == {0}
+
+
+def _window(result: list[Series], _: Stack) -> None:
+    assert _labels(result) == {frozenset()}
+    assert _last(result[0]) == 86400  # the exporter's default trailing window
+
+
+def _alerts_by_severity(result: list[Series], stack: Stack) -> None:
+    assert len(result) == 1
+    assert _last(result[0]) >= (1 if stack.rules_loaded else 0)
+
+
+def _alerts_table(result: list[Series], stack: Stack) -> None:
+    if not stack.rules_loaded:
+        assert result == []
+        return
+    rows = {
+        (m["alertname"], m["alertstate"], m.get("charter", ""))
+        for m in (s["metric"] for s in result)
+    }
+    assert ("GovernanceCreditRunwayLow", "firing", "") in rows
+    for charter in CONFIGURED:
+        assert ("GovernanceRunsFailing", "firing", charter) in rows
+    assert any(name == "GovernanceCharterMissing" and c == MISSING for name, _s, c in rows), rows
+    critical = [s["metric"] for s in result if s["metric"]["alertname"].endswith("RunwayLow")]
+    assert all(m["account"] == ACCOUNT for m in critical)
+
+
+def _exporter_up(result: list[Series], _: Stack) -> None:
+    assert len(result) == 1
+    assert result[0]["metric"]["job"] == "governance"
+    assert _last(result[0]) == 1
+
+
+def _since_last_collection(result: list[Series], _: Stack) -> None:
+    assert len(result) == 1
+    assert 0 <= _last(result[0]) < 30
+
+
+def _build(result: list[Series], stack: Stack) -> None:
+    assert len(result) == 1
+    metric = result[0]["metric"]
+    assert metric["schema"] == stack.schema
+    assert metric["version"] == exporter.__version__
+
+
+def _duration(result: list[Series], _: Stack) -> None:
+    assert len(result) == 1
+    assert all(0 <= float(v) < 10 for _, v in result[0]["values"])
+
+
+def _errors(result: list[Series], _: Stack) -> None:
+    assert result
+    assert _labels(result) == {frozenset({"reason"})}
+    assert all(float(v) == 0 for series in result for _, v in series["values"])
+
+
+# The incident: balance 0; charges of 1,000,000 credits until six hours ago, none since.
+def _burn_per_hour(stack: Stack) -> float:
+    return stack.spent_credits / 86400 * 3600
+
+
+EXPECTED: dict[str, Check] = {
+    "Credit health: runway/A": _one_account(0),
+    "Balance/A": _one_account(0),
+    "Balance/B": _one_account(0),
+    "Burn rate (credits/hour)/A": _one_account(_burn_per_hour, 1e-3),
+    "Burn rate (credits/hour)/B": _one_account(lambda s: _burn_per_hour(s) / 10_000_000),
+    "Spent in window/A": _one_account(lambda s: s.spent_credits),
+    "Spent in window/B": _one_account(lambda s: s.charges),
+    "Spent in window/C": _window,
+    "Governance alerts firing/A": _alerts_by_severity,
+    "Governance alerts firing/B": _alerts_by_severity,
+    "Charters/A": _per_charter({**dict.fromkeys(CONFIGURED, 1.0), MISSING: 0.0}),
+    "Charters/B": _per_charter({**dict.fromkeys(RUNNING, 1.0), PAUSED: 0.0}),
+    "Charters/C": _per_charter(dict.fromkeys(CONFIGURED, 1.0)),
+    "Charters/D": _last_success,
+    "Charters/E": _next_run_in,
+    "Charters/F": _per_charter(dict.fromkeys(CONFIGURED, 3600.0), at_least=set(RUNNING)),
+    "Charters/G": _per_charter(dict.fromkeys(CONFIGURED, 6.0)),
+    "Runs in window by status/A": _runs_by_status,
+    "Failed runs by charter and reason/A": _failed_by_reason,
+    "Failed runs by charter and reason/B": _failed_by_reason,
+    "Governance alerts/A": _alerts_table,
+    "Balance over time/A": _all_values(0),
+    "Runway over time/A": _all_values(0),
+    "Failed runs over time by reason/A": _failures_over_time,
+    "Exporter up/A": _exporter_up,
+    "Exporter up/B": _exporter_up,
+    "Since last successful collection/A": _since_last_collection,
+    "Exporter build/A": _build,
+    "Collection duration/A": _duration,
+    "Collection errors/A": _errors,
+}
+
+
+def test_every_target_has_an_expected_shape() -> None:
+    assert sorted(EXPECTED) == sorted(key for key, _p, _t in TARGETS)
+
+
+@pytest.mark.parametrize(("key", "panel", "target"), TARGETS, ids=[k for k, _p, _t in TARGETS])
+def test_panel_query_returns_the_expected_data(
+    stack: Stack, key: str, panel: dict[str, Any], target: dict[str, Any]
+) -> None:
+    expr = GENERATOR.substitute(target["expr"], VALUES)
+    if target.get("instant"):
+        data = stack.query(expr)
+        assert data["resultType"] == "vector", data
+    else:
+        data = stack.query_range(expr)
+        assert data["resultType"] == "matrix", data
+    assert data["result"], f"{key}: no data for {expr}"
+    EXPECTED[key](data["result"], stack)
+
+
+def test_annotation_shows_firing_alerts(stack: Stack) -> None:
+    (annotation,) = DASHBOARD["annotations"]["list"]
+    result = stack.query(GENERATOR.substitute(annotation["expr"], VALUES))["result"]
+    if stack.rules_loaded:
+        assert {s["metric"]["alertname"] for s in result} >= {
+            "GovernanceCreditRunwayLow",
+            "GovernanceRunsFailing",
+        }
+    else:
+        assert result == []
+
+
+def test_template_variables_list_the_account_and_every_charter(stack: Stack) -> None:
+    """label_values(metric, label) is Grafana's call of Prometheus' label values API."""
+    variables = {v["name"]: v["query"] for v in DASHBOARD["templating"]["list"]}
+    for name, expected in (("account", [ACCOUNT]), ("charter", sorted([*CONFIGURED, MISSING]))):
+        query = GENERATOR.substitute(variables[name], VALUES)
+        assert query.startswith("label_values(")
+        selector, label = query.removeprefix("label_values(").removesuffix(")").rsplit(", ", 1)
+        assert label == name
+        values = stack.api(f"label/{label}/values", **{"match[]": selector})
+        assert sorted(values) == expected
+
+
+def test_rendered_preview_shows_the_incident(stack: Stack) -> None:
+    """grafana/preview.py (the README picture) renders these same live answers."""
+    spec = importlib.util.spec_from_file_location("governance_preview", PREVIEW)
+    assert spec is not None
+    assert spec.loader is not None
+    preview = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(preview)
+    page = preview.render_page(
+        DASHBOARD, preview.Prometheus(stack.prometheus_url, VALUES, RANGE_SECONDS), "test"
+    )
+    assert "not a Grafana screenshot" in page
+    assert "0 h: balance exhausted" in page  # runway stat, red
+    assert "MISSING" in page  # the charter without a schedule row
+    assert "paused" in page
+    assert "insufficient_credits" in page
+    if stack.rules_loaded:
+        assert "GovernanceCreditRunwayLow" in page
