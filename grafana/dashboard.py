@@ -38,6 +38,14 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script from a checkout, not installed
     sys.path.insert(0, str(ROOT))
 
+from exporter.memory import (  # noqa: E402
+    BUDGET_HEADER_MAX_AGE_SECONDS,
+    BUDGET_STATUSES,
+    BURN_RATE_TRENDS,
+    DECISIONS,
+    FILE_STATUSES,
+    NO_OP_REASONS,
+)
 from exporter.model import (  # noqa: E402
     CREDITS_PER_USD,
     RED_RUNWAY_SECONDS,
@@ -55,10 +63,13 @@ DS = dm.DataSourceRef(type_val="prometheus", uid="${datasource}")
 # The rules say green is runway > 24 h, so the green step sits one float above 24 h:
 # exactly 86400 s is yellow, as in the alert rules. 6 h itself is yellow in both.
 GREEN_STEP = math.nextafter(float(YELLOW_RUNWAY_SECONDS), math.inf)
+# The gateway's readers use a budget header up to 2 h old (age <= 2 h); the
+# GovernanceBudgetGateStale alert fires above it. Red therefore starts one float above.
+BUDGET_STALE_STEP = math.nextafter(float(BUDGET_HEADER_MAX_AGE_SECONDS), math.inf)
 # Trend panel only: +Inf (nothing spent) cannot be drawn, so runway is capped there.
 RUNWAY_PLOT_CAP_SECONDS = 7 * 86400
 
-RED, YELLOW, GREEN, ORANGE = "red", "yellow", "green", "orange"
+RED, YELLOW, GREEN, ORANGE, BLUE = "red", "yellow", "green", "orange", "blue"
 NEUTRAL = "text"
 
 ACCOUNT = 'account=~"$account"'
@@ -121,11 +132,11 @@ def _value_map(mapping: Mapping[str, tuple[str, str | None]]) -> dm.ValueMap:
     )
 
 
-def _no_data(text: str) -> dm.SpecialValueMap:
+def _no_data(text: str, color: str | None = None) -> dm.SpecialValueMap:
     return dm.SpecialValueMap(
         options=dm.DashboardSpecialValueMapOptions(
             match=dm.SpecialValueMatch.NULL_AND_NAN,
-            result=dm.ValueMappingResult(text=text),
+            result=dm.ValueMappingResult(text=text, color=color),
         )
     )
 
@@ -638,7 +649,267 @@ def failure_row() -> list[Any]:
     return [failed, alerts]
 
 
-# --- 4. trends ----------------------------------------------------------------------
+# --- 4. gateway memory: heartbeats and the budget gate ---------------------------------
+#
+# Optional (--memory-dir): the gateway's memory files describe the node's gateway, so
+# these metrics have no account label; the budget metrics no charter label either. With
+# several exporters in one Prometheus the stats show the most restrictive one (min/max).
+
+FILE_STATUS_COLOURS = {
+    "ok": GREEN,
+    "missing": RED,
+    "incomplete": ORANGE,  # usually caught mid-write; red if it stays
+    "malformed": RED,
+    "unreadable": RED,
+}
+BUDGET_STATUS_COLOURS = {"ok": GREEN, "warn": YELLOW, "critical": RED}
+BURN_RATE_TREND_COLOURS = {"down": GREEN, "flat": BLUE, "up": ORANGE}
+DECISION_COLOURS = {"action": GREEN, "no-op": BLUE}
+NO_OP_REASON_COLOURS = {"veto": ORANGE, "wip_full": YELLOW, "blocked": ORANGE, "no_delta": NEUTRAL}
+
+
+def _state_index(metric: str, label: str, states: tuple[str, ...]) -> str:
+    """A one-hot state set as the index of its current state (0 for the first).
+
+    ``max(m{label="states[1]"}) + 2 * max(m{label="states[2]"}) + ...``: a stat shows
+    one number per value, so the state becomes its position in the exporter's own tuple
+    and a value mapping (``_state_map``) turns it back into the state's name.
+    """
+    terms = []
+    for i, state in enumerate(states):
+        if i:
+            term = f"max({_sel(metric, f'{label}={json.dumps(str(state))}')})"
+            terms.append(term if i == 1 else f"{i} * {term}")
+    return " + ".join(terms)
+
+
+def _state_map(
+    states: tuple[str, ...], colours: Mapping[str, str]
+) -> dict[str, tuple[str, str | None]]:
+    """Index (as ``_state_index`` computes it) -> (state name, colour)."""
+    return {str(i): (str(state), colours[str(state)]) for i, state in enumerate(states)}
+
+
+def _state_props(
+    states: tuple[str, ...], colours: Mapping[str, str], missing: str
+) -> list[dm.DynamicConfigValue]:
+    mapping = _map_json(_state_map(states, colours))
+    return [_prop("mappings", [mapping, _no_data_json(missing)])]
+
+
+def _no_data_json(text: str, color: str | None = None) -> dict[str, object]:
+    data: dict[str, object] = json.loads(json.dumps(_no_data(text, color), cls=JSONEncoder))
+    return data
+
+
+def memory_row() -> list[Any]:
+    max_age_h = BUDGET_HEADER_MAX_AGE_SECONDS // 3600
+    gate = (
+        _stat(
+            "Budget gate",
+            "The budget header memory/_budget_header.md that GOVERN writes and the gateway "
+            "reads before every charter run (needs the exporter's --memory-dir). 'Runs': "
+            "allow_runs, CLOSED in red means the gateway skips governance runs "
+            "(GovernanceBudgetGateClosed); 'unknown' when the header cannot be read. "
+            "'Budget' and 'Burn trend': budget_status and burn_rate_trend. 'Updated': age of "
+            f"updated_at, red above {max_age_h} h, where the gateway treats the gate as "
+            "unavailable (GovernanceBudgetGateStale). 'Header file': ok, missing, incomplete, "
+            "malformed or unreadable. 'Memory dir': whether the exporter can list the "
+            "directory at all.",
+            "none",
+            10,
+            7,
+        )
+        .with_target(_query("min(governance_budget_allow_runs)", "A", "Runs"))
+        .with_target(
+            _query(
+                _state_index("governance_budget_status", "status", BUDGET_STATUSES), "B", "Budget"
+            )
+        )
+        .with_target(
+            _query(
+                _state_index("governance_budget_burn_rate_trend", "trend", BURN_RATE_TRENDS),
+                "C",
+                "Burn trend",
+            )
+        )
+        .with_target(
+            _query("time() - max(governance_budget_updated_timestamp_seconds)", "D", "Updated")
+        )
+        .with_target(
+            _query(
+                _state_index("governance_budget_header_file_status", "status", FILE_STATUSES),
+                "E",
+                "Header file",
+            )
+        )
+        .with_target(_query("min(governance_memory_directory_readable)", "F", "Memory dir"))
+        .text_mode(cm.BigValueTextMode.VALUE_AND_NAME)
+        .thresholds(_steps((None, NEUTRAL)))
+        .mappings([_no_data("no data")])
+        .override_by_query(
+            "A",
+            [
+                _prop(
+                    "mappings",
+                    [
+                        _map_json({"1": ("OPEN", GREEN), "0": ("CLOSED", RED)}),
+                        _no_data_json("unknown", ORANGE),
+                    ],
+                )
+            ],
+        )
+        .override_by_query("B", _state_props(BUDGET_STATUSES, BUDGET_STATUS_COLOURS, "not set"))
+        .override_by_query("C", _state_props(BURN_RATE_TRENDS, BURN_RATE_TREND_COLOURS, "not set"))
+        .override_by_query(
+            "D",
+            [
+                _prop("unit", "dtdurations"),
+                _prop("thresholds", _steps_json((None, GREEN), (BUDGET_STALE_STEP, RED))),
+            ],
+        )
+        .override_by_query("E", _state_props(FILE_STATUSES, FILE_STATUS_COLOURS, "no data"))
+        .override_by_query(
+            "F",
+            [
+                _prop(
+                    "mappings",
+                    [
+                        _map_json({"1": ("readable", GREEN), "0": ("UNREADABLE", RED)}),
+                        _no_data_json("not configured"),
+                    ],
+                )
+            ],
+        )
+    )
+    caps = (
+        _stat(
+            "Budget gate caps",
+            "Per-run limits the budget header sets for the gateway: max_tokens_per_charter_run, "
+            "max_tool_calls_per_charter_run and max_brain_spawns_per_hour ('not set' when the "
+            "header lacks them or cannot be read).",
+            "short",
+            4,
+            7,
+        )
+        .with_target(_query("min(governance_budget_max_tokens_per_charter_run)", "A", "tokens/run"))
+        .with_target(
+            _query("min(governance_budget_max_tool_calls_per_charter_run)", "B", "tool calls/run")
+        )
+        .with_target(
+            _query("min(governance_budget_max_brain_spawns_per_hour)", "C", "brain spawns/h")
+        )
+        .text_mode(cm.BigValueTextMode.VALUE_AND_NAME)
+        .color_mode(cm.BigValueColorMode.NONE)
+        .thresholds(_steps((None, NEUTRAL)))
+        .mappings([_no_data("not set")])
+        .decimals(0)
+    )
+    by = "max by (charter)"
+    heartbeats = (
+        _table(
+            "Charter heartbeats",
+            "The heartbeat each charter's gateway run leaves in memory/{CHARTER}/heartbeat.md. "
+            "'Last run' is its run_at; 'Decision' action or no-op, with the no-op reason "
+            "(veto, wip_full, blocked, no_delta). 'File': missing (no folder or file: the "
+            "charter never ran on this gateway), incomplete (run_at or decision absent, "
+            "e.g. half-written), malformed (a value of the wrong kind) or unreadable; the "
+            "other columns are then empty and 'File written' says when the gateway last "
+            "touched it. A heartbeat older than two of the charter's intervals raises "
+            "GovernanceHeartbeatStale (see 'Governance alerts').",
+            "none",
+            10,
+            7,
+        )
+        .with_target(
+            _query(
+                f"max by (charter, status) "
+                f"({_sel('governance_heartbeat_file_status', CHARTER)}) == 1",
+                "A",
+                table_format=True,
+            )
+        )
+        .with_target(
+            _query(
+                f"{by} ({_sel('governance_heartbeat_run_timestamp_seconds', CHARTER)}) * 1000",
+                "B",
+                table_format=True,
+            )
+        )
+        .with_target(
+            _query(
+                f"max by (charter, decision) "
+                f"({_sel('governance_heartbeat_decision', CHARTER)}) == 1",
+                "C",
+                table_format=True,
+            )
+        )
+        .with_target(
+            _query(
+                f"max by (charter, reason) "
+                f"({_sel('governance_heartbeat_no_op_reason', CHARTER)}) == 1",
+                "D",
+                table_format=True,
+            )
+        )
+        .with_target(
+            _query(
+                f"{by} ({_sel('governance_heartbeat_file_modified_timestamp_seconds', CHARTER)})"
+                " * 1000",
+                "E",
+                table_format=True,
+            )
+        )
+        .with_transformation(MERGE)
+        .with_transformation(
+            _organize(
+                ["Time", "Value #A", "Value #C", "Value #D"],
+                {
+                    "charter": "Charter",
+                    "Value #B": "Last run",
+                    "decision": "Decision",
+                    "reason": "No-op reason",
+                    "status": "File",
+                    "Value #E": "File written",
+                },
+                ["charter", "Value #B", "decision", "reason", "status", "Value #E"],
+            )
+        )
+        .override_by_name("Last run", [_prop("unit", "dateTimeFromNow")])
+        .override_by_name("File written", [_prop("unit", "dateTimeFromNow")])
+        .override_by_name(
+            "Decision",
+            [
+                _prop("mappings", [_map_json(_names(DECISIONS, DECISION_COLOURS))]),
+                _prop("custom.cellOptions", {"type": "color-text"}),
+            ],
+        )
+        .override_by_name(
+            "No-op reason",
+            [
+                _prop("mappings", [_map_json(_names(NO_OP_REASONS, NO_OP_REASON_COLOURS))]),
+                _prop("custom.cellOptions", {"type": "color-text"}),
+            ],
+        )
+        .override_by_name(
+            "File",
+            [
+                _prop("mappings", [_map_json(_names(FILE_STATUSES, FILE_STATUS_COLOURS))]),
+                _background(),
+            ],
+        )
+    )
+    return [gate, caps, heartbeats]
+
+
+def _names(
+    states: tuple[str, ...], colours: Mapping[str, str]
+) -> dict[str, tuple[str, str | None]]:
+    """Label value -> (itself, colour): colours a table column that shows a label."""
+    return {str(state): (str(state), colours[str(state)]) for state in states}
+
+
+# --- 5. trends ----------------------------------------------------------------------
 
 
 def trend_row() -> list[Any]:
@@ -716,7 +987,7 @@ def trend_row() -> list[Any]:
     return [balance, runway, failures]
 
 
-# --- 5. exporter health ---------------------------------------------------------------
+# --- 6. exporter health ---------------------------------------------------------------
 
 
 def exporter_row() -> list[Any]:
@@ -872,6 +1143,7 @@ ROWS = (
     ("Credit health", credit_row),
     ("Charters", charter_row),
     ("Failed runs and alerts", failure_row),
+    ("Gateway memory: heartbeats and budget gate", memory_row),
     ("Trends", trend_row),
     ("Exporter health", exporter_row),
 )
@@ -883,8 +1155,9 @@ def build() -> dict[str, Any]:
         db.Dashboard(DASHBOARD_TITLE)
         .uid(DASHBOARD_UID)
         .description(
-            "Is governance healthy? Credit runway, charter schedules, failed runs and the "
-            "exporter itself, from governance-exporter metrics."
+            "Is governance healthy? Credit runway, charter schedules, failed runs, the "
+            "gateway's heartbeats and budget gate, and the exporter itself, from "
+            "governance-exporter metrics."
         )
         .tags(["governance", "cogni"])
         .readonly()

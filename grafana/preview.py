@@ -250,28 +250,63 @@ def render_stat(panel: Mapping[str, Any], results: dict[str, list[Series]]) -> s
     return f'<div class="stats">{"".join(cells)}</div>'
 
 
+def _merge(frames: list[tuple[list[str], list[dict[str, Any]]]]) -> list[dict[str, Any]]:
+    """Grafana's merge transformation: rows agreeing on the fields every frame has (and
+    not conflicting on any other) become one row; frames without fields are skipped."""
+    present = [fields for fields, _rows in frames if fields]
+    keys = [f for f in present[0] if all(f in fields for fields in present[1:])] if present else []
+    merged: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    order: list[tuple[tuple[Any, ...], int]] = []
+    for _fields, rows in frames:
+        for row in rows:
+            key = tuple(row.get(k) for k in keys)
+            existing = merged.setdefault(key, [])
+            hits = [
+                i
+                for i, old in enumerate(existing)
+                if all(old.get(k) is None or old[k] == v for k, v in row.items())
+            ]
+            for i in hits:
+                existing[i] = {**existing[i], **row}
+            if not hits:
+                existing.append(dict(row))
+                order.append((key, len(existing) - 1))
+    return [merged[key][i] for key, i in order]
+
+
 def _table_frame(
     panel: Mapping[str, Any], results: dict[str, list[Series]]
 ) -> tuple[list[str], list[dict[str, Any]]]:
-    """Rows as Grafana's table would get them after the panel's transformations."""
+    """Rows as Grafana's table would get them after the panel's transformations.
+
+    One frame per query (Time, its labels, ``Value`` or ``Value #ref``), as Grafana's
+    Prometheus data source returns them in table format; the Time column is the same
+    for every instant query, so it is left out of the rows.
+    """
     targets = panel["targets"]
     value_name = "Value" if len(targets) == 1 else "Value #{}"
-    rows: dict[tuple[tuple[str, str], ...], dict[str, Any]] = {}
+    frames: list[tuple[list[str], list[dict[str, Any]]]] = []
     columns: list[str] = ["Time"]
     for target in targets:
         column = value_name.format(target["refId"])
+        fields: list[str] = []
+        rows: list[dict[str, Any]] = []
         for series in results[target["refId"]]:
-            labels = tuple(sorted((k, v) for k, v in series["metric"].items() if k != "__name__"))
-            row = rows.setdefault(labels, dict(labels))
-            row[column] = _last(series)
-            for key, _v in labels:
-                if key not in columns:
-                    columns.append(key)
-        columns.append(column)
-    table = list(rows.values())
+            labels = {k: v for k, v in sorted(series["metric"].items()) if k != "__name__"}
+            fields += [k for k in labels if k not in fields]
+            rows.append({**labels, column: _last(series)})
+        if rows:
+            fields.append(column)
+        columns += [f for f in fields if f not in columns]
+        if column not in columns:
+            columns.append(column)
+        frames.append((fields, rows))
+    table = [row for _fields, rows in frames for row in rows]
     for transform in panel.get("transformations", []):
         options = transform["options"]
-        if transform["id"] == "groupingToMatrix":
+        if transform["id"] == "merge":
+            table = _merge(frames)
+        elif transform["id"] == "groupingToMatrix":
             row_field, col_field = options["rowField"], options["columnField"]
             matrix: dict[str, dict[str, Any]] = {}
             col_values: list[str] = []

@@ -19,6 +19,7 @@ import json
 import math
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -30,7 +31,7 @@ import yaml
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from exporter import model
+from exporter import memory, model
 
 ROOT = Path(__file__).resolve().parent.parent
 GRAFANA = ROOT / "grafana"
@@ -39,6 +40,7 @@ DASHBOARDS = GRAFANA / "dashboards"
 DASHBOARD_JSON = DASHBOARDS / "governance.json"
 DATASOURCES_YML = GRAFANA / "provisioning" / "datasources" / "prometheus.yml"
 PROVIDERS_YML = GRAFANA / "provisioning" / "dashboards" / "governance.yml"
+RULES_YML = ROOT / "prometheus" / "rules" / "governance.rules.yml"
 
 DS_VARIABLE = "${datasource}"
 
@@ -81,6 +83,24 @@ CONTRACT: dict[str, frozenset[str]] = {
     "governance_exporter_last_success_timestamp_seconds": frozenset(),
     "governance_exporter_build_info": frozenset({"version", "schema"}),
     "governance_exporter_collection_errors_total": frozenset({"reason"}),
+    # The gateway's memory files (optional --memory-dir): the node's gateway, no account.
+    "governance_heartbeat_file_status": frozenset({"charter", "status"}),
+    "governance_heartbeat_run_timestamp_seconds": frozenset({"charter"}),
+    "governance_heartbeat_file_modified_timestamp_seconds": frozenset({"charter"}),
+    "governance_heartbeat_decision": frozenset({"charter", "decision"}),
+    "governance_heartbeat_no_op_reason": frozenset({"charter", "reason"}),
+    "governance_budget_header_file_status": frozenset({"status"}),
+    "governance_budget_allow_runs": frozenset(),
+    "governance_budget_status": frozenset({"status"}),
+    "governance_budget_burn_rate_trend": frozenset({"trend"}),
+    "governance_budget_updated_timestamp_seconds": frozenset(),
+    "governance_budget_file_modified_timestamp_seconds": frozenset(),
+    "governance_budget_max_tokens_per_charter_run": frozenset(),
+    "governance_budget_max_tool_calls_per_charter_run": frozenset(),
+    "governance_budget_max_brain_spawns_per_hour": frozenset(),
+    "governance_memory_ignored_entries": frozenset(),
+    "governance_memory_directory_readable": frozenset(),
+    "governance_memory_collect_duration_seconds": frozenset(),
     # Prometheus' own series.
     "up": frozenset(),
     "ALERTS": frozenset(
@@ -107,8 +127,22 @@ REQUIRED_METRICS = frozenset(
         "governance_exporter_collect_duration_seconds",
         "governance_exporter_last_success_timestamp_seconds",
         "ALERTS",
+        # Charter heartbeats and the budget gate.
+        "governance_budget_allow_runs",
+        "governance_budget_status",
+        "governance_budget_burn_rate_trend",
+        "governance_budget_updated_timestamp_seconds",
+        "governance_budget_header_file_status",
+        "governance_budget_max_tokens_per_charter_run",
+        "governance_budget_max_tool_calls_per_charter_run",
+        "governance_budget_max_brain_spawns_per_hour",
+        "governance_heartbeat_file_status",
+        "governance_heartbeat_run_timestamp_seconds",
+        "governance_heartbeat_decision",
+        "governance_heartbeat_no_op_reason",
     }
 )
+MEMORY_PREFIXES = ("governance_heartbeat_", "governance_budget_", "governance_memory_")
 
 
 def load_generator() -> ModuleType:
@@ -291,6 +325,7 @@ def test_credit_health_comes_first_and_fits_a_laptop_screen(dashboard: dict[str,
         "Credit health",
         "Charters",
         "Failed runs and alerts",
+        "Gateway memory: heartbeats and budget gate",
         "Trends",
         "Exporter health",
     ]
@@ -502,6 +537,147 @@ def test_balance_is_shown_in_credits_and_usd(dashboard: dict[str, Any]) -> None:
     assert _grafana_colour(credits_steps, 1) != "red"
     assert _grafana_colour(props["thresholds"]["steps"], 0) == "red"
     assert _grafana_colour(props["thresholds"]["steps"], 1 / model.CREDITS_PER_USD) != "red"
+
+
+# --- gateway memory: heartbeats and the budget gate ---------------------------------
+
+
+def _override(panel: dict[str, Any], matcher: str, options: str) -> dict[str, Any]:
+    """The properties of the panel's override matching ``matcher`` = ``options``."""
+    (override,) = (
+        o
+        for o in panel["fieldConfig"]["overrides"]
+        if o["matcher"] == {"id": matcher, "options": options}
+    )
+    return {p["id"]: p["value"] for p in override["properties"]}
+
+
+def _target(panel: dict[str, Any], ref: str) -> str:
+    (expr,) = (t["expr"] for t in panel["targets"] if t["refId"] == ref)
+    return str(expr)
+
+
+def test_memory_contract_is_what_the_memory_collector_exposes(tmp_path: Path) -> None:
+    """The memory metrics of CONTRACT, labels included, are those the collector yields."""
+    # Imported here: test_dashboard_live imports this module.
+    from prometheus_client.registry import CollectorRegistry  # noqa: PLC0415
+    from test_dashboard_live import write_gateway_memory  # noqa: PLC0415
+
+    from exporter.memory_collector import MemoryCollector  # noqa: PLC0415
+    from exporter.settings import DEFAULT_CHARTERS  # noqa: PLC0415
+
+    files = write_gateway_memory(tmp_path / "memory", time.time())
+    registry = CollectorRegistry()
+    registry.register(MemoryCollector(files.directory, DEFAULT_CHARTERS))
+    exposed = {
+        family.name: frozenset(label for sample in family.samples for label in sample.labels)
+        for family in registry.collect()
+    }
+    assert all(family.startswith(MEMORY_PREFIXES) for family in exposed)
+    assert exposed == {n: labels for n, labels in CONTRACT.items() if n.startswith(MEMORY_PREFIXES)}
+
+
+def _evaluate(node: Any, values: dict[tuple[str, str], float]) -> float:
+    """A scalar expression of numbers, + and * over ``max``/``min`` of single-series
+    selectors ``metric{label="value"}``, each worth ``values[(metric, value)]``."""
+    if isinstance(node, promql_parser.NumberLiteral):
+        return float(node.val)
+    if isinstance(node, promql_parser.ParenExpr):
+        return _evaluate(node.expr, values)
+    if isinstance(node, promql_parser.AggregateExpr) and str(node.op) in {"max", "min"}:
+        return _evaluate(node.expr, values)
+    if isinstance(node, promql_parser.VectorSelector):
+        (matcher,) = node.matchers.matchers
+        return values[(str(node.name), matcher.value)]
+    if isinstance(node, promql_parser.BinaryExpr) and str(node.op) in {"+", "*"}:
+        lhs, rhs = _evaluate(node.lhs, values), _evaluate(node.rhs, values)
+        return lhs + rhs if str(node.op) == "+" else lhs * rhs
+    raise AssertionError(f"not a state-index expression: {node}")
+
+
+GATE_STATE_SETS = {
+    "B": ("governance_budget_status", memory.BUDGET_STATUSES),
+    "C": ("governance_budget_burn_rate_trend", memory.BURN_RATE_TRENDS),
+    "E": ("governance_budget_header_file_status", memory.FILE_STATUSES),
+}
+
+
+@pytest.mark.parametrize("ref", sorted(GATE_STATE_SETS))
+def test_budget_gate_states_read_back_as_their_names(dashboard: dict[str, Any], ref: str) -> None:
+    """A state set shown as one number: for every one-hot state the stat's value maps
+    back to the state's name (the exporter's own tuple, so a new state fails here)."""
+    metric, states = GATE_STATE_SETS[ref]
+    panel = _panel(dashboard, "Budget gate")
+    ast = _parse(_target(panel, ref))
+    value_map, no_data = _override(panel, "byFrameRefID", ref)["mappings"]
+    assert no_data["type"] == "special"  # an absent header reads as text, not blank
+    for state in states:
+        values = {(metric, str(other)): float(other == state) for other in states}
+        shown = value_map["options"][_js_key(_evaluate(ast, values))]
+        assert shown["text"] == str(state)
+    assert len(value_map["options"]) == len(states)
+
+
+def test_budget_gate_colours(dashboard: dict[str, Any]) -> None:
+    panel = _panel(dashboard, "Budget gate")
+    runs = _override(panel, "byFrameRefID", "A")["mappings"][0]["options"]
+    assert (runs["0"]["text"], runs["0"]["color"]) == ("CLOSED", "red")
+    assert (runs["1"]["text"], runs["1"]["color"]) == ("OPEN", "green")
+    assert _target(panel, "A") == "min(governance_budget_allow_runs)"  # closed wins
+    files = _override(panel, "byFrameRefID", "E")["mappings"][0]["options"]
+    colours = {option["text"]: option["color"] for option in files.values()}
+    assert colours["ok"] == "green"
+    assert {colours[s] for s in ("missing", "malformed", "unreadable")} == {"red"}
+    status = _override(panel, "byFrameRefID", "B")["mappings"][0]["options"]
+    assert {o["text"]: o["color"] for o in status.values()}["critical"] == "red"
+
+
+def test_budget_header_age_turns_red_where_the_gateway_and_the_alert_call_it_stale(
+    dashboard: dict[str, Any],
+) -> None:
+    panel = _panel(dashboard, "Budget gate")
+    assert _target(panel, "D") == "time() - max(governance_budget_updated_timestamp_seconds)"
+    props = _override(panel, "byFrameRefID", "D")
+    assert props["unit"] == "dtdurations"
+    steps = props["thresholds"]["steps"]
+    limit = float(memory.BUDGET_HEADER_MAX_AGE_SECONDS)
+    # The gateway uses a header up to 2 h old (age <= limit); the alert fires above it.
+    assert _grafana_colour(steps, 0) == "green"
+    assert _grafana_colour(steps, limit) == "green"
+    assert _grafana_colour(steps, math.nextafter(limit, math.inf)) == "red"
+    assert _grafana_colour(steps, 10 * limit) == "red"
+    rules = yaml.safe_load(RULES_YML.read_text(encoding="utf-8"))
+    stale: Any
+    (stale,) = (
+        promql_parser.parse(rule["expr"])
+        for group in rules["groups"]
+        for rule in group["rules"]
+        if rule.get("alert") == "GovernanceBudgetGateStale"
+        and "governance_budget_updated_timestamp_seconds" in rule["expr"]
+    )
+    assert str(stale.op) == ">"
+    assert stale.rhs.val == limit
+
+
+def test_heartbeat_table_names_and_colours_every_state(dashboard: dict[str, Any]) -> None:
+    panel = _panel(dashboard, "Charter heartbeats")
+    for column, states in (
+        ("File", memory.FILE_STATUSES),
+        ("Decision", memory.DECISIONS),
+        ("No-op reason", memory.NO_OP_REASONS),
+    ):
+        options = _override(panel, "byName", column)["mappings"][0]["options"]
+        assert sorted(options) == sorted(str(s) for s in states), column
+        assert all(options[key]["text"] == key for key in options), column
+    files = _override(panel, "byName", "File")
+    assert files["custom.cellOptions"]["type"] == "color-background"
+    colours = {key: option["color"] for key, option in files["mappings"][0]["options"].items()}
+    assert colours["ok"] == "green"
+    assert {colours[s] for s in ("missing", "malformed", "unreadable")} == {"red"}
+    assert _override(panel, "byName", "Last run")["unit"] == "dateTimeFromNow"  # "x ago"
+    organize = panel["transformations"][-1]["options"]["renameByName"]
+    assert organize["status"] == "File"
+    assert organize["Value #B"] == "Last run"
 
 
 # --- provisioning ------------------------------------------------------------------

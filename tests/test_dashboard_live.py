@@ -5,9 +5,13 @@ replayed (balance 0, the last six hours of runs rejected with insufficient_credi
 nothing charged since), one charter without a schedule row and one paused; the
 exporter as a process; Debian's ``prometheus`` scraping it every second and loading
 ``prometheus/rules/governance.rules.yml`` with its group intervals shortened to 1 s
-(the ``for:`` durations stay as written). Each panel expression, with the template
-variables substituted as Grafana would, goes through Prometheus' HTTP API and must
-return the series and values that the incident implies.
+(the ``for:`` durations stay as written). The exporter also reads a gateway memory
+directory (``--memory-dir``) as the incident leaves it: GOVERN's last heartbeat
+closed the budget gate six and a half hours ago and nothing has updated it since,
+ENGINEERING's last heartbeat was a no-op, COMMUNITY's heartbeat is malformed and
+SUSTAINABILITY has none. Each panel expression, with the template variables
+substituted as Grafana would, goes through Prometheus' HTTP API and must return the
+series and values that the incident implies.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import contextlib
 import importlib.util
 import json
 import math
+import os
 import shutil
 import subprocess
 import tempfile
@@ -43,6 +48,7 @@ from test_dashboard import DASHBOARD_JSON, load_generator
 
 import exporter
 from exporter import scenario
+from exporter.memory import BUDGET_HEADER_MAX_AGE_SECONDS
 from exporter.snapshot import SCHEMA_2026_02
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,6 +61,11 @@ PAUSED = "community"  # schedule disabled
 RUNNING = ("govern", "engineering")
 CONFIGURED = (*RUNNING, PAUSED)
 RANGE_SECONDS = 10
+# The gateway's memory directory (the exporter's default expected charters).
+ACTED = "govern"  # heartbeat: action (it closed the budget gate)
+IDLE = "engineering"  # heartbeat: no-op, wip_full
+MALFORMED = PAUSED  # heartbeat with a decision the gateway does not write
+# MISSING has no memory folder at all.
 
 pytestmark = pytest.mark.skipif(PROMETHEUS is None, reason="needs the prometheus binary")
 
@@ -64,6 +75,97 @@ Series = dict[str, Any]  # {"metric": {...}, "value": [t, "v"]} or {..., "values
 # --- the stack ------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class GatewayMemory:
+    """What ``write_gateway_memory`` wrote: Unix times the exporter must report."""
+
+    directory: Path
+    run_at: dict[str, float]  # charter -> run_at of its parseable heartbeat
+    modified: dict[str, float]  # charter -> mtime of its heartbeat file
+    budget_updated_at: float
+
+
+def _iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _write(path: Path, text: str, mtime: float) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    os.utime(path, (mtime, mtime))
+
+
+def write_gateway_memory(directory: Path, now: float) -> GatewayMemory:
+    """The gateway's memory/ during the incident, in the gateway's own file formats.
+
+    GOVERN's last run (6.5 h ago, before the balance ran out) closed the budget gate;
+    nothing has run since, so the header is stale. ENGINEERING's last heartbeat was a
+    no-op (wip_full); COMMUNITY's has a decision the exporter rejects (malformed);
+    SUSTAINABILITY never ran here (no folder: missing).
+    """
+    acted = float(int(now) - 6 * 3600 - 1800)
+    idle = acted - 900
+    run_at = {ACTED: acted, IDLE: idle}
+    modified = {ACTED: acted + 3, IDLE: idle + 2, MALFORMED: acted - 1200}
+    _write(
+        directory / ACTED.upper() / "heartbeat.md",
+        f"""# Heartbeat
+
+run_at: {_iso(acted)}
+charter: {ACTED.upper()}
+focus: credits are running out; close the budget gate
+decision: action
+expected_outcome: metric=balance_credits, target=>0, by_date=2026-02-16
+cost_guard: max_tokens=20000, max_tool_calls=30, escalation_requested=true
+evidence: charge_receipts of the last 24 h
+""",
+        modified[ACTED],
+    )
+    _write(
+        directory / IDLE.upper() / "heartbeat.md",
+        f"""# Heartbeat
+
+run_at: {_iso(idle)}
+charter: {IDLE.upper()}
+focus: review open PRs
+decision: no-op
+no_op_reason: wip_full
+cost_guard: max_tokens=20000, max_tool_calls=30, escalation_requested=false
+""",
+        modified[IDLE],
+    )
+    _write(
+        directory / MALFORMED.upper() / "heartbeat.md",
+        f"""# Heartbeat
+
+run_at: {_iso(acted - 1200)}
+charter: {MALFORMED.upper()}
+decision: maybe later
+""",
+        modified[MALFORMED],
+    )
+    _write(
+        directory / "_budget_header.md",
+        f"""---
+type: budget_header
+owner: GOVERN
+updated_at: {_iso(acted)}
+source_of_truth: billing
+---
+
+allow_runs: false
+max_tokens_per_charter_run: 20_000
+max_tool_calls_per_charter_run: 30
+max_brain_spawns_per_hour: 4
+budget_status: critical
+burn_rate_trend: flat
+notes: balance exhausted; no governance runs until credits are topped up
+""",
+        acted + 2,
+    )
+    return GatewayMemory(directory, run_at, modified, acted)
+
+
 @dataclass
 class Stack:
     prometheus_url: str
@@ -71,6 +173,7 @@ class Stack:
     rules_loaded: bool
     spent_credits: float  # charged in the trailing 24 h, read back from the database
     charges: int
+    memory: GatewayMemory
 
     def api(self, path: str, **params: str) -> Any:
         url = f"{self.prometheus_url}/api/v1/{path}?{urllib.parse.urlencode(params)}"
@@ -175,14 +278,17 @@ def wait_for(stack: Stack, expr: str, what: str, timeout: float = 60) -> None:
 def incident_stack(pg_admin_url: str) -> Iterator[Stack]:
     """Database, exporter and Prometheus with data and evaluated rules; all stopped after."""
     database = create_database(pg_admin_url, SCHEMA_2026_02)
+    memory_root = Path(tempfile.mkdtemp(prefix="govexp-memory-"))
     try:
         spent, charges = seed_incident_with_gaps(database)
         assert 4 * 17 <= charges <= 4 * 18, charges  # 17-18 hourly charges per charter
+        memory = write_gateway_memory(memory_root / "memory", time.time())
+        env = {"GOVERNANCE_EXPORTER_MEMORY_DIR": str(memory.directory)}
         with (
-            run_exporter(database.monitor_url) as exporter_process,
+            run_exporter(database.monitor_url, env=env) as exporter_process,
             prometheus_server(exporter_process.url.removeprefix("http://")) as (url, rules),
         ):
-            live = Stack(url, database.schema, rules, spent, charges)
+            live = Stack(url, database.schema, rules, spent, charges, memory)
             # Enough samples for the range panels, and the rules evaluated on them.
             wait_for(
                 live,
@@ -198,6 +304,7 @@ def incident_stack(pg_admin_url: str) -> Iterator[Stack]:
             yield live
     finally:
         drop_database(database)
+        shutil.rmtree(memory_root, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -379,6 +486,60 @@ def _errors(result: list[Series], _: Stack) -> None:
     assert all(float(v) == 0 for series in result for _, v in series["values"])
 
 
+def _shown(title: str, ref: str, value: float) -> str:
+    """The text the panel's value mapping for query ``ref`` shows for ``value``."""
+    (panel,) = (p for p in GENERATOR.panels(DASHBOARD) if p["title"] == title)
+    (override,) = (
+        o
+        for o in panel["fieldConfig"]["overrides"]
+        if o["matcher"] == {"id": "byFrameRefID", "options": ref}
+    )
+    (mappings,) = (p["value"] for p in override["properties"] if p["id"] == "mappings")
+    key = str(int(value)) if value == int(value) else repr(value)
+    return str(mappings[0]["options"][key]["text"])
+
+
+def _gate(ref: str, value: float, text: str | None = None) -> Check:
+    """One label-less series (the gateway's, no account) worth ``value``, shown as ``text``."""
+
+    def check(result: list[Series], _: Stack) -> None:
+        assert _labels(result) == {frozenset()}, result
+        (series,) = result
+        assert _last(series) == value
+        if text is not None:
+            assert _shown("Budget gate", ref, value) == text
+
+    return check
+
+
+def _budget_header_age(result: list[Series], stack: Stack) -> None:
+    assert _labels(result) == {frozenset()}
+    age = _last(result[0])
+    assert _near(age, time.time() - stack.memory.budget_updated_at, 60), age
+    assert age > BUDGET_HEADER_MAX_AGE_SECONDS  # the stale header is red
+
+
+def _heartbeat_labels(label: str, expected: dict[str, str]) -> Check:
+    """A state set filtered to its current state: one series per charter, worth 1."""
+
+    def check(result: list[Series], _: Stack) -> None:
+        assert _labels(result) == {frozenset({"charter", label})}
+        assert {s["metric"]["charter"]: s["metric"][label] for s in result} == expected
+        assert len(result) == len(expected)
+        assert {_last(s) for s in result} == {1}
+
+    return check
+
+
+def _heartbeat_millis(field: str) -> Check:
+    def check(result: list[Series], stack: Stack) -> None:
+        assert _labels(result) == {frozenset({"charter"})}
+        want: dict[str, float] = getattr(stack.memory, field)
+        assert _by(result, "charter") == {c: t * 1000 for c, t in want.items()}
+
+    return check
+
+
 # The incident: balance 0; charges of 1,000,000 credits until six hours ago, none since.
 def _burn_per_hour(stack: Stack) -> float:
     return stack.spent_credits / 86400 * 3600
@@ -406,6 +567,22 @@ EXPECTED: dict[str, Check] = {
     "Failed runs by charter and reason/A": _failed_by_reason,
     "Failed runs by charter and reason/B": _failed_by_reason,
     "Governance alerts/A": _alerts_table,
+    "Budget gate/A": _gate("A", 0, "CLOSED"),
+    "Budget gate/B": _gate("B", 2, "critical"),
+    "Budget gate/C": _gate("C", 1, "flat"),
+    "Budget gate/D": _budget_header_age,
+    "Budget gate/E": _gate("E", 0, "ok"),
+    "Budget gate/F": _gate("F", 1, "readable"),
+    "Budget gate caps/A": _gate("A", 20_000),
+    "Budget gate caps/B": _gate("B", 30),
+    "Budget gate caps/C": _gate("C", 4),
+    "Charter heartbeats/A": _heartbeat_labels(
+        "status", {ACTED: "ok", IDLE: "ok", MALFORMED: "malformed", MISSING: "missing"}
+    ),
+    "Charter heartbeats/B": _heartbeat_millis("run_at"),
+    "Charter heartbeats/C": _heartbeat_labels("decision", {ACTED: "action", IDLE: "no-op"}),
+    "Charter heartbeats/D": _heartbeat_labels("reason", {IDLE: "wip_full"}),
+    "Charter heartbeats/E": _heartbeat_millis("modified"),
     "Balance over time/A": _all_values(0),
     "Runway over time/A": _all_values(0),
     "Failed runs over time by reason/A": _failures_over_time,
@@ -468,13 +645,25 @@ def test_rendered_preview_shows_the_incident(stack: Stack) -> None:
     assert spec.loader is not None
     preview = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(preview)
-    page = preview.render_page(
-        DASHBOARD, preview.Prometheus(stack.prometheus_url, VALUES, RANGE_SECONDS), "test"
-    )
+    prometheus = preview.Prometheus(stack.prometheus_url, VALUES, RANGE_SECONDS)
+    page = preview.render_page(DASHBOARD, prometheus, "test")
     assert "not a Grafana screenshot" in page
     assert "0 h: balance exhausted" in page  # runway stat, red
     assert "MISSING" in page  # the charter without a schedule row
     assert "paused" in page
     assert "insufficient_credits" in page
+    assert "CLOSED" in page  # the budget gate
+    assert "malformed" in page  # COMMUNITY's heartbeat
+    assert "wip_full" in page
+    # Grafana's merge joins the heartbeat queries into one row per charter.
+    (panel,) = (p for p in GENERATOR.panels(DASHBOARD) if p["title"] == "Charter heartbeats")
+    results = {t["refId"]: prometheus.run(t) for t in panel["targets"]}
+    columns, rows = preview._table_frame(panel, results)
+    assert columns == ["Charter", "Last run", "Decision", "No-op reason", "File", "File written"]
+    by_charter = {row["Charter"]: row for row in rows}
+    assert len(rows) == len(by_charter) == 4
+    assert by_charter[IDLE]["No-op reason"] == "wip_full"
+    assert by_charter[MALFORMED]["File"] == "malformed"
+    assert "Decision" not in by_charter[MISSING]
     if stack.rules_loaded:
         assert "GovernanceCreditRunwayLow" in page
