@@ -76,11 +76,12 @@ class Settings(BaseSettings):
         "and connect timeout. Keep it under Prometheus' scrape timeout (10 s).",
     )
     cache_seconds: float = Field(
-        default=0.0,
+        default=1.0,
         ge=0,
         le=300,
-        description="Serve a collection to scrapes arriving within this many seconds "
-        "of it. 0: only scrapes arriving while a collection runs share it.",
+        description="Serve a finished collection to scrapes arriving within this many "
+        "seconds of it (scrapes arriving while one runs always share it). 1 s makes a "
+        "burst of concurrent scrapes cost one set of queries; 0 turns the cache off.",
     )
     pool_max_size: int = Field(
         default=2, ge=1, le=20, description="Most database connections the exporter opens."
@@ -95,6 +96,20 @@ class Settings(BaseSettings):
     web_config_file: Path | None = Field(
         default=None,
         description="Prometheus exporter-toolkit web config (TLS, basic auth).",
+    )
+    web_max_requests: int = Field(
+        default=128,
+        ge=1,
+        le=1000,
+        description="Most HTTP requests served at once; more are answered 503 (over "
+        "TLS: closed) instead of each getting a thread.",
+    )
+    web_request_timeout_seconds: float = Field(
+        default=20.0,
+        gt=0,
+        le=300,
+        description="Deadline for one HTTP connection, from accept to answer; a slower "
+        "client is cut off. Keep it above statement-timeout-seconds.",
     )
     memory_dir: Path | None = Field(
         default=None,
@@ -136,6 +151,15 @@ class Settings(BaseSettings):
             raise ValueError(
                 "--database-url / GOVERNANCE_EXPORTER_DATABASE_URL is required "
                 "(or --database-url-file)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _check_request_timeout(self) -> Settings:
+        if self.web_request_timeout_seconds <= self.statement_timeout_seconds:
+            raise ValueError(
+                "--web-request-timeout-seconds must be above --statement-timeout-seconds "
+                "(a scrape waits for the collection)"
             )
         return self
 

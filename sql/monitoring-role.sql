@@ -13,7 +13,8 @@
 -- It may SELECT only the columns the exporter reads (and those the tables'
 -- row-level security policies look at). It works on both schema versions
 -- (schedule_runs of 2026-02, graph_runs of 2026-03) and can be run again after
--- the migration.
+-- the migration. docs/least-privilege.md explains every grant, and what the role
+-- can still do.
 
 DO $$
 BEGIN
@@ -24,7 +25,14 @@ BEGIN
 END
 $$;
 
+-- Backstops on the server side, whatever the client does: read-only by default,
+-- no statement longer than 10 s (the exporter sets a shorter one per transaction),
+-- no transaction left open, and a bound on connections (an HA pair of exporters
+-- with the default pool of 2 needs 4; raise it for more replicas or a larger pool).
+ALTER ROLE governance_exporter CONNECTION LIMIT 10;
 ALTER ROLE governance_exporter SET default_transaction_read_only = on;
+ALTER ROLE governance_exporter SET statement_timeout = '10s';
+ALTER ROLE governance_exporter SET idle_in_transaction_session_timeout = '30s';
 GRANT USAGE ON SCHEMA public TO governance_exporter;
 
 GRANT SELECT (id, slug, owner_user_id, balance_credits)
