@@ -21,6 +21,8 @@ from exporter.memory_collector import MemoryCollector
 from exporter.server import ExporterServer, Route, healthz_route, metrics_route
 from exporter.settings import Settings
 from exporter.source import Source, open_pool
+from exporter.status_page import status_route
+from exporter.webconfig import load_web_config
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +63,7 @@ def build_routes(
     settings: Settings, snapshots: SnapshotCache, registry: CollectorRegistry
 ) -> dict[str, Route]:
     return {
+        "/": status_route(settings, snapshots),
         "/metrics": metrics_route(registry),
         "/healthz": healthz_route(snapshots),
     }
@@ -73,6 +76,7 @@ def build_app(
     clock: Clock = utc_now,
     registry: CollectorRegistry | None = None,
 ) -> App:
+    web = load_web_config(settings.web_config_file)  # a bad file stops here, before any I/O
     pool = pool or open_pool(
         settings.conninfo(),
         max_size=settings.pool_max_size,
@@ -83,7 +87,14 @@ def build_app(
     registry.register(GovernanceCollector(snapshots, settings.expected_charters))
     if settings.memory_dir is not None:
         registry.register(MemoryCollector(settings.memory_dir, settings.expected_charters))
-    server = ExporterServer(settings.listen_host_port, build_routes(settings, snapshots, registry))
+    server = ExporterServer(
+        settings.listen_host_port,
+        build_routes(settings, snapshots, registry),
+        max_concurrent=settings.web_max_requests,
+        request_timeout=settings.web_request_timeout_seconds,
+        wrap_socket=web.wrap_socket,
+        authorize=web.authorize,
+    )
     return App(settings, pool, snapshots, registry, server)
 
 

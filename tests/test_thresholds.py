@@ -18,7 +18,7 @@ import pytest
 import yaml
 from test_dashboard import dashboard_runway_thresholds
 
-from exporter import model
+from exporter import model, status_page
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "prometheus" / "rules" / "governance.rules.yml"
@@ -81,7 +81,29 @@ def thresholds_in_dashboard() -> Thresholds:
     return Thresholds(*dashboard_runway_thresholds())
 
 
+def _first_runway(predicate: Callable[[int], bool], high: int = 10 * 86400) -> int:
+    """The smallest whole-second runway for which ``predicate`` holds (it is monotonic)."""
+    low = 0
+    while low < high:
+        middle = (low + high) // 2
+        if predicate(middle):
+            high = middle
+        else:
+            low = middle + 1
+    return low
+
+
+def thresholds_on_status_page() -> Thresholds:
+    """Read back from the colours the page actually paints, not from the constants."""
+    red = status_page.health_colour(model.Health.RED)
+    green = status_page.health_colour(model.Health.GREEN)
+    first_not_red = _first_runway(lambda r: status_page.credit_colour(1, r) != red)
+    first_green = _first_runway(lambda r: status_page.credit_colour(1, r) == green)
+    return Thresholds(first_not_red, first_green - 1)
+
+
 THRESHOLD_SOURCES: dict[str, Callable[[], Thresholds]] = {
+    "status page": thresholds_on_status_page,
     "prometheus rules": thresholds_in_rules,
     "grafana dashboard": thresholds_in_dashboard,
 }

@@ -1,0 +1,433 @@
+"""The status page at ``/``: governance health at a glance, without Grafana.
+
+Server-rendered HTML with inline CSS only: no script and no external asset, so it
+works offline and under the strict Content-Security-Policy it is sent with. It
+reloads itself every ``PAGE_REFRESH_SECONDS`` (meta refresh). Every value that
+comes from the database or the configuration goes through ``html.escape``.
+
+Colours follow ``model.credit_health`` (the thresholds of the alert rules) and
+the verdict of ``exporter.check`` (the same one ``governance-exporter check``
+prints), so the page, the check and the alerts agree.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from http import HTTPStatus
+
+from exporter import __version__
+from exporter.check import (
+    Assessment,
+    Problem,
+    assess,
+    burn_per_hour,
+    charter_health,
+    error_words,
+    format_credits,
+    format_duration,
+    format_failures,
+    format_runs,
+    format_runway,
+    format_time,
+    format_usd,
+)
+from exporter.collection import Clock, CollectionResult, SnapshotCache, utc_now
+from exporter.model import (
+    CharterView,
+    CreditView,
+    GovernanceView,
+    Health,
+    RecentRun,
+    credit_health,
+    governance_view,
+)
+from exporter.server import Request, Response, Route
+from exporter.settings import Settings
+
+PAGE_REFRESH_SECONDS = 10
+# A collection this recent is shown as is: many open pages cost one collection.
+REUSE_SECONDS = 5.0
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+PAGE_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+}
+
+# (background, text) per health; the thresholds test and the browser test read these.
+HEALTH_COLOURS: Mapping[Health, tuple[str, str]] = {
+    Health.GREEN: ("#1a7f37", "#ffffff"),
+    Health.YELLOW: ("#eac54f", "#1f2328"),
+    Health.RED: ("#cf222e", "#ffffff"),
+}
+UNKNOWN = "unknown"
+UNKNOWN_COLOURS = ("#59636e", "#ffffff")
+
+
+def health_colour(health: Health) -> str:
+    """The background colour the page uses for a health."""
+    return HEALTH_COLOURS[health][0]
+
+
+def credit_colour(balance_credits: float, runway_seconds: float) -> str:
+    """The credit card's colour for a balance and runway (model.credit_health's thresholds)."""
+    return health_colour(credit_health(balance_credits, runway_seconds))
+
+
+def esc(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+# --- the route -------------------------------------------------------------------------
+
+
+def current_result(snapshots: SnapshotCache, now: datetime) -> CollectionResult:
+    """The latest collection if it is only seconds old, else a new one."""
+    latest = snapshots.latest
+    if latest is not None and 0 <= (now - latest.started_at).total_seconds() < REUSE_SECONDS:
+        return latest
+    return snapshots.get()
+
+
+def status_route(settings: Settings, snapshots: SnapshotCache, clock: Clock = utc_now) -> Route:
+    def serve(_request: Request) -> Response:
+        now = clock()
+        result = current_result(snapshots, now)
+        page = render_page(
+            result,
+            account=settings.account,
+            expected_charters=settings.expected_charters,
+            grafana_url=settings.grafana_url,
+            now=clock(),
+        )
+        return Response(HTTPStatus.OK, page.encode(), "text/html; charset=utf-8", PAGE_HEADERS)
+
+    return serve
+
+
+# --- the page --------------------------------------------------------------------------
+
+
+def render_page(
+    result: CollectionResult,
+    *,
+    account: str,
+    expected_charters: Sequence[str],
+    grafana_url: str | None,
+    now: datetime,
+) -> str:
+    """The whole page for one collection result."""
+    if result.snapshot is None:
+        body = _unreadable_body(account, result, now)
+        title = f"UNKNOWN · governance · {account}"
+    else:
+        view = governance_view(result.snapshot, expected_charters)
+        assessment = assess(view, view.taken_at)
+        body = _governance_body(view, assessment, now)
+        title = f"{assessment.health.value.upper()} · governance · {view.account}"
+    return _document(title, _links(grafana_url) + body + _footer(result, now))
+
+
+def _document(title: str, body: str) -> str:
+    return (
+        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f'<meta http-equiv="refresh" content="{PAGE_REFRESH_SECONDS}">'
+        '<meta name="referrer" content="no-referrer">'
+        f'<link rel="icon" href="data:,"><title>{esc(title)}</title>'
+        f"<style>{_css()}</style></head>\n<body><main>\n{body}\n</main></body></html>\n"
+    )
+
+
+def _links(grafana_url: str | None) -> str:
+    links = ['<a href="/metrics">Prometheus metrics</a>']
+    if grafana_url and grafana_url.lower().startswith(("http://", "https://")):
+        links.append(f'<a href="{esc(grafana_url)}" rel="noreferrer">Grafana dashboard</a>')
+    return f'<nav id="links">{" · ".join(links)}</nav>\n'
+
+
+def _governance_body(view: GovernanceView, assessment: Assessment, now: datetime) -> str:
+    return "\n".join(
+        [
+            _header(view.account, assessment.health.value, _overall_words(assessment)),
+            _credit_card(view.credit),
+            _problems(assessment.problems),
+            _charters_table(view, assessment, now),
+            _recent_runs(view.recent_runs),
+        ]
+    )
+
+
+def _overall_words(assessment: Assessment) -> str:
+    count = len(assessment.problems)
+    if count == 0:
+        return "Overall: GREEN — no problems"
+    return f"Overall: {assessment.health.value.upper()} — {count} problem{'s' if count > 1 else ''}"
+
+
+def _header(account: str, health: str, words: str) -> str:
+    return (
+        f'<header><h1>Governance <span class="muted">· {esc(account)}</span></h1>'
+        f'<p id="overall" class="badge h-{health}" data-health="{health}">{esc(words)}</p>'
+        "</header>"
+    )
+
+
+def _fact(key: str, label: str, value: str) -> str:
+    return f'<div><dt>{esc(label)}</dt><dd id="{key}">{esc(value)}</dd></div>'
+
+
+def _credit_card(credit: CreditView) -> str:
+    health = credit.health.value
+    burn = burn_per_hour(credit)
+    spent = (
+        f"{format_credits(credit.spent_credits)} · {format_usd(credit.spent_credits)}"
+        f" · {credit.charges} charge{'s' if credit.charges != 1 else ''}"
+    )
+    facts = [
+        _fact("runway", "Runway", format_runway(credit)),
+        _fact(
+            "balance",
+            "Balance",
+            f"{format_credits(credit.balance_credits)} · {format_usd(credit.balance_credits)}",
+        ),
+        _fact("burn", "Burn", f"{format_credits(burn)}/h · {format_usd(burn)}/h"),
+        _fact("spent", f"Spent in the last {format_duration(credit.window_seconds)}", spent),
+    ]
+    return (
+        f'<section id="credit" class="card h-{health}" data-health="{health}">'
+        '<p class="label">Credit health</p>'
+        f'<p id="health" class="big">{health.upper()}</p>'
+        f"<dl>{''.join(facts)}</dl></section>"
+    )
+
+
+def _problems(problems: Sequence[Problem]) -> str:
+    if not problems:
+        return '<section id="problems"><h2>Problems</h2><p>None.</p></section>'
+    items = "".join(
+        f'<li data-health="{p.health.value}">{_badge(p.health.value)} '
+        f"<b>{esc(p.subject)}</b>: {esc(p.message)} "
+        f'<small class="muted">({esc(p.alert)})</small></li>'
+        for p in problems
+    )
+    return f'<section id="problems"><h2>Problems</h2><ul>{items}</ul></section>'
+
+
+def _badge(health: str, text: str | None = None) -> str:
+    return f'<span class="badge h-{health}">{esc(text or health.upper())}</span>'
+
+
+def _table(
+    key: str,
+    title: str,
+    headers: Sequence[str],
+    rows: Iterable[str],
+    empty: str,
+    *,
+    phone: str = "stack",
+) -> str:
+    """A section with a table; on a phone each row becomes a card (``stack``) or a
+    two-by-two grid (``runs``)."""
+    body = "".join(rows)
+    if not body:
+        return f'<section id="{key}"><h2>{esc(title)}</h2><p>{esc(empty)}</p></section>'
+    head = "".join(f"<th>{esc(h)}</th>" for h in headers)
+    return (
+        f'<section id="{key}"><h2>{esc(title)}</h2><table class="{phone}">'
+        f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></section>"
+    )
+
+
+def _cell(label: str, content: str) -> str:
+    """A table cell; ``content`` is already escaped HTML."""
+    return f'<td data-label="{esc(label)}"><span>{content}</span></td>'
+
+
+def _when(at: datetime, now: datetime, *, future: bool) -> str:
+    seconds = (at - now).total_seconds() if future else (now - at).total_seconds()
+    relative = f"in {format_duration(seconds)}" if future else f"{format_duration(seconds)} ago"
+    return f'{esc(relative)}<br><small class="muted">{esc(format_time(at))}</small>'
+
+
+CHARTER_HEADERS = ("Charter", "Enabled", "Last success", "Next run", "Runs", "Failed runs")
+
+
+def _charters_table(view: GovernanceView, assessment: Assessment, now: datetime) -> str:
+    window = format_duration(view.credit.window_seconds)
+    headers = [*CHARTER_HEADERS[:4], f"Runs in {window}", f"Failed in {window}"]
+    rows = [_charter_row(c, charter_health(assessment, c), headers, now) for c in view.charters]
+    table = _table("charters", "Charters", headers, rows, "No charters expected or found.")
+    if view.schedules_truncated:
+        table += '<p class="muted">More schedules exist than the exporter reads.</p>'
+    return table
+
+
+def _charter_row(charter: CharterView, health: Health, labels: Sequence[str], now: datetime) -> str:
+    name = esc(charter.charter)
+    first = f"<b>{name}</b> {_badge(health.value)}"
+    if not charter.configured:
+        cells = [first, "not configured: no schedule row", "—", "—", "—", "—"]
+    else:
+        cells = [
+            first,
+            "yes" if charter.enabled else "<b>no (paused)</b>",
+            _when(charter.last_success_at, now, future=False)
+            if charter.last_success_at
+            else "never",
+            _next_run(charter, now),
+            esc(format_runs(charter)),
+            esc(
+                f"{charter.failed_runs}: {format_failures(charter)}" if charter.failed_runs else "0"
+            ),
+        ]
+    tds = "".join(_cell(label, cell) for label, cell in zip(labels, cells, strict=True))
+    return f'<tr data-charter="{name}" data-health="{health.value}">{tds}</tr>'
+
+
+def _next_run(charter: CharterView, now: datetime) -> str:
+    if charter.config_error:
+        return f"unknown: {esc(charter.config_error)}"
+    if charter.next_run_at is None:
+        return "paused"
+    return _when(charter.next_run_at, now, future=True)
+
+
+RECENT_HEADERS = ("Charter", "Scheduled", "Status", "Reason")
+
+
+def _recent_runs(runs: Sequence[RecentRun]) -> str:
+    rows = (
+        "<tr>"
+        + _cell("Charter", esc(run.charter))
+        + _cell("Scheduled", esc(format_time(run.scheduled_for)))
+        + _cell("Status", _badge(Health.RED.value, run.status) if run.reason else esc(run.status))
+        + _cell("Reason", esc(run.reason or "—"))
+        + "</tr>"
+        for run in runs
+    )
+    return _table(
+        "recent",
+        f"Most recent runs (last {len(runs)})" if runs else "Most recent runs",
+        RECENT_HEADERS,
+        rows,
+        "No runs recorded in the database.",
+        phone="runs",
+    )
+
+
+# --- when the database cannot be read ----------------------------------------------------
+
+
+def _reason(result: CollectionResult) -> str:
+    return result.error.reason if result.error is not None else UNKNOWN
+
+
+def short_time(at: datetime, now: datetime) -> str:
+    """``12:03 UTC`` today, else with the date."""
+    return at.strftime("%H:%M UTC") if at.date() == now.date() else format_time(at)
+
+
+def error_sentence(result: CollectionResult, now: datetime) -> str:
+    """E.g. "Database unreachable since 12:03 UTC (5 min)"."""
+    words = error_words(_reason(result))
+    sentence = words[0].upper() + words[1:]
+    if result.failing_since is not None:
+        since = result.failing_since
+        ago = format_duration((now - since).total_seconds())
+        sentence += f" since {short_time(since, now)} ({ago})"
+    return sentence
+
+
+def _unreadable_body(account: str, result: CollectionResult, now: datetime) -> str:
+    detail = str(result.error) if result.error is not None else ""
+    if result.last_success_at is not None:
+        last = f"Last successful read: {_when(result.last_success_at, now, future=False)}."
+    else:
+        last = "No successful read since the exporter started."
+    return "\n".join(
+        [
+            _header(account, UNKNOWN, "Overall: UNKNOWN — the database cannot be read"),
+            f'<section id="credit" class="card h-{UNKNOWN}" data-health="{UNKNOWN}">'
+            '<p class="label">Credit health</p>'
+            f'<p id="health" class="big">{UNKNOWN.upper()}</p>'
+            f'<p id="error">{esc(error_sentence(result, now))}: {esc(detail)}</p>'
+            f"<p>{last}</p></section>",
+        ]
+    )
+
+
+def _footer(result: CollectionResult, now: datetime) -> str:
+    schema = result.snapshot.schema.version if result.snapshot is not None else "unknown"
+    return (
+        '<footer id="collection" class="muted">'
+        f"Last collection {esc(format_time(result.started_at))} "
+        f"({esc(format_duration((now - result.started_at).total_seconds()))} ago), "
+        f"took {result.duration_seconds:.2f} s · schema {esc(schema)} · "
+        f"refreshes every {PAGE_REFRESH_SECONDS} s · governance-exporter {esc(__version__)}"
+        "</footer>"
+    )
+
+
+def _css() -> str:
+    colours = [
+        *(f".h-{h.value}{{background:{bg};color:{fg}}}" for h, (bg, fg) in HEALTH_COLOURS.items()),
+        f".h-{UNKNOWN}{{background:{UNKNOWN_COLOURS[0]};color:{UNKNOWN_COLOURS[1]}}}",
+    ]
+    return _BASE_CSS + "".join(colours)
+
+
+_BASE_CSS = """
+:root{color-scheme:light dark;--fg:#1f2328;--muted:#59636e;--bg:#fff;--line:#d1d9e0}
+@media (prefers-color-scheme:dark){:root{--fg:#e6edf3;--muted:#9198a1;--bg:#0d1117;
+--line:#3d444d}}
+*{box-sizing:border-box}
+body{margin:0;font:16px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;
+color:var(--fg);background:var(--bg)}
+main{max-width:72rem;margin:0 auto;padding:1rem}
+a{color:inherit}
+nav{float:right;margin-top:.4rem}
+h1{font-size:1.4rem;margin:.2rem 0 .5rem}
+h2{font-size:1.1rem;margin:1.5rem 0 .5rem}
+.muted,small{color:var(--muted)}
+.card{border-radius:12px;padding:1.25rem 1.5rem;margin:1rem 0}
+.card .label{margin:0;font-weight:600;opacity:.9}
+.big{font-size:clamp(2.2rem,9vw,3.6rem);font-weight:800;line-height:1.1;margin:.1rem 0}
+.card dl{display:grid;grid-template-columns:repeat(auto-fit,minmax(14rem,1fr));gap:.75rem 1.5rem;
+margin:1rem 0 0}
+.card dt{font-size:.85rem;opacity:.9}
+.card dd{margin:0;font-size:1.2rem;font-weight:650;overflow-wrap:anywhere}
+.card small{color:inherit;opacity:.85}
+.badge{display:inline-block;padding:.1rem .55rem;border-radius:999px;font-size:.8rem;
+font-weight:700;white-space:nowrap}
+#overall{font-size:1rem;margin:.25rem 0;white-space:normal}
+ul{padding-left:1.2rem}
+li{margin:.3rem 0;overflow-wrap:anywhere}
+table{width:100%;border-collapse:collapse}
+th,td{text-align:left;padding:.45rem .6rem;border-bottom:1px solid var(--line);
+vertical-align:top;overflow-wrap:anywhere}
+th{font-size:.85rem;color:var(--muted);font-weight:600}
+footer{margin:2rem 0 1rem;font-size:.85rem}
+@media (max-width:40rem){
+nav{float:none}
+table.stack thead{display:none}
+table.stack tr{display:block;border:1px solid var(--line);border-radius:8px;margin:0 0 .75rem;
+padding:.25rem .6rem}
+table.stack td{display:flex;justify-content:space-between;gap:1rem;border:0;padding:.3rem 0;
+text-align:right}
+table.stack td::before{content:attr(data-label);font-weight:600;color:var(--muted);
+text-align:left}
+table.runs thead{display:none}
+table.runs tr{display:grid;grid-template-columns:1fr auto;border-bottom:1px solid var(--line);
+padding:.3rem 0}
+table.runs td{border:0;padding:.1rem .2rem;overflow-wrap:normal}
+table.runs td:nth-child(even){text-align:right}
+}
+"""
