@@ -2,8 +2,9 @@
 
 Scrapes that come in while a collection is under way wait for it and get its
 result (single flight), so an HA pair or a burst of scrapes costs the database
-one set of queries. With ``cache_seconds`` > 0 a finished collection is also
-served to scrapes arriving within that many seconds of it.
+one set of queries. With ``cache_seconds`` > 0 a successful collection is also
+served to scrapes arriving within that many seconds of it; a failed one never is,
+so the first scrape after the database comes back reads it.
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ class SnapshotCache:
     def get(self) -> CollectionResult:
         """A fresh collection, or the one under way, or a cached one."""
         with self._lock:
-            if self._latest is not None and self._is_fresh():
+            if self._latest is not None and self._latest.ok and self._is_fresh():
                 return self._latest
             if self._in_flight is not None:
                 shared = self._in_flight

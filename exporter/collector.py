@@ -209,7 +209,8 @@ def health_families(result: CollectionResult | None, schema: str) -> list[Metric
     duration.add_metric([], result.duration_seconds if result else 0.0)
     last_success = _gauge(
         "governance_exporter_last_success_timestamp_seconds",
-        "When a collection last read the database fully, Unix time; 0 if never.",
+        "When a collection last read the database fully, Unix time; 0 if never. "
+        "Scrapes within --cache-seconds (default 1 s) of a collection are served from it.",
     )
     last_success.add_metric([], _timestamp(result.last_success_at if result else None))
     errors = CounterMetricFamily(

@@ -1,11 +1,23 @@
 """Database access: every SQL statement the exporter runs is in this module.
 
-A collection is two round trips on one pooled connection, inside one read-only
-REPEATABLE READ transaction:
+A collection is one round trip on one pooled connection: one pipeline holding a
+whole read-only REPEATABLE READ transaction:
 
-1. set the row-level-security user and the statement timeout for this
-   transaction only, and read the catalog to learn the schema version;
-2. read the facts, one statement each, sent together in pipeline mode.
+    BEGIN; set the row-level-security user and the statement timeout for this
+    transaction only; read the catalog (schema version); read the facts, one
+    statement each; COMMIT.
+
+The fact statements depend on the schema version (runs table, error_code
+column), so they are written for the version the previous collection found; the
+catalog read in the same transaction confirms it. When it does not (the first
+collection, or a migration since), or a statement fails because the guessed
+table or column is gone, the transaction is done again with the version just
+read: one more round trip, only then.
+
+There is no liveness ping when a connection leaves the pool. A collection that
+finds its connection broken (the server restarted, a proxy dropped it) has the
+pool check its idle connections and runs once more on a sound one: the
+transaction is read-only, so doing it again is harmless.
 
 Setting ``app.current_user_id`` per transaction (``set_config(..., true)``)
 rather than per session means no connection can ever lack it: not one the pool
@@ -75,6 +87,11 @@ COLLECTION_ERROR_REASONS = (
 )
 
 # --- statements -----------------------------------------------------------------
+
+# Pooled connections are in autocommit mode; a collection states its transaction
+# itself, so that BEGIN, the reads and COMMIT travel in one pipeline.
+BEGIN_READ_ONLY: LiteralString = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+COMMIT: LiteralString = "COMMIT"
 
 SET_TRANSACTION_CONTEXT: LiteralString = """
 SELECT set_config('app.current_user_id', %(rls_user_id)s, true),
@@ -209,6 +226,14 @@ def schema_info(catalog: CatalogRow) -> SchemaInfo:
     )
 
 
+class _BrokenConnection(Exception):
+    """The connection died under a collection; safe to run it again on another."""
+
+    def __init__(self, error: psycopg.OperationalError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 class Source:
     """Reads a ``Snapshot`` of one billing account's governance from the pool."""
 
@@ -228,12 +253,23 @@ class Source:
         self._window = timedelta(seconds=window_seconds)
         self._timeout_seconds = timeout_seconds
         self._max_charters = max_charters
+        self._schema: SchemaInfo | None = None  # as found by the last collection
 
     def read(self, now: datetime) -> Snapshot:
         """One consistent snapshot as of ``now``; raises ``CollectionError``."""
         try:
-            with self._pool.connection(timeout=self._timeout_seconds) as conn:
-                return self._read(conn, now)
+            try:
+                return self._read_pooled(now)
+            except _BrokenConnection as broken:
+                # A stale pooled connection: drop the broken ones, try once more.
+                logger.info(
+                    "pooled connection was broken (%s); retrying once", _first_line(broken.error)
+                )
+                self._pool.check()
+                try:
+                    return self._read_pooled(now)
+                except _BrokenConnection as again:
+                    raise again.error from again
         except PoolTimeout as exc:
             raise DatabaseUnavailable(
                 f"no database connection within {self._timeout_seconds:g} s"
@@ -247,6 +283,15 @@ class Source:
         except psycopg.Error as exc:
             raise CollectionError(f"query failed: {_first_line(exc)}") from exc
 
+    def _read_pooled(self, now: datetime) -> Snapshot:
+        with self._pool.connection(timeout=self._timeout_seconds) as conn:
+            try:
+                return self._read(conn, now)
+            except psycopg.OperationalError as exc:
+                if conn.broken:
+                    raise _BrokenConnection(exc) from exc
+                raise
+
     def _params(self, now: datetime) -> dict[str, Any]:
         return {
             "account": self._account,
@@ -259,36 +304,52 @@ class Source:
 
     def _read(self, conn: psycopg.Connection[Any], now: datetime) -> Snapshot:
         params = self._params(now)
+        retried_missing = False
+        for _ in range(3):
+            guess = self._schema
+            try:
+                catalog, facts = self._transaction(conn, params, guess)
+            except (errors.UndefinedTable, errors.UndefinedColumn):
+                # Once: the guess may be stale. Twice: the table or column is really
+                # missing, and that error is the one to report.
+                if guess is None or retried_missing:
+                    raise
+                retried_missing = True
+                conn.rollback()  # the guessed table or column is gone: read the catalog
+                self._schema = None
+                continue
+            schema = schema_info(catalog)
+            if facts is not None and schema == guess:
+                return self._snapshot(now, schema, facts)
+            self._schema = schema
+        raise CollectionError("the schema changed during three collections in a row")
+
+    def _transaction(
+        self, conn: psycopg.Connection[Any], params: dict[str, Any], schema: SchemaInfo | None
+    ) -> tuple[CatalogRow, _Facts | None]:
+        """One round trip: BEGIN, context, catalog, the facts for ``schema``, COMMIT."""
+        facts: _Facts | None = None
         with conn.pipeline():
+            conn.execute(BEGIN_READ_ONLY)
             conn.execute(SET_TRANSACTION_CONTEXT, params)
             catalog_cur = conn.cursor(row_factory=class_row(CatalogRow))
             catalog_cur.execute(READ_CATALOG)
+            if schema is not None:
+                facts = _Facts(conn, params, schema)
+            conn.execute(COMMIT)
         catalog = catalog_cur.fetchone()
         assert catalog is not None
-        schema = schema_info(catalog)
+        return catalog, facts
 
-        with conn.pipeline():
-            account_cur = conn.cursor(row_factory=class_row(AccountRow))
-            account_cur.execute(READ_ACCOUNT, params)
-            spend_cur = conn.cursor(row_factory=class_row(SpendRow))
-            spend_cur.execute(READ_SPEND, params)
-            schedules_cur = conn.cursor(row_factory=class_row(ScheduleRow))
-            schedules_cur.execute(READ_SCHEDULES, params)
-            counts_cur = conn.cursor(row_factory=class_row(RunCountRow))
-            counts_cur.execute(_runs_statement(_READ_RUN_COUNTS, schema), params)
-            outcomes_cur = conn.cursor(row_factory=class_row(LastOutcomeRow))
-            outcomes_cur.execute(_runs_statement(_READ_LAST_OUTCOMES, schema), params)
-            recent_cur = conn.cursor(row_factory=class_row(RecentRunRow))
-            recent_cur.execute(_runs_statement(_READ_RECENT_RUNS, schema), params)
-
-        account_row = account_cur.fetchone()
-        spend = spend_cur.fetchone()
+    def _snapshot(self, now: datetime, schema: SchemaInfo, facts: _Facts) -> Snapshot:
+        account_row = facts.account.fetchone()
+        spend = facts.spend.fetchone()
         if account_row is None or spend is None:
             raise AccountNotVisible(
                 f"billing account {self._account!r} not found: wrong slug, or row-level "
                 f"security hides it (is {self._rls_user_id!r} its owner?)"
             )
-        schedules = schedules_cur.fetchall()
+        schedules = facts.schedules.fetchall()
         truncated = len(schedules) > self._max_charters
         if truncated:
             logger.warning(
@@ -306,10 +367,30 @@ class Source:
             spend=spend,
             schedules=tuple(schedules[: self._max_charters]),
             schedules_truncated=truncated,
-            run_counts=tuple(counts_cur.fetchall()),
-            last_outcomes=tuple(outcomes_cur.fetchall()),
-            recent_runs=tuple(recent_cur.fetchall()),
+            run_counts=tuple(facts.counts.fetchall()),
+            last_outcomes=tuple(facts.outcomes.fetchall()),
+            recent_runs=tuple(facts.recent.fetchall()),
         )
+
+
+class _Facts:
+    """The fact statements of one transaction, queued in its pipeline."""
+
+    def __init__(
+        self, conn: psycopg.Connection[Any], params: dict[str, Any], schema: SchemaInfo
+    ) -> None:
+        self.account = conn.cursor(row_factory=class_row(AccountRow))
+        self.account.execute(READ_ACCOUNT, params)
+        self.spend = conn.cursor(row_factory=class_row(SpendRow))
+        self.spend.execute(READ_SPEND, params)
+        self.schedules = conn.cursor(row_factory=class_row(ScheduleRow))
+        self.schedules.execute(READ_SCHEDULES, params)
+        self.counts = conn.cursor(row_factory=class_row(RunCountRow))
+        self.counts.execute(_runs_statement(_READ_RUN_COUNTS, schema), params)
+        self.outcomes = conn.cursor(row_factory=class_row(LastOutcomeRow))
+        self.outcomes.execute(_runs_statement(_READ_LAST_OUTCOMES, schema), params)
+        self.recent = conn.cursor(row_factory=class_row(RecentRunRow))
+        self.recent.execute(_runs_statement(_READ_RECENT_RUNS, schema), params)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -318,9 +399,13 @@ def _first_line(exc: BaseException) -> str:
 
 
 def configure_connection(conn: psycopg.Connection[Any]) -> None:
-    """Every pooled connection reads in read-only REPEATABLE READ transactions."""
+    """Pooled connections are in autocommit mode: a collection sends its own
+    ``BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY`` and ``COMMIT`` in the
+    same pipeline as its reads (one round trip). Read-only REPEATABLE READ is also
+    the default here, should anything else ever run on them."""
     conn.read_only = True
     conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+    conn.autocommit = True
 
 
 def open_pool(
@@ -341,7 +426,6 @@ def open_pool(
         name=name,
         timeout=timeout_seconds,
         reconnect_timeout=max(timeout_seconds, 1.0),
-        check=ConnectionPool.check_connection,
         configure=configure_connection,
         kwargs={
             "connect_timeout": max(2, int(timeout_seconds)),
@@ -352,9 +436,10 @@ def open_pool(
     return pool
 
 
-def run_statements() -> Sequence[str]:
-    """The statements a collection runs on the 2026-03 schema (for docs and benchmarks)."""
-    schema = SchemaInfo(SCHEMA_2026_03, "graph_runs", True)
+def run_statements(schema: SchemaInfo | None = None) -> Sequence[str]:
+    """The statements of one collection, in order (for docs and benchmarks); the
+    2026-03 schema unless ``schema`` says otherwise."""
+    schema = schema or SchemaInfo(SCHEMA_2026_03, "graph_runs", True)
     return (
         SET_TRANSACTION_CONTEXT,
         READ_CATALOG,

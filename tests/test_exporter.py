@@ -23,7 +23,7 @@ from exporter.collection import SnapshotCache
 from exporter.collector import GovernanceCollector
 from exporter.settings import DEFAULT_CHARTERS
 from exporter.snapshot import SCHEMA_2026_02, SCHEMA_2026_03
-from exporter.source import Source, open_pool
+from exporter.source import DatabaseUnavailable, Source, open_pool
 
 NOW = datetime(2026, 2, 15, 12, 7, tzinfo=UTC)
 H = timedelta(hours=1)
@@ -539,3 +539,43 @@ def test_schema_2026_02_and_03_detected(
             scenario.create_tenant(conn, balance_credits=1)
         scrape = exporter_for(database.monitor_url).scrape()
         assert value(scrape, "governance_exporter_build_info", version="0.1.0", schema=version) == 1
+
+
+def test_a_missing_table_is_reported_as_itself(
+    database: Database, exporter_for: Callable[..., Exporter]
+) -> None:
+    with database.connect() as conn:
+        scenario.create_tenant(conn, balance_credits=1)
+    exporter = exporter_for(database.url)
+    assert value(exporter.scrape(), "governance_exporter_up") == 1  # the schema is now guessed
+    with database.connect() as conn:
+        conn.execute("DROP TABLE charge_receipts")
+    _assert_failed(exporter.scrape(), "query_failed")
+    assert 'relation "charge_receipts" does not exist' in str(exporter.snapshots.latest.error)  # type: ignore[union-attr]
+
+
+class FlakySource:
+    """Fails its first read, then reads for real."""
+
+    def __init__(self, inner: Source) -> None:
+        self.inner = inner
+        self.calls = 0
+
+    def read(self, now: datetime) -> Any:
+        self.calls += 1
+        if self.calls == 1:
+            raise DatabaseUnavailable("down for the first read")
+        return self.inner.read(now)
+
+
+def test_cache_serves_successes_but_never_a_failure(
+    database: Database, exporter_for: Callable[..., Exporter]
+) -> None:
+    with database.connect() as conn:
+        scenario.create_tenant(conn, balance_credits=1)
+    flaky = FlakySource(exporter_for(database.monitor_url).source)
+    snapshots = SnapshotCache(flaky, cache_seconds=60, clock=lambda: NOW)
+    assert not snapshots.get().ok
+    assert snapshots.get().ok  # the failure was not cached: read again at once
+    assert snapshots.get().ok
+    assert flaky.calls == 2  # the success was
