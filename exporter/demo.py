@@ -1,18 +1,596 @@
-"""``governance-exporter demo``: not built yet."""
+"""``governance-exporter demo``: the whole stack on this machine, without Docker.
+
+It starts a throwaway PostgreSQL from local binaries (``exporter.localpg``), loads
+a Cogni schema and the least-privilege role of ``sql/monitoring-role.sql``, seeds
+a node with a day of history and keeps writing its activity
+(``exporter.demo_driver``: a balance that drains, green → yellow → red → empty →
+topped up), serves the exporter on it through that role, and, when the
+``prometheus`` and ``alertmanager`` (Debian: ``prometheus-alertmanager``) binaries
+are found, runs them with the repository's own configuration, rules and routing
+on free loopback ports, with Alertmanager's pages and tickets logged here. It
+prints the URLs; Ctrl-C or SIGTERM stops everything and removes its temporary
+directory.
+
+The repository's files (``sql/``, ``prometheus/``) are read from the checkout
+this package is installed from (``pip install -e``), or from the current
+directory: the demo is a from-the-clone command.
+
+How the committed Prometheus and Alertmanager files are changed, here and in the
+end-to-end test (``tests/stack.py``), and in no other way: addresses are replaced
+(scrape targets, the Alertmanager target, the rule file paths, the webhook URLs
+of ``${PAGER_WEBHOOK_URL}``/``${TICKET_WEBHOOK_URL}``), and every duration is
+multiplied by one factor (``StackTiming``): the global scrape and evaluation
+intervals and scrape timeout, each rule group's ``interval``, each rule's
+``for:`` and Alertmanager's ``group_wait``, ``group_interval`` and
+``repeat_interval``. The demo's factor is 1/``--speed`` (an alert that waits 10
+minutes waits 10 demo minutes), but never below ``FASTEST_FACTOR`` (1/20).
+Expressions (thresholds, range windows) are never touched: there is one copy of
+the rules, in ``prometheus/rules/``.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
+import re
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from exporter.startup import UsageError
+import psycopg
+from psycopg import sql
 
-HELP = "(not built yet)"
+from exporter import scenario
+from exporter.app import App, build_app
+from exporter.demo_driver import (
+    DemoDriver,
+    WebhookReceiver,
+    add_driver_arguments,
+    log_notification,
+    options_from,
+)
+from exporter.localpg import (
+    ChildProcess,
+    LocalPostgres,
+    PostgresNotFound,
+    free_port,
+    http_ok,
+    spawn,
+    throwaway_postgres,
+    wait_until,
+)
+from exporter.settings import split_host_port
+from exporter.snapshot import SCHEMA_2026_02, SCHEMA_2026_03
+from exporter.startup import UsageError, configure_logging, load_settings, stop_on_signals
+
+logger = logging.getLogger(__name__)
+
+HELP = (
+    "run a throwaway PostgreSQL with a demo node whose credits drain, the exporter on it, "
+    "and Prometheus and Alertmanager with this repository's rules when installed; "
+    "Ctrl-C stops all"
+)
+
+DEMO_DATABASE = "cogni"
+MONITOR_ROLE = "governance_exporter"
+PAGER_RECEIVERS = ("pager", "ticket")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """No options yet."""
+    parser.add_argument(
+        "--schema",
+        choices=(SCHEMA_2026_03, SCHEMA_2026_02),
+        default=SCHEMA_2026_03,
+        help="Cogni schema version to load (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--no-prometheus",
+        action="store_true",
+        help="do not start Prometheus and Alertmanager even when they are installed",
+    )
+    add_driver_arguments(parser)
+
+
+# --- the repository's files -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RepoFiles:
+    """The checkout's files the stack runs with."""
+
+    root: Path
+
+    @property
+    def role_sql(self) -> Path:
+        return self.root / "sql" / "monitoring-role.sql"
+
+    @property
+    def prometheus_config(self) -> Path:
+        return self.root / "prometheus" / "prometheus.yml"
+
+    @property
+    def rules(self) -> Path:
+        return self.root / "prometheus" / "rules" / "governance.rules.yml"
+
+    @property
+    def alertmanager_config(self) -> Path:
+        return self.root / "prometheus" / "alertmanager.yml"
+
+    @classmethod
+    def find(cls, *candidates: Path) -> RepoFiles:
+        """The first candidate (default: this package's checkout, then the current
+        directory) that has ``sql/monitoring-role.sql``."""
+        candidates = candidates or (Path(__file__).resolve().parent.parent, Path.cwd())
+        for root in candidates:
+            if cls(root).role_sql.is_file():
+                return cls(root)
+        raise UsageError(
+            "demo needs a checkout of the governance-exporter repository (sql/, prometheus/):"
+            " install it with 'pip install -e .' from the clone, or run it from the clone"
+        )
+
+
+# --- rendering the committed files --------------------------------------------------------
+
+_DURATION_PART = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
+_UNIT_SECONDS = {
+    "ms": 0.001,
+    "s": 1,
+    "m": 60,
+    "h": 3600,
+    "d": 86400,
+    "w": 7 * 86400,
+    "y": 365 * 86400,
+}
+_PLACEHOLDER = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)\}")
+
+
+def parse_duration(text: str) -> float:
+    """A Prometheus duration (``1h30m``, ``500ms``, ``0s``) in seconds."""
+    parts = _DURATION_PART.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise ValueError(f"not a Prometheus duration: {text!r}")
+    return sum(int(n) * _UNIT_SECONDS[u] for n, u in parts)
+
+
+def format_duration(seconds: float) -> str:
+    """Seconds as a compact Prometheus duration: ``5m``, ``1m30s``, ``1s500ms``, ``0s``."""
+    millis = round(seconds * 1000)
+    parts = []
+    for unit, size in (("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)):
+        count, millis = divmod(millis, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts) or "0s"
+
+
+# Prometheus sends its first scrape about 5 s after start (service discovery's
+# update delay, a constant), so the shortest `for:` of the rules (5m, exporter
+# down or absent) must stay well above that: a factor below 1/20 would page
+# GovernanceExporterDown at every start.
+FASTEST_FACTOR = 1 / 20
+
+
+@dataclass(frozen=True)
+class StackTiming:
+    """One factor for every duration of the committed files (see the module doc).
+
+    A scaled duration is rounded up to ``minimum_seconds`` (zero stays zero) and
+    a scrape timeout never exceeds its scrape interval. ``factor=1``: as committed.
+    """
+
+    factor: float = 1.0
+    minimum_seconds: float = 1.0
+
+    def scale(self, duration: str) -> str:
+        seconds = parse_duration(str(duration))
+        if seconds == 0:
+            return "0s"
+        return format_duration(max(seconds * self.factor, self.minimum_seconds))
+
+    def seconds(self, duration: str) -> float:
+        return parse_duration(self.scale(duration))
+
+
+def _yaml() -> Any:
+    try:
+        import yaml  # noqa: PLC0415 - only the Prometheus side of the demo needs it
+    except ImportError as exc:  # pragma: no cover - PyYAML is a dependency
+        raise UsageError("the demo's Prometheus side needs PyYAML: pip install PyYAML") from exc
+    return yaml
+
+
+def _dump(document: Any) -> str:
+    return str(_yaml().safe_dump(document, sort_keys=False, allow_unicode=True, width=100))
+
+
+def render_rules(text: str, timing: StackTiming) -> str:
+    """The rule file with each group's ``interval`` and each rule's ``for:`` scaled."""
+    document = _yaml().safe_load(text)
+    for group in document["groups"]:
+        if "interval" in group:
+            group["interval"] = timing.scale(group["interval"])
+        for rule in group["rules"]:
+            for key in ("for", "keep_firing_for"):
+                if key in rule:
+                    rule[key] = timing.scale(rule[key])
+    return _dump(document)
+
+
+def _scale_scrape(config: dict[str, Any], timing: StackTiming, defaults: dict[str, Any]) -> None:
+    for key in ("scrape_interval", "evaluation_interval", "scrape_timeout"):
+        if key in config:
+            config[key] = timing.scale(config[key])
+    interval = config.get("scrape_interval", defaults.get("scrape_interval"))
+    timeout = config.get("scrape_timeout")
+    if interval and timeout and parse_duration(timeout) > parse_duration(interval):
+        config["scrape_timeout"] = interval
+
+
+def render_prometheus_config(
+    text: str,
+    *,
+    targets: Mapping[str, list[str]],
+    rule_files: list[Path],
+    alertmanagers: list[str],
+    timing: StackTiming,
+) -> str:
+    """The scrape config with new addresses and scaled durations.
+
+    ``targets`` maps a job name to its new targets (jobs not named keep theirs);
+    ``alertmanagers`` replaces every Alertmanager target (empty: no alerting).
+    """
+    config = _yaml().safe_load(text)
+    global_config = config.setdefault("global", {})
+    _scale_scrape(global_config, timing, {})
+    config["rule_files"] = [str(path) for path in rule_files]
+    if alertmanagers:
+        config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": alertmanagers}]}]}
+    else:
+        config.pop("alerting", None)
+    for job in config.get("scrape_configs", []):
+        _scale_scrape(job, timing, global_config)
+        if job["job_name"] in targets:
+            job.pop("file_sd_configs", None)
+            job["static_configs"] = [{"targets": list(targets[job["job_name"]])}]
+    return _dump(config)
+
+
+def _scale_route(route: dict[str, Any], timing: StackTiming) -> None:
+    for key in ("group_wait", "group_interval", "repeat_interval"):
+        if key in route:
+            route[key] = timing.scale(route[key])
+    for child in route.get("routes", []):
+        _scale_route(child, timing)
+
+
+def render_alertmanager_config(text: str, *, env: Mapping[str, str], timing: StackTiming) -> str:
+    """What ``envsubst`` does at deploy (``${NAME}`` from ``env``), with scaled timers."""
+    missing = sorted(set(_PLACEHOLDER.findall(text)) - set(env))
+    if missing:
+        raise ValueError(f"no value for {', '.join(missing)} in the Alertmanager config")
+    config = _yaml().safe_load(_PLACEHOLDER.sub(lambda m: env[m.group(1)], text))
+    _scale_route(config["route"], timing)
+    return _dump(config)
+
+
+# --- Prometheus and Alertmanager as child processes -----------------------------------
+
+
+def find_prometheus() -> str | None:
+    return shutil.which("prometheus")
+
+
+def find_alertmanager() -> str | None:
+    """Upstream's ``alertmanager``, or Debian's ``prometheus-alertmanager``."""
+    return shutil.which("alertmanager") or shutil.which("prometheus-alertmanager")
+
+
+@dataclass
+class Server:
+    """A started Prometheus or Alertmanager."""
+
+    process: ChildProcess
+    url: str
+
+    def stop(self) -> None:
+        self.process.stop()
+
+
+@contextlib.contextmanager
+def run_prometheus(
+    binary: str,
+    workdir: Path,
+    config_text: str,
+    rules: Mapping[str, str],
+    *,
+    timing: StackTiming = StackTiming(),
+    ready_timeout: float = 60,
+) -> Iterator[Server]:
+    """Prometheus on a free loopback port with ``config_text``, whose ``rule_files``
+    should name ``workdir/<name>`` for each of ``rules``; stopped on exit."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    for name, text in rules.items():
+        (workdir / name).write_text(text, encoding="utf-8")
+    config = workdir / "prometheus.yml"
+    config.write_text(config_text, encoding="utf-8")
+    port = free_port()
+    argv = [
+        binary,
+        f"--config.file={config}",
+        f"--storage.tsdb.path={workdir / 'data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        f"--rules.alert.resend-delay={timing.scale('1m')}",
+    ]
+    server = Server(
+        spawn("prometheus", argv, workdir / "prometheus.log"), f"http://127.0.0.1:{port}"
+    )
+    try:
+        wait_until(
+            lambda: http_ok(server.url + "/-/ready"),
+            what=f"Prometheus at {server.url}",
+            timeout=ready_timeout,
+            child=server.process,
+        )
+        yield server
+    finally:
+        server.stop()
+
+
+@contextlib.contextmanager
+def run_alertmanager(
+    binary: str, workdir: Path, config_text: str, *, ready_timeout: float = 60
+) -> Iterator[Server]:
+    """Alertmanager on a free loopback port, clustering off; stopped on exit."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    config = workdir / "alertmanager.yml"
+    config.write_text(config_text, encoding="utf-8")
+    port = free_port()
+    argv = [
+        binary,
+        f"--config.file={config}",
+        f"--storage.path={workdir / 'data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--cluster.listen-address=",  # no gossip port: a lone, local Alertmanager
+    ]
+    server = Server(
+        spawn("alertmanager", argv, workdir / "alertmanager.log"), f"http://127.0.0.1:{port}"
+    )
+    try:
+        wait_until(
+            lambda: http_ok(server.url + "/-/ready"),
+            what=f"Alertmanager at {server.url}",
+            timeout=ready_timeout,
+            child=server.process,
+        )
+        yield server
+    finally:
+        server.stop()
+
+
+@dataclass
+class Monitoring:
+    prometheus: Server
+    alertmanager: Server | None
+
+
+@contextlib.contextmanager
+def run_monitoring(
+    repo: RepoFiles,
+    workdir: Path,
+    *,
+    exporter_target: str,
+    webhook_urls: Mapping[str, str] | None,
+    timing: StackTiming,
+) -> Iterator[Monitoring]:
+    """Prometheus with the repository's config and rules scraping ``exporter_target``
+    (job ``governance``), and, given webhook URLs for ``pager`` and ``ticket`` and an
+    Alertmanager binary, Alertmanager with the repository's routing sending there."""
+    prometheus = find_prometheus()
+    if prometheus is None:
+        raise FileNotFoundError("prometheus is not on PATH")
+    alertmanager = find_alertmanager() if webhook_urls is not None else None
+    with contextlib.ExitStack() as stack:
+        am_server = None
+        if alertmanager is not None and webhook_urls is not None:
+            env = {f"{name.upper()}_WEBHOOK_URL": url for name, url in webhook_urls.items()}
+            am_config = render_alertmanager_config(
+                repo.alertmanager_config.read_text(encoding="utf-8"), env=env, timing=timing
+            )
+            am_server = stack.enter_context(
+                run_alertmanager(alertmanager, workdir / "alertmanager", am_config)
+            )
+        prom_dir = workdir / "prometheus"
+        config = render_prometheus_config(
+            repo.prometheus_config.read_text(encoding="utf-8"),
+            targets={"governance": [exporter_target]},
+            rule_files=[prom_dir / repo.rules.name],
+            alertmanagers=[am_server.url.removeprefix("http://")] if am_server else [],
+            timing=timing,
+        )
+        rules = {repo.rules.name: render_rules(repo.rules.read_text(encoding="utf-8"), timing)}
+        prom_server = stack.enter_context(
+            run_prometheus(prometheus, prom_dir, config, rules, timing=timing)
+        )
+        yield Monitoring(prom_server, am_server)
+
+
+# --- the demo database ----------------------------------------------------------------
+
+
+def create_demo_database(server: LocalPostgres, schema: str, repo: RepoFiles) -> tuple[str, str]:
+    """A database with the schema and the monitoring role; (owner URL, monitor URL)."""
+    with psycopg.connect(server.admin_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DEMO_DATABASE)))
+    owner_url = server.url(DEMO_DATABASE)
+    monitor_password = server.password + "-monitor"
+    with psycopg.connect(owner_url, autocommit=True) as conn:
+        scenario.load_schema(conn, schema)
+        conn.execute(repo.role_sql.read_text(encoding="utf-8").encode())
+        conn.execute(
+            sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                sql.Identifier(MONITOR_ROLE), sql.Literal(monitor_password)
+            )
+        )
+    return owner_url, server.url(DEMO_DATABASE, user=MONITOR_ROLE, password=monitor_password)
+
+
+# --- the command ----------------------------------------------------------------------
+
+
+class Interrupted(Exception):
+    """Ctrl-C or SIGTERM during start-up."""
+
+
+def _checkpoint(stop: threading.Event) -> None:
+    if stop.is_set():
+        raise Interrupted
+
+
+def _start_thread(stack: contextlib.ExitStack, name: str, target: Callable[[], None]) -> None:
+    thread = threading.Thread(target=target, name=name, daemon=True)
+    thread.start()
+    stack.callback(thread.join, 15)
+
+
+def _exporter_address(overrides: dict[str, Any]) -> tuple[str, str]:
+    """(listen address, the address Prometheus scrapes): --listen-address, else a free
+    loopback port."""
+    listen = str(overrides.get("listen_address") or f"127.0.0.1:{free_port()}")
+    host, port = split_host_port(listen)
+    if host in ("", "0.0.0.0", "::"):  # noqa: S104 - recognising, not binding
+        host = "127.0.0.1"
+    return listen, f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _start_exporter(
+    stack: contextlib.ExitStack, overrides: dict[str, Any], monitor_url: str, listen: str
+) -> App:
+    settings = load_settings(
+        {
+            **overrides,
+            "database_url": monitor_url,
+            "database_url_file": None,
+            "listen_address": listen,
+        }
+    )
+    app = build_app(settings)
+    stack.callback(app.close)
+    return app
+
+
+def _print_banner(
+    args: argparse.Namespace,
+    app: App,
+    monitoring: Monitoring | None,
+    owner_url: str,
+    why_no_monitoring: str,
+) -> None:
+    info = psycopg.conninfo.conninfo_to_dict(owner_url)
+    lines = [
+        "",
+        f"governance-exporter demo is running at {args.speed:g}x speed: each hourly charter "
+        f"runs every {3600 / args.speed:g} s;",
+        f"the runway goes green -> yellow -> red -> empty in {args.drain_minutes:g} min, "
+        f"and the account is topped up {args.outage_minutes:g} min later.",
+        "",
+        f"  exporter      {app.server.url}/metrics",
+    ]
+    if monitoring is not None:
+        lines.append(f"  prometheus    {monitoring.prometheus.url}/alerts")
+        if monitoring.alertmanager is not None:
+            lines.append(
+                f"  alertmanager  {monitoring.alertmanager.url}/#/alerts"
+                "   (pages and tickets are logged here)"
+            )
+    else:
+        lines.append(f"  (no Prometheus/Alertmanager: {why_no_monitoring})")
+    lines += [
+        f"  postgres      psql 'postgresql://postgres:{info['password']}@127.0.0.1:"
+        f"{info['port']}/{DEMO_DATABASE}'",
+        "",
+        "Ctrl-C stops everything.",
+        "",
+    ]
+    print("\n".join(lines), flush=True)
+
+
+def _monitoring(
+    stack: contextlib.ExitStack,
+    args: argparse.Namespace,
+    *,
+    repo: RepoFiles,
+    root: Path,
+    exporter_target: str,
+    receiver: WebhookReceiver,
+) -> tuple[Monitoring | None, str]:
+    if args.no_prometheus:
+        return None, "--no-prometheus"
+    if find_prometheus() is None:
+        return None, "the prometheus binary is not on PATH"
+    if find_alertmanager() is None:
+        logger.info("alertmanager is not on PATH: running Prometheus alone")
+    monitoring = stack.enter_context(
+        run_monitoring(
+            repo,
+            root,
+            exporter_target=exporter_target,
+            webhook_urls={name: receiver.url_for(name) for name in PAGER_RECEIVERS},
+            timing=StackTiming(factor=max(1 / args.speed, FASTEST_FACTOR)),
+        )
+    )
+    return monitoring, ""
+
+
+def _run_demo(
+    args: argparse.Namespace, overrides: dict[str, Any], repo: RepoFiles, stop: threading.Event
+) -> None:
+    with contextlib.ExitStack() as stack:
+        root = Path(tempfile.mkdtemp(prefix="govexp-demo-"))
+        stack.callback(shutil.rmtree, root, True)
+        root.chmod(0o711)  # PostgreSQL may run as another user, in a directory inside
+        logger.info("demo state in %s", root)
+        server = stack.enter_context(throwaway_postgres(prefix="postgres-", parent=root))
+        owner_url, monitor_url = create_demo_database(server, args.schema, repo)
+        driver = DemoDriver(owner_url, options_from(args))
+        stack.callback(driver.close)
+        driver.seed()
+        _checkpoint(stop)
+        listen, target = _exporter_address(overrides)
+        app = _start_exporter(stack, overrides, monitor_url, listen)
+        _start_thread(stack, "http", app.serve_forever)
+        stack.callback(app.server.shutdown)
+        receiver = WebhookReceiver("127.0.0.1", 0, log_notification).start()
+        stack.callback(receiver.close)
+        monitoring, why_not = _monitoring(
+            stack, args, repo=repo, root=root, exporter_target=target, receiver=receiver
+        )
+        _checkpoint(stop)
+        _start_thread(stack, "demo-driver", lambda: driver.run(stop))
+        stack.callback(stop.set)  # stops the driver even when we leave by an exception
+        _print_banner(args, app, monitoring, owner_url, why_not)
+        stop.wait()
+        logger.info("stopping")
+    logger.info("stopped; removed %s", root)
 
 
 def run(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
-    raise UsageError("'demo' is not built yet")
+    repo = RepoFiles.find()
+    configure_logging(overrides.get("log_level", "INFO").upper())
+    stop = threading.Event()
+    stop_on_signals(stop)
+    try:
+        _run_demo(args, overrides, repo, stop)
+    except PostgresNotFound as exc:
+        raise UsageError(str(exc)) from None
+    except Interrupted:
+        logger.info("interrupted during start-up; stopped")
+    except (RuntimeError, OSError, psycopg.Error) as exc:
+        logger.error("demo failed: %s", exc)
+        return 1
+    return 0

@@ -9,11 +9,9 @@ testcontainers PostgreSQL where a Docker engine answers.
 from __future__ import annotations
 
 import contextlib
-import glob
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,7 +20,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,106 +28,24 @@ import psycopg
 from psycopg import sql
 
 from exporter import scenario
+from exporter.localpg import LocalPostgres, PostgresNotFound, free_port, throwaway_postgres
 
 REPO = Path(__file__).resolve().parent.parent
 MONITOR_ROLE = "governance_exporter"
 MONITOR_PASSWORD = "monitor-pw-Zq8xT3"  # distinctive, so tests can look for leaks
-ADMIN_PASSWORD = "admin-pw-Kd72Lm"
+SERVER_SETTINGS = {"max_connections": "200", "shared_preload_libraries": "pg_stat_statements"}
 ROLE_SCRIPT = REPO / "sql" / "monitoring-role.sql"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _postgres_bindir() -> Path | None:
-    pg_config = shutil.which("pg_config")
-    if pg_config:
-        out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, check=False)
-        candidate = Path(out.stdout.strip())
-        if (candidate / "initdb").exists():
-            return candidate
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    if found:
-        return Path(found[-1]).parent
-    initdb = shutil.which("initdb")
-    return Path(initdb).parent if initdb else None
-
-
-@dataclass
-class LocalPostgres:
-    """A throwaway cluster from local binaries; can be stopped and started again."""
-
-    bindir: Path
-    root: Path
-    port: int
-    as_postgres_user: bool
-    _started: bool = field(default=False)
-
-    @property
-    def datadir(self) -> Path:
-        return self.root / "data"
-
-    @property
-    def admin_url(self) -> str:
-        return f"postgresql://postgres:{ADMIN_PASSWORD}@127.0.0.1:{self.port}/postgres"
-
-    def _run(self, *args: str) -> None:
-        cmd = [str(self.bindir / args[0]), *args[1:]]
-        if self.as_postgres_user:
-            cmd = ["runuser", "-u", "postgres", "--", *cmd]
-        result = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
-        if result.returncode != 0:
-            log = self.root / "server.log"
-            tail = log.read_text()[-2000:] if log.exists() else ""
-            raise RuntimeError(f"{args[0]} failed: {result.stderr}\n{tail}")
-
-    def init(self) -> None:
-        if self.as_postgres_user:
-            shutil.chown(self.root, "postgres", "postgres")
-        pwfile = self.root / "pwfile"
-        pwfile.write_text(ADMIN_PASSWORD + "\n")
-        if self.as_postgres_user:
-            shutil.chown(pwfile, "postgres", "postgres")
-        self._run(
-            "initdb",
-            f"--pgdata={self.datadir}",
-            "--username=postgres",
-            "--auth-local=trust",
-            "--auth-host=scram-sha-256",
-            f"--pwfile={pwfile}",
-            "--encoding=UTF8",
-            "--no-sync",
-            "--locale=C",
-        )
-
-    def start(self) -> None:
-        options = (
-            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
-            " -c full_page_writes=off -c synchronous_commit=off -c max_connections=200"
-            " -c shared_preload_libraries=pg_stat_statements"
-        )
-        self._run(
-            "pg_ctl",
-            "-D",
-            str(self.datadir),
-            "-o",
-            options,
-            "-l",
-            str(self.root / "server.log"),
-            "-w",
-            "-t",
-            "60",
-            "start",
-        )
-        self._started = True
-
-    def stop(self, mode: str = "fast") -> None:
-        if self._started:
-            self._run("pg_ctl", "-D", str(self.datadir), "-m", mode, "-w", "stop")
-            self._started = False
+@contextlib.contextmanager
+def local_postgres() -> Iterator[LocalPostgres | None]:
+    """A throwaway cluster from local binaries (None when there are none), with
+    pg_stat_statements loaded; ``stop(mode)`` and ``start()`` at will."""
+    try:
+        with throwaway_postgres(settings=SERVER_SETTINGS) as server:
+            yield server
+    except PostgresNotFound:
+        yield None
 
 
 @contextlib.contextmanager
@@ -144,24 +60,6 @@ def postgres_server() -> Iterator[str]:
             yield server.admin_url
             return
     yield from _container_postgres()
-
-
-@contextlib.contextmanager
-def local_postgres() -> Iterator[LocalPostgres | None]:
-    bindir = _postgres_bindir()
-    if bindir is None:
-        yield None
-        return
-    root = Path(tempfile.mkdtemp(prefix="govexp-pg-"))
-    server = LocalPostgres(bindir, root, free_port(), as_postgres_user=os.geteuid() == 0)
-    try:
-        server.init()
-        server.start()
-        yield server
-    finally:
-        with contextlib.suppress(Exception):
-            server.stop("immediate")
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def _container_postgres() -> Iterator[str]:

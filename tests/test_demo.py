@@ -1,0 +1,382 @@
+"""``governance-exporter demo`` and its driver, for real.
+
+The driver is stepped with a simulated clock against the session's PostgreSQL
+(both schema versions) to check the story: green → yellow → red → runs rejected
+with ``insufficient_credits`` → topped up → green. The command itself runs as a
+process with its own throwaway PostgreSQL, the exporter, and Debian's Prometheus
+and Alertmanager: its exporter's runway must go green → yellow → red, a page must
+be logged, and Ctrl-C (or even ``kill -9``) must leave no server and no
+temporary directory behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+import pytest
+from harness import REPO, Database, free_port, samples
+from psycopg import sql
+
+from exporter.demo import RepoFiles
+from exporter.demo_driver import DemoDriver, DriverOptions, RunEvent, describe_notification
+from exporter.localpg import throwaway_postgres
+from exporter.model import Health, credit_health
+from exporter.scenario import SYSTEM_SLUG, runs_table
+from exporter.snapshot import SCHEMA_2026_03
+from exporter.startup import UsageError
+
+ACCOUNT = frozenset({("account", SYSTEM_SLUG)})
+DEMO_TIMEOUT = 120  # generous: the fast demo below reaches red in about 25 s
+
+
+class SimulatedClock:
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, delta: timedelta) -> None:
+        self.now += delta
+
+
+def _changes(values: list[Health]) -> list[Health]:
+    """The values without consecutive repeats: the colours the runway went through."""
+    return [v for i, v in enumerate(values) if i == 0 or v != values[i - 1]]
+
+
+def _drive(
+    database: Database, options: DriverOptions, steps: int
+) -> tuple[list[Health], list[RunEvent]]:
+    clock = SimulatedClock(datetime.now(UTC))
+    driver = DemoDriver(database.url, options, clock=clock)
+    try:
+        driver.seed()
+        colours = [driver.credit_state(clock()).health]
+        events: list[RunEvent] = []
+        for _ in range(steps):
+            clock.advance(options.run_gap)
+            events += driver.step()
+            colours.append(driver.credit_state(clock()).health)
+    finally:
+        driver.close()
+    return colours, events
+
+
+def test_the_driver_drains_green_yellow_red_rejects_runs_then_tops_up(database: Database) -> None:
+    # 16 runs drain the account, 4 more are rejected (1 min at 60x), then the top-up.
+    options = DriverOptions(speed=60, drain_seconds=240, outage_seconds=60, failure_rate=0, seed=1)
+    colours, events = _drive(database, options, steps=30)
+
+    assert _changes(colours)[:5] == [
+        Health.GREEN,
+        Health.YELLOW,
+        Health.RED,
+        Health.GREEN,
+        Health.YELLOW,
+    ]
+    first_rejected = next(i for i, e in enumerate(events) if e.reason == "insufficient_credits")
+    # Yellow after about 1/6 of the drain, red after about 2/3, empty after it all.
+    assert 10 <= first_rejected <= 20
+    rejected = [e for e in events if e.reason == "insufficient_credits"]
+    assert all(e.charged == 0 and e.balance <= 0 for e in rejected)
+    assert 2 <= len(rejected) <= 6
+    assert all(e.status == "success" for e in events[:first_rejected])
+    assert events[-1].status == "success"  # topped up
+    assert events[-1].balance > 0
+
+    with database.connect() as conn:
+        runs = conn.execute(
+            sql.SQL("SELECT status, error_message, count(*) FROM {} GROUP BY 1, 2").format(
+                sql.Identifier(runs_table(database.schema))
+            )
+        ).fetchall()
+    counted = {(status, message): n for status, message, n in runs}
+    assert counted[("error", "insufficient_credits")] == len(rejected)
+    assert counted[("success", None)] == 96 + len(events) - len(rejected)  # 24 h of history too
+
+
+def test_a_second_driver_picks_up_the_node(make_database: Callable[[str], Database]) -> None:
+    database = make_database(SCHEMA_2026_03)
+    options = DriverOptions(speed=60, failure_rate=0, seed=2)
+    _drive(database, options, steps=3)
+    colours, events = _drive(database, options, steps=3)
+    assert len(events) == 3
+    assert colours[0] in (Health.GREEN, Health.YELLOW)
+    with database.connect() as conn:
+        accounts = conn.execute("SELECT count(*) FROM billing_accounts").fetchone()
+        schedules = conn.execute("SELECT count(*) FROM schedules").fetchone()
+    assert accounts == (1,)
+    assert schedules == (4,)
+
+
+def test_notifications_are_described_one_line_per_alert() -> None:
+    payload = {
+        "status": "firing",
+        "alerts": [
+            {
+                "status": "firing",
+                "labels": {
+                    "alertname": "GovernanceCreditRunwayLow",
+                    "severity": "critical",
+                    "account": "cogni_system",
+                },
+                "annotations": {"summary": "No credits left."},
+            }
+        ],
+    }
+    assert describe_notification("pager", payload) == [
+        "PAGE firing GovernanceCreditRunwayLow [critical] account=cogni_system - No credits left."
+    ]
+
+
+def test_the_demo_needs_a_checkout(tmp_path: Path) -> None:
+    assert RepoFiles.find().root == REPO
+    with pytest.raises(UsageError, match="checkout"):
+        RepoFiles.find(tmp_path)
+
+
+def test_a_throwaway_postgres_restarts_and_leaves_nothing_behind() -> None:
+    with throwaway_postgres(settings={"max_connections": "37"}) as server:
+        root = server.root
+        with psycopg.connect(server.admin_url) as conn:
+            assert conn.execute("SHOW max_connections").fetchone() == ("37",)
+        assert server.server is not None
+        first = server.server.pid
+        server.stop()
+        assert not server.accepts_connections()
+        server.start()
+        assert server.accepts_connections()
+        second = server.server.pid
+    assert not root.exists()
+    assert _alive({first, second}) == set()
+
+
+# --- the command as a process ----------------------------------------------------------
+
+
+def _process_table() -> dict[int, tuple[int, str]]:
+    """pid → (parent pid, state) for every process."""
+    table = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        fields = text[text.rindex(")") + 2 :].split()
+        table[int(stat.parent.name)] = (int(fields[1]), fields[0])
+    return table
+
+
+def _descendants(pid: int) -> set[int]:
+    table = _process_table()
+    found: set[int] = set()
+    frontier = {pid}
+    while frontier:
+        children = {p for p, (parent, _) in table.items() if parent in frontier} - found
+        found |= children
+        frontier = children
+    return found
+
+
+def _alive(pids: set[int]) -> set[int]:
+    table = _process_table()
+    return {p for p in pids if p in table and table[p][1] != "Z"}
+
+
+class Demo:
+    """``governance-exporter demo`` as a process whose output is collected by a thread."""
+
+    def __init__(self, *args: str) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "exporter", "demo", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=REPO,
+        )
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    def wait_for(self, pattern: str, timeout: float = DEMO_TIMEOUT) -> re.Match[str]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in list(self.lines):
+                if match := re.search(pattern, line):
+                    return match
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise AssertionError(f"no line matching {pattern!r}; output:\n{self.output()[-6000:]}")
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._reader.join(10)
+        return self.process.returncode
+
+
+@pytest.fixture
+def demo_args() -> list[str]:
+    if shutil.which("prometheus") is None:
+        pytest.fail("the prometheus binary is not on PATH (apt-get install prometheus)")
+    return ["--speed", "600", "--drain-minutes", "0.4", "--outage-minutes", "0.5", "--seed", "3"]
+
+
+def _colour(metrics_url: str) -> Health | None:
+    try:
+        with urllib.request.urlopen(metrics_url, timeout=10) as response:
+            parsed = samples(response.read().decode())
+    except OSError:
+        return None
+    balance = parsed.get("governance_credit_balance_credits", {}).get(ACCOUNT)
+    runway = parsed.get("governance_credit_runway_seconds", {}).get(ACCOUNT)
+    if balance is None or runway is None:
+        return None
+    return credit_health(balance, runway)
+
+
+def _watch_colours(metrics_url: str, until: Health, timeout: float) -> list[Health]:
+    seen: list[Health] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and until not in seen:
+        colour = _colour(metrics_url)
+        if colour is not None and (not seen or seen[-1] != colour):
+            seen.append(colour)
+        time.sleep(0.25)
+    return seen
+
+
+def test_the_demo_goes_green_yellow_red_pages_and_stops_cleanly_on_ctrl_c(
+    demo_args: list[str],
+) -> None:
+    demo = Demo(*demo_args)
+    try:
+        state = Path(demo.wait_for(r"demo state in (\S+)").group(1))
+        metrics_url = demo.wait_for(r"exporter\s+(http://\S+/metrics)").group(1)
+        prometheus_url = demo.wait_for(r"prometheus\s+(http://\S+)/alerts").group(1)
+        demo.wait_for(r"alertmanager\s+http://")
+        servers = _descendants(demo.process.pid)
+        assert len(servers) >= 3, "PostgreSQL, Prometheus and Alertmanager"
+
+        colours = _watch_colours(metrics_url, until=Health.RED, timeout=DEMO_TIMEOUT)
+        assert colours == [Health.GREEN, Health.YELLOW, Health.RED], demo.output()[-3000:]
+        with urllib.request.urlopen(f"{prometheus_url}/api/v1/targets", timeout=10) as response:
+            targets = json.load(response)["data"]["activeTargets"]
+        assert [t["labels"]["job"] for t in targets] == ["governance"]
+        demo.wait_for(r"PAGE firing GovernanceCreditRunwayLow \[critical\] account=cogni_system")
+        demo.wait_for(r"runs? of \w+: error \(insufficient_credits\)")
+    finally:
+        returncode = demo.stop()
+    assert returncode == 0, demo.output()[-3000:]
+    assert "stopped; removed" in demo.output()
+    assert not state.exists()
+    assert _alive(servers) == set()
+
+
+def test_killing_the_demo_takes_its_servers_with_it(demo_args: list[str]) -> None:
+    demo = Demo(*demo_args)
+    state = None
+    try:
+        state = Path(demo.wait_for(r"demo state in (\S+)").group(1))
+        demo.wait_for(r"Ctrl-C stops everything")
+        servers = _descendants(demo.process.pid)
+        assert len(servers) >= 3
+        assert {p.parent for p in state.glob("postgres-*/data")} != set()  # one dir holds all
+        demo.process.kill()  # no clean-up code runs: the kernel's parent-death signal must
+        demo.process.wait()
+        deadline = time.monotonic() + 60
+        while _alive(servers) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _alive(servers) == set()
+    finally:
+        demo.stop()
+        if state is not None:
+            shutil.rmtree(state, ignore_errors=True)
+
+
+def test_the_driver_command_writes_runs_and_logs_pages(database: Database, tmp_path: Path) -> None:
+    url_file = tmp_path / "database-url"
+    url_file.write_text(database.url + "\n")
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "exporter.demo_driver",
+            "--database-url-file",
+            str(url_file),
+            "--speed",
+            "3600",
+            "--webhook-listen",
+            f"127.0.0.1:{port}",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "GOVERNANCE_DEMO_DATABASE_URL": ""},
+    )
+    try:
+        deadline = time.monotonic() + 60
+        runs = 0
+        while time.monotonic() < deadline and runs <= 96 + 3:
+            time.sleep(0.5)
+            with database.connect() as conn:
+                row = conn.execute(
+                    sql.SQL("SELECT count(*) FROM {}").format(
+                        sql.Identifier(runs_table(database.schema))
+                    )
+                ).fetchone()
+            runs = row[0] if row else 0
+        assert runs > 96 + 3, "the driver wrote no runs beyond the seeded day"
+        notification = {
+            "status": "firing",
+            "alerts": [
+                {
+                    "status": "firing",
+                    "labels": {"alertname": "GovernanceExporterDown", "severity": "critical"},
+                    "annotations": {"summary": "down"},
+                }
+            ],
+        }
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/pager",
+            data=json.dumps(notification).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 200
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=30)
+    assert process.returncode == 0, output
+    assert "PAGE firing GovernanceExporterDown [critical]" in output
+    assert "seeded a Cogni node" in output
