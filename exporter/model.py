@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from itertools import islice
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -322,8 +323,20 @@ class GovernanceView:
     schedules_truncated: bool
 
 
+def whole_credits(value: object) -> int:
+    """Credits as an int, whatever type the column has today.
+
+    The schema says bigint, but a migration to numeric (or a cast in a view)
+    hands over a Decimal; mixing that with float burn rates would raise. Credits
+    are whole by definition, so a fraction is dropped.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+        raise TypeError(f"balance_credits is a {type(value).__name__}, not a number")
+    return int(value)
+
+
 def credit_view(snapshot: Snapshot) -> CreditView:
-    balance = snapshot.account_row.balance_credits
+    balance = whole_credits(snapshot.account_row.balance_credits)
     spent = float(snapshot.spend.spent_credits)
     rate = burn_rate(spent, snapshot.window_seconds)
     runway = runway_seconds(balance, rate)

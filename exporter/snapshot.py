@@ -34,7 +34,7 @@ class SchemaInfo:
 @dataclass(frozen=True, slots=True)
 class AccountRow:
     account_id: str
-    balance_credits: int
+    balance_credits: Decimal  # cast to numeric in SQL: whatever the column type, one type here
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,13 +26,19 @@ opens after a reconnect, nor one a transaction-pooling proxy hands over.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import socket
+import threading
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, LiteralString
 
 import psycopg
 from psycopg import errors, sql
+from psycopg.abc import Buffer
+from psycopg.adapt import Loader
 from psycopg.rows import class_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
@@ -107,7 +113,7 @@ SELECT to_regclass('schedule_runs') IS NOT NULL AS has_schedule_runs,
 """
 
 READ_ACCOUNT: LiteralString = """
-SELECT id AS account_id, balance_credits
+SELECT id AS account_id, balance_credits::numeric AS balance_credits
 FROM billing_accounts
 WHERE slug = %(account)s
 """
@@ -285,9 +291,15 @@ class Source:
 
     def _read_pooled(self, now: datetime) -> Snapshot:
         with self._pool.connection(timeout=self._timeout_seconds) as conn:
+            deadline = _Deadline(conn, self._timeout_seconds + DEADLINE_GRACE_SECONDS)
             try:
-                return self._read(conn, now)
+                with deadline:
+                    return self._read(conn, now)
             except psycopg.OperationalError as exc:
+                if deadline.fired:
+                    raise DatabaseUnavailable(
+                        f"the database did not answer within {deadline.seconds:g} s"
+                    ) from exc
                 if conn.broken:
                     raise _BrokenConnection(exc) from exc
                 raise
@@ -393,6 +405,52 @@ class _Facts:
         self.recent.execute(_runs_statement(_READ_RECENT_RUNS, schema), params)
 
 
+# The server enforces statement_timeout; this covers a server or network path
+# that stops answering altogether, which no server-side timeout can reach.
+DEADLINE_GRACE_SECONDS = 1.0
+
+
+class _Deadline:
+    """Severs a connection's socket if a collection outlives ``seconds``.
+
+    psycopg waits on the socket without a client-side timeout, so a path that
+    accepts and then never answers would block the scrape. Shutting the socket
+    down makes that wait fail at once; the pool then discards the connection.
+    """
+
+    def __init__(self, conn: psycopg.Connection[Any], seconds: float) -> None:
+        self.seconds = seconds
+        self.fired = False
+        self._fd = conn.fileno()
+        self._timer = threading.Timer(seconds, self._sever)
+        self._timer.daemon = True
+
+    def _sever(self) -> None:
+        self.fired = True
+        logger.warning(
+            "no answer from the database within %g s; closing that connection", self.seconds
+        )
+        with contextlib.suppress(OSError):
+            sock = socket.socket(fileno=os.dup(self._fd))
+            sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+    def __enter__(self) -> _Deadline:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._timer.cancel()
+
+
+class _LenientText(Loader):
+    """Text as str even from a SQL_ASCII database (where psycopg would hand over
+    bytes): invalid UTF-8 becomes U+FFFD instead of breaking the collection."""
+
+    def load(self, data: Buffer) -> str:
+        return bytes(data).decode("utf-8", errors="replace")
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
@@ -406,6 +464,8 @@ def configure_connection(conn: psycopg.Connection[Any]) -> None:
     conn.read_only = True
     conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
     conn.autocommit = True
+    for text_type in ("text", "varchar", "bpchar", "name"):
+        conn.adapters.register_loader(text_type, _LenientText)
 
 
 def open_pool(

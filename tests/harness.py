@@ -170,6 +170,9 @@ def run_exporter(
         **os.environ,
         "GOVERNANCE_EXPORTER_DATABASE_URL": database_url,
         "GOVERNANCE_EXPORTER_LISTEN_ADDRESS": f"127.0.0.1:{port}",
+        # Each scrape reads the database, so a test sees the state it just made;
+        # the cache itself is tested in test_exporter.py.
+        "GOVERNANCE_EXPORTER_CACHE_SECONDS": "0",
         **(env or {}),
     }
     with log_path.open("wb") as log:

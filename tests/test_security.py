@@ -816,12 +816,6 @@ def test_charter_cap_holds_at_the_http_level_with_a_log_line(cogni: Database) ->
     assert "more than 5 governance schedules" in log
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug: in a SQL_ASCII database psycopg returns text as bytes and the model "
-    "raises TypeError, so /metrics answers 500 (fix belongs in source.py: a text loader "
-    "decoding UTF-8 with errors='replace'; see the issue #7 report)",
-)
 def test_non_utf8_bytes_in_a_sql_ascii_database_do_not_break_the_scrape(
     pg_admin_url: str,
 ) -> None:
