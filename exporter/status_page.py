@@ -34,6 +34,14 @@ from exporter.check import (
     format_usd,
 )
 from exporter.collection import Clock, CollectionResult, SnapshotCache, utc_now
+from exporter.memory import (
+    BudgetHeader,
+    FileStatus,
+    Heartbeat,
+    MemorySnapshot,
+    budget_gate_open,
+    read_memory,
+)
 from exporter.model import (
     CharterView,
     CreditView,
@@ -106,6 +114,9 @@ def status_route(settings: Settings, snapshots: SnapshotCache, clock: Clock = ut
             expected_charters=settings.expected_charters,
             grafana_url=settings.grafana_url,
             now=clock(),
+            memory=read_memory(settings.memory_dir, settings.expected_charters)
+            if settings.memory_dir is not None
+            else None,
         )
         return Response(HTTPStatus.OK, page.encode(), "text/html; charset=utf-8", PAGE_HEADERS)
 
@@ -122,8 +133,10 @@ def render_page(
     expected_charters: Sequence[str],
     grafana_url: str | None,
     now: datetime,
+    memory: MemorySnapshot | None = None,
 ) -> str:
-    """The whole page for one collection result."""
+    """The whole page for one collection result (and the gateway's memory files,
+    read independently of the database, when a memory directory is configured)."""
     if result.snapshot is None:
         body = _unreadable_body(account, result, now)
         title = f"UNKNOWN · governance · {account}"
@@ -132,6 +145,8 @@ def render_page(
         assessment = assess(view, view.taken_at)
         body = _governance_body(view, assessment, now)
         title = f"{assessment.health.value.upper()} · governance · {view.account}"
+    if memory is not None:
+        body += "\n" + _gateway_memory(memory, now)
     return _document(title, _links(grafana_url) + body + _footer(result, now))
 
 
@@ -255,6 +270,72 @@ def _when(at: datetime, now: datetime, *, future: bool) -> str:
     seconds = (at - now).total_seconds() if future else (now - at).total_seconds()
     relative = f"in {format_duration(seconds)}" if future else f"{format_duration(seconds)} ago"
     return f'{esc(relative)}<br><small class="muted">{esc(format_time(at))}</small>'
+
+
+# --- the gateway's memory files ---------------------------------------------------
+
+FILE_STATUS_HEALTH = {
+    FileStatus.OK: "green",
+    FileStatus.INCOMPLETE: "yellow",
+    FileStatus.MISSING: "red",
+    FileStatus.MALFORMED: "red",
+    FileStatus.UNREADABLE: "red",
+}
+HEARTBEAT_HEADERS = ("Charter", "Last run", "Decision", "No-op reason", "File")
+
+
+def _file_badge(status: FileStatus) -> str:
+    return _badge(FILE_STATUS_HEALTH[status], status.value)
+
+
+def _budget_gate(budget: BudgetHeader, now: datetime) -> str:
+    if budget_gate_open(budget, now):
+        gate = _badge("green", "OPEN")
+    elif budget.allow_runs is False:
+        gate = _badge("red", "CLOSED")
+    else:
+        gate = _badge("red", "UNAVAILABLE")
+    updated = _when(budget.updated_at, now, future=False) if budget.updated_at else "—"
+    row = "".join(
+        [
+            _cell("Gate", gate),
+            _cell("Budget", esc(budget.budget_status or "—")),
+            _cell("Burn trend", esc(budget.burn_rate_trend or "—")),
+            _cell("Updated", updated),
+            _cell("File", _file_badge(budget.file.status)),
+        ]
+    )
+    return _table(
+        "budget-gate",
+        "Budget gate (memory/_budget_header.md)",
+        ("Gate", "Budget", "Burn trend", "Updated", "File"),
+        [f"<tr>{row}</tr>"],
+        "",
+    )
+
+
+def _heartbeat_row(beat: Heartbeat, now: datetime) -> str:
+    cells = [
+        _cell("Charter", esc(beat.charter)),
+        _cell("Last run", _when(beat.run_at, now, future=False) if beat.run_at else "—"),
+        _cell("Decision", esc(beat.decision or "—")),
+        _cell("No-op reason", esc(beat.no_op_reason or "—")),
+        _cell("File", _file_badge(beat.file.status)),
+    ]
+    return f"<tr>{''.join(cells)}</tr>"
+
+
+def _gateway_memory(memory: MemorySnapshot, now: datetime) -> str:
+    """The budget gate (open only when fresh and allowing runs, as the gateway's own
+    readers decide) and each charter's latest heartbeat, with its file's status."""
+    heartbeats = _table(
+        "heartbeats",
+        "Charter heartbeats (memory/{CHARTER}/heartbeat.md)",
+        HEARTBEAT_HEADERS,
+        [_heartbeat_row(beat, now) for beat in memory.heartbeats],
+        "No charters expected.",
+    )
+    return _budget_gate(memory.budget, now) + "\n" + heartbeats
 
 
 CHARTER_HEADERS = ("Charter", "Enabled", "Last success", "Next run", "Runs", "Failed runs")

@@ -12,6 +12,7 @@ from prometheus_client import generate_latest
 from prometheus_client.registry import CollectorRegistry
 
 from exporter import scenario
+from exporter.check import format_duration
 from exporter.memory import (
     BudgetHeader,
     FileFacts,
@@ -279,3 +280,53 @@ def test_memory_collector_off_by_default_and_never_hides_database_metrics(
     assert (
         status_of(values, "governance_heartbeat_file_status", charter="community") == "incomplete"
     )
+
+
+def test_status_page_shows_the_gate_and_heartbeats(database: Database, tmp_path: Path) -> None:
+    """The page reads the same files, escapes them, and says CLOSED for a closed gate."""
+    memory = tmp_path / "memory"
+    now = datetime.now(UTC)
+    write(
+        memory / "GOVERN" / "heartbeat.md",
+        HEARTBEAT.replace(
+            "2026-02-15T12:00Z", (now - timedelta(minutes=20)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        ),
+    )
+    write(memory / "COMMUNITY" / "heartbeat.md", "run_at: never\ndecision: <script>\n")
+    write(
+        memory / "_budget_header.md",
+        BUDGET.replace("allow_runs: true", "allow_runs: false").replace(
+            "2026-02-15T11:30Z", now.strftime("%Y-%m-%dT%H:%MZ")
+        ),
+    )
+    with database.connect() as conn:
+        scenario.create_tenant(conn, balance_credits=5)
+    with run_exporter(
+        database.monitor_url, env={"GOVERNANCE_EXPORTER_MEMORY_DIR": str(memory)}
+    ) as exporter:
+        status, page = exporter.get("/")
+    assert status == 200
+    gate = section(page, "budget-gate")
+    assert "CLOSED" in gate
+    assert "<span>warn</span>" in gate
+    assert "<span>up</span>" in gate
+    beats = section(page, "heartbeats")
+    assert f"{format_duration(20 * 60)} ago" in beats
+    assert "<span>wip_full</span>" in beats
+    assert beats.count(">malformed<") == 1  # community's file
+    assert beats.count(">missing<") == 2  # engineering and sustainability have no folder
+    assert "<script>" not in page
+
+
+def section(page: str, key: str) -> str:
+    start = page.index(f'<section id="{key}">')
+    return page[start : page.index("</section>", start)]
+
+
+def test_status_page_without_a_memory_dir_has_no_gateway_section(database: Database) -> None:
+    with database.connect() as conn:
+        scenario.create_tenant(conn, balance_credits=5)
+    with run_exporter(database.monitor_url) as exporter:
+        page = exporter.get("/")[1]
+    assert 'id="budget-gate"' not in page
+    assert 'id="heartbeats"' not in page
