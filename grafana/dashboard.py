@@ -916,8 +916,9 @@ def trend_row() -> list[Any]:
     balance = (
         _timeseries(
             "Balance over time",
-            "Balance of the governance account in credits. The dashed line is 0: below it "
-            "every governance run is rejected with insufficient_credits.",
+            "Balance of the governance account in credits. The dashed line is the red "
+            "threshold at 1 credit: balances are whole credits, so below it means 0 or "
+            "less, where every governance run is rejected with insufficient_credits.",
             "short",
             8,
             8,

@@ -171,6 +171,37 @@ def test_the_expected_alerts_exist_with_their_severities() -> None:
     assert found == EXPECTED_ALERTS
 
 
+_RAW_SERIES = re.compile(r"\bgovernance_[a-z_]+")
+
+
+@pytest.mark.parametrize("rule", alerting_rules(), ids=lambda r: f"{r['alert']}-{r['expr'][:30]}")
+def test_alert_bridges_a_failed_scrape(rule: dict[str, Any]) -> None:
+    # A failed scrape marks every exporter series stale: an alert reading one raw
+    # would resolve (and restart its `for:`). Read a held governance:... recording
+    # or last_over_time(...) of the raw series.
+    expr = rule["expr"]
+    for match in _RAW_SERIES.finditer(expr):
+        before = expr[: match.start()]
+        assert re.search(r"last_over_time\(\s*$", before), (
+            f"{rule['alert']} reads {match.group()} raw; use last_over_time(...[10m])"
+        )
+
+
+def test_alerts_of_one_name_and_severity_differ_by_condition() -> None:
+    # Rules sharing a name and severity need their own `condition`, or their alerts
+    # could collide; each keeps one label set while it fires.
+    seen: dict[tuple[str, str], list[str | None]] = {}
+    for rule in alerting_rules():
+        key = (rule["alert"], rule["labels"]["severity"])
+        seen.setdefault(key, []).append(rule["labels"].get("condition"))
+    for key, conditions in seen.items():
+        if len(conditions) > 1:
+            assert None not in conditions, f"{key}: every rule needs a condition label"
+            assert len(set(conditions)) == len(conditions), f"{key}: {conditions}"
+    assert seen[("GovernanceHeartbeatStale", "warning")] == ["age", "file"]
+    assert seen[("GovernanceBudgetGateStale", "warning")] == ["age", "file"]
+
+
 def _runbook_anchors() -> set[str]:
     # GitHub's anchor of a heading "## Name" is its text in lower case.
     headings = re.findall(r"^## (\S+)\s*$", RUNBOOK.read_text(encoding="utf-8"), re.MULTILINE)
