@@ -105,7 +105,8 @@ def _charter_gauges() -> dict[str, GaugeMetricFamily]:
         "configured": (
             "governance_charter_configured",
             "1 when the charter has a schedule row in the database, 0 when an expected "
-            "charter has none (as during the 2026-02-15 outage).",
+            "charter has none (as during the 2026-02-15 outage). A charter at 0 has no "
+            "other per-charter series (governance_schedule_* are absent for it).",
         ),
         "enabled": (
             "governance_schedule_enabled",

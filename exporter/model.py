@@ -1,7 +1,8 @@
 """The pure part: what the facts read from the database mean.
 
-Nothing here reads a clock, a file or a socket: every function takes ``now`` (or
-the numbers it needs) as an argument, so each can be tested exhaustively.
+Nothing here reads a clock or a socket: every function takes ``now`` (or the
+numbers it needs) as an argument, so each can be tested exhaustively. The one
+file read is the time zone database (tzdata), through ``ZoneInfo``.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ CREDITS_PER_USD = 10_000_000
 
 RUN_STATUSES = ("pending", "running", "success", "error", "skipped", "cancelled")
 UNKNOWN_STATUS = "unknown"
+# What a blank error code or message may consist of; source.py's btrim uses the
+# same characters, so that SQL and Python agree on what a failure is.
+BLANK_CHARACTERS = " \t\n\x0b\f\r"
 
 # Bounded set of failure reasons; free text never becomes a label value.
 FAILURE_REASONS = (
@@ -89,17 +93,28 @@ def credit_health(balance_credits: float, runway: float) -> Health:
 
 
 def normalise_status(status: str | None) -> str:
-    """A known run status, or ``unknown`` for anything the schemas do not define."""
-    value = (status or "").strip().lower()
+    """A known run status, or ``unknown`` for anything the schemas do not define.
+
+    Exact match, as the source system writes them: the SQL for the last success
+    and failure compares ``status`` as is, so that the optional partial indexes
+    (``WHERE status = 'success'``) still apply; trimming or lower-casing here
+    would make Python and SQL disagree on what a run was.
+    """
+    value = status or ""
     return value if value in RUN_STATUSES else UNKNOWN_STATUS
 
 
 def is_failure(status: str | None, error_code: str | None, error_message: str | None) -> bool:
-    """A run failed when it errored, or was skipped with an error (a failed grant check)."""
+    """A run failed when it errored, or was skipped with an error (a failed grant check).
+
+    A code or message of ``BLANK_CHARACTERS`` only is no error, as in the SQL.
+    """
     value = normalise_status(status)
     if value == "error":
         return True
-    return value == "skipped" and bool((error_code or "").strip() or (error_message or "").strip())
+    return value == "skipped" and bool(
+        (error_code or "").strip(BLANK_CHARACTERS) or (error_message or "").strip(BLANK_CHARACTERS)
+    )
 
 
 def failure_reason(error_code: str | None, error_message: str | None) -> str:
@@ -153,7 +168,9 @@ def next_run(cron: str, timezone: str, now: datetime) -> NextRun:
         raise ValueError("now must be timezone-aware")
     try:
         zone = ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    # OSError: a name that is a directory of the zone database ("America")
+    # raises IsADirectoryError, not ZoneInfoNotFoundError.
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
         raise ScheduleConfigError(f"unknown time zone {timezone!r}") from exc
     try:
         fires = _fires_after(CronSim(cron, now.astimezone(zone)), now.astimezone(UTC))

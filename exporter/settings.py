@@ -16,6 +16,9 @@ ENV_PREFIX = "GOVERNANCE_EXPORTER_"
 DEFAULT_PORT = 10215
 SYSTEM_PRINCIPAL_ID = "00000000-0000-4000-a000-000000000001"
 DEFAULT_CHARTERS = ("govern", "community", "engineering", "sustainability")
+MISSING_DATABASE_URL = (
+    "--database-url / GOVERNANCE_EXPORTER_DATABASE_URL is required (or --database-url-file)"
+)
 
 
 def split_host_port(address: str) -> tuple[str, int]:
@@ -72,8 +75,11 @@ class Settings(BaseSettings):
         default=3.0,
         gt=0,
         le=60,
-        description="Deadline for one collection: statement timeout, connection wait "
-        "and connect timeout. Keep it under Prometheus' scrape timeout (10 s).",
+        description="Bounds each step of a collection: the server-side statement "
+        "timeout, the wait for a pooled connection, and libpq's connect timeout (rounded "
+        "up to whole seconds, at least 2). A collection takes at most the connection wait "
+        "plus this + 1 s for its queries, and tries once more after a broken connection. "
+        "Keep it well under Prometheus' scrape timeout (10 s).",
     )
     cache_seconds: float = Field(
         default=1.0,
@@ -147,11 +153,11 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _require_database(self) -> Settings:
-        if self.database_url is None and self.database_url_file is None:
-            raise ValueError(
-                "--database-url / GOVERNANCE_EXPORTER_DATABASE_URL is required "
-                "(or --database-url-file)"
-            )
+        # A blank URL is as good as none: libpq would quietly fall back to its
+        # defaults (local socket, the OS user's name) and connect somewhere else.
+        url = self.database_url.get_secret_value() if self.database_url else ""
+        if not url.strip() and self.database_url_file is None:
+            raise ValueError(MISSING_DATABASE_URL)
         return self
 
     @model_validator(mode="after")

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import socket
 import threading
@@ -42,6 +43,7 @@ from psycopg.adapt import Loader
 from psycopg.rows import class_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from exporter.model import BLANK_CHARACTERS
 from exporter.snapshot import (
     SCHEMA_2026_02,
     SCHEMA_2026_03,
@@ -119,9 +121,12 @@ WHERE slug = %(account)s
 """
 
 # The (billing_account_id, created_at) index bounds this to the window's rows.
+# count(c.charged_credits) (NOT NULL, and granted to the monitoring role), not
+# count(*): with no charge in the window the LEFT JOIN still yields one
+# NULL-padded row, which count(*) would count as a charge.
 READ_SPEND: LiteralString = """
 SELECT coalesce(sum(c.charged_credits), 0)::numeric AS spent_credits,
-       count(*) AS charges,
+       count(c.charged_credits) AS charges,
        (SELECT max(l.created_at) FROM charge_receipts l
         WHERE l.billing_account_id = a.id AND l.created_at <= %(now)s) AS last_charge_at
 FROM billing_accounts a
@@ -167,7 +172,12 @@ GROUP BY 1, 2, 3, 4
 )
 
 # Latest run by scheduled_for, walking the unique (schedule_id, scheduled_for)
-# index backwards and stopping at the first match.
+# index backwards and stopping at the first match. status is compared exactly
+# (model.normalise_status does the same): the partial indexes of
+# sql/optional-indexes.sql are used only while the planner can see that this
+# predicate implies theirs, and any expression on status (lower, btrim, or an
+# OR with one) hides that. btrim on the message and code costs no index and
+# matches model.is_failure: a message of blank characters only is no error.
 _READ_LAST_OUTCOMES: LiteralString = (
     """
 SELECT s.id::text AS schedule_id,
@@ -178,8 +188,8 @@ SELECT s.id::text AS schedule_id,
         WHERE r.schedule_id = s.id AND r.scheduled_for <= %(now)s
           AND (r.status = 'error'
                OR (r.status = 'skipped'
-                   AND (coalesce(r.error_message, '') <> ''
-                        OR coalesce({error_code}, '') <> '')))
+                   AND (btrim(coalesce(r.error_message, ''), {blank}) <> ''
+                        OR btrim(coalesce({error_code}, ''), {blank}) <> '')))
         ORDER BY r.scheduled_for DESC LIMIT 1) AS last_failure_at
 FROM schedules s
 WHERE s.id IN ("""
@@ -217,7 +227,14 @@ def _runs_statement(template: LiteralString, schema: SchemaInfo) -> sql.Composed
         error_code=error_code,
         prefix=sql.Literal(_MESSAGE_PREFIX_CHARS),
         limit=sql.Literal(RECENT_RUNS_LIMIT),
+        blank=_escaped_literal(BLANK_CHARACTERS),
     )
+
+
+def _escaped_literal(text: str) -> sql.SQL:
+    """``text`` as an escape-string literal of printable characters (E'\\x09'), so
+    that statements stay readable when printed or copied into a config file."""
+    return sql.SQL("E'" + "".join(f"\\x{ord(c):02x}" for c in text) + "'")
 
 
 def schema_info(catalog: CatalogRow) -> SchemaInfo:
@@ -488,7 +505,9 @@ def open_pool(
         reconnect_timeout=max(timeout_seconds, 1.0),
         configure=configure_connection,
         kwargs={
-            "connect_timeout": max(2, int(timeout_seconds)),
+            # libpq takes whole seconds and treats anything below 2 as 2; rounding
+            # up keeps a connection attempt from giving up before the pool wait.
+            "connect_timeout": max(2, math.ceil(timeout_seconds)),
             "application_name": "governance-exporter",
         },
     )

@@ -13,7 +13,7 @@ import psycopg
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from exporter.settings import Settings, option_env, option_flag
+from exporter.settings import MISSING_DATABASE_URL, Settings, option_env, option_flag
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +38,8 @@ def load_settings(overrides: dict[str, Any]) -> Settings:
     except ValidationError as exc:
         raise UsageError(_describe_error(exc.errors()[0])) from None
     try:
-        psycopg.conninfo.conninfo_to_dict(settings.conninfo())
+        conninfo = settings.conninfo()
+        psycopg.conninfo.conninfo_to_dict(conninfo)
     except OSError as exc:
         raise UsageError(f"--database-url-file: cannot read it ({exc.strerror})") from None
     except psycopg.ProgrammingError:
@@ -46,6 +47,8 @@ def load_settings(overrides: dict[str, Any]) -> Settings:
             "--database-url / GOVERNANCE_EXPORTER_DATABASE_URL: not a valid libpq URL "
             "or key=value string"
         ) from None
+    if not conninfo.strip():
+        raise UsageError(f"{MISSING_DATABASE_URL}; --database-url-file is empty")
     return settings
 
 

@@ -65,6 +65,37 @@ def test_bad_options_stop_with_one_line_and_status_2(
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("args", "env"),
+    [
+        ((), {"GOVERNANCE_EXPORTER_DATABASE_URL": ""}),
+        ((), {"GOVERNANCE_EXPORTER_DATABASE_URL": " \t "}),
+        (("--database-url", ""), {}),
+        (("check", "--database-url", "  "), {}),
+    ],
+)
+def test_a_blank_database_url_is_a_missing_one(args: tuple[str, ...], env: dict[str, str]) -> None:
+    """libpq would take a blank URL as "all defaults" and connect somewhere else."""
+    missing = run_cli()
+    result = run_cli(*args, env=env)
+    assert result.returncode == 2
+    assert result.stderr == missing.stderr
+    assert "GOVERNANCE_EXPORTER_DATABASE_URL is required" in result.stderr
+
+
+@pytest.mark.parametrize("content", ["", " \n\t\n"])
+def test_an_empty_database_url_file_is_a_missing_url(tmp_path: Path, content: str) -> None:
+    secret = tmp_path / "url"
+    secret.write_text(content)
+    result = run_cli("--database-url-file", str(secret))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("governance-exporter: error: ")
+    assert "GOVERNANCE_EXPORTER_DATABASE_URL is required" in lines[0]
+    assert "--database-url-file is empty" in lines[0]
+
+
 def test_a_bad_url_is_not_echoed() -> None:
     result = run_cli("--database-url", "host=db password=hunter2 = broken")
     assert result.returncode == 2

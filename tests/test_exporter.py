@@ -7,6 +7,7 @@ injected), on both schema versions.
 from __future__ import annotations
 
 import math
+import re
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -14,20 +15,25 @@ from typing import Any
 
 import psycopg
 import pytest
-from harness import Database, samples
+from harness import REPO, Database, samples
 from prometheus_client import generate_latest
 from prometheus_client.registry import CollectorRegistry
+from psycopg import sql
 
-from exporter import scenario
+from exporter import scenario, source
 from exporter.collection import SnapshotCache
 from exporter.collector import GovernanceCollector
 from exporter.settings import DEFAULT_CHARTERS
-from exporter.snapshot import SCHEMA_2026_02, SCHEMA_2026_03
+from exporter.snapshot import SCHEMA_2026_02, SCHEMA_2026_03, SchemaInfo
 from exporter.source import DatabaseUnavailable, Source, open_pool
 
 NOW = datetime(2026, 2, 15, 12, 7, tzinfo=UTC)
 H = timedelta(hours=1)
 ACCOUNT = {"account": "cogni_system"}
+SCHEMAS = {
+    SCHEMA_2026_02: SchemaInfo(SCHEMA_2026_02, "schedule_runs", False),
+    SCHEMA_2026_03: SchemaInfo(SCHEMA_2026_03, "graph_runs", True),
+}
 
 
 def charter(name: str, **labels: str) -> dict[str, str]:
@@ -329,6 +335,7 @@ def test_incident_as_it_really_was_no_schedule_rows_at_all(
     assert value(scrape, "governance_exporter_up") == 1
     assert value(scrape, "governance_credit_runway_seconds", **ACCOUNT) == 0
     assert value(scrape, "governance_credit_spent_credits", **ACCOUNT) == 0
+    assert value(scrape, "governance_credit_charges", **ACCOUNT) == 0
     for name in DEFAULT_CHARTERS:
         assert value(scrape, "governance_charter_configured", **charter(name)) == 0
 
@@ -343,6 +350,22 @@ def test_no_spend_and_a_positive_balance_is_unbounded_runway(
     assert value(scrape, "governance_credit_last_charge_timestamp_seconds", **ACCOUNT) == 0
 
 
+def test_a_window_without_charges_exports_zero_charges(
+    database: Database, exporter_for: Callable[..., Exporter]
+) -> None:
+    """The LEFT JOIN's NULL-padded row is no charge (it was once exported as 1)."""
+    with database.connect() as conn:
+        tenant = scenario.create_tenant(conn, balance_credits=5)
+        scenario.add_charge(conn, tenant, 1_000_000, NOW - 25 * H, debit=False)  # before it
+    scrape = exporter_for(database.monitor_url).scrape()
+    assert value(scrape, "governance_credit_charges", **ACCOUNT) == 0
+    assert value(scrape, "governance_credit_spent_credits", **ACCOUNT) == 0
+    assert (
+        value(scrape, "governance_credit_last_charge_timestamp_seconds", **ACCOUNT)
+        == (NOW - 25 * H).timestamp()
+    )
+
+
 def test_negative_and_huge_balances(
     database: Database, exporter_for: Callable[..., Exporter]
 ) -> None:
@@ -355,6 +378,97 @@ def test_negative_and_huge_balances(
     assert value(scrape, "governance_credit_balance_credits", **ACCOUNT) == -42
     assert value(scrape, "governance_credit_runway_seconds", **ACCOUNT) == 0
     assert value(scrape, "governance_credit_spent_credits", **ACCOUNT) == float(2**63)
+
+
+def test_sql_and_python_agree_on_what_a_failure_is(
+    database: Database, exporter_for: Callable[..., Exporter]
+) -> None:
+    """Run counts (Python) and last success or failure (SQL) follow one rule: statuses
+    as the source system writes them, and a blank message or code is no error."""
+    version = database.schema
+    with database.connect() as conn:
+        tenant = scenario.create_tenant(conn, balance_credits=1)
+        govern = scenario.add_schedule(conn, tenant, "govern")
+        run = scenario.add_run
+        run(conn, version, govern, NOW - 5 * H, "error", error_message="insufficient_credits")
+        run(conn, version, govern, NOW - 4 * H, "success")
+        run(conn, version, govern, NOW - 3 * H, "skipped", error_message=" \t\n", error_code=" ")
+        run(conn, version, govern, NOW - 2 * H, "ERROR", error_message="internal")
+        run(conn, version, govern, NOW - H, " success")
+    scrape = exporter_for(database.monitor_url).scrape()
+    failed = {
+        dict(k)["reason"]: v
+        for k, v in scrape["governance_schedule_failed_runs"].items()
+        if v and dict(k)["charter"] == "govern"
+    }
+    assert failed == {"insufficient_credits": 1}
+    for status, count in [("error", 1), ("success", 1), ("skipped", 1), ("unknown", 2)]:
+        assert (
+            value(scrape, "governance_schedule_runs", **charter("govern", status=status)) == count
+        )
+    assert (
+        value(scrape, "governance_schedule_last_failure_timestamp_seconds", **charter("govern"))
+        == (NOW - 5 * H).timestamp()
+    )
+    assert (
+        value(scrape, "governance_schedule_last_success_timestamp_seconds", **charter("govern"))
+        == (NOW - 4 * H).timestamp()
+    )
+
+
+def test_a_time_zone_that_is_a_directory_fails_only_its_charter(
+    database: Database, exporter_for: Callable[..., Exporter]
+) -> None:
+    """ZoneInfo("America") raises IsADirectoryError; one such row once failed the scrape."""
+    with database.connect() as conn:
+        tenant = scenario.create_tenant(conn, balance_credits=1)
+        scenario.add_schedule(conn, tenant, "govern", timezone="America")
+        scenario.add_schedule(conn, tenant, "community")
+    scrape = exporter_for(database.monitor_url).scrape()
+    assert value(scrape, "governance_exporter_up") == 1
+    assert value(scrape, "governance_schedule_config_valid", **charter("govern")) == 0
+    assert value(scrape, "governance_schedule_config_valid", **charter("community")) == 1
+    assert charter("govern") not in [
+        dict(k) for k in scrape["governance_schedule_next_run_seconds"]
+    ]
+
+
+def _optional_indexes(runs_table: str) -> list[str]:
+    text = (REPO / "sql" / "optional-indexes.sql").read_text()
+    return re.findall(rf"CREATE INDEX CONCURRENTLY IF NOT EXISTS \w+\s+ON {runs_table} [^;]+", text)
+
+
+def test_last_outcomes_can_use_the_optional_partial_indexes(database: Database) -> None:
+    """The status predicates stay exact (no lower/btrim on status) so that the planner
+    can prove they imply the partial indexes' predicates. To ask only that, not which
+    index today's statistics favour, the other secondary indexes of the runs table
+    are dropped in a transaction that is rolled back."""
+    runs_table = SCHEMAS[database.schema].runs_table
+    with database.connect() as conn:
+        tenant = scenario.create_tenant(conn, balance_credits=1)
+        scenario.add_schedule(conn, tenant, "govern")
+        statements = _optional_indexes(runs_table)
+        assert len(statements) == 2
+        for statement in statements:
+            conn.execute(statement.encode())
+    last_outcomes = source.run_statements(SCHEMAS[database.schema])[6]
+    assert "last_failure_at" in last_outcomes
+    with psycopg.connect(database.url) as conn:  # one transaction, rolled back
+        others = conn.execute(
+            "SELECT indexname FROM pg_indexes WHERE tablename = %s"
+            " AND indexdef NOT LIKE '%% WHERE %%' AND indexname NOT LIKE '%%_pkey'",
+            (runs_table,),
+        ).fetchall()
+        for (name,) in others:
+            conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(name)))
+        conn.execute("SET LOCAL enable_seqscan = off")
+        explained = conn.execute(
+            ("EXPLAIN " + last_outcomes).encode(), {"account": "cogni_system", "now": NOW}
+        )
+        plan = "\n".join(row[0] for row in explained)
+        conn.rollback()
+    assert f"{runs_table}_last_success_idx" in plan, plan
+    assert f"{runs_table}_last_failure_idx" in plan, plan
 
 
 # --- failure is a value ----------------------------------------------------------------

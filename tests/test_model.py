@@ -125,9 +125,14 @@ def test_runway_is_never_negative_and_health_is_consistent(balance: int, rate: f
         ("skipped", "internal", None, True),
         ("skipped", None, None, False),  # a plain skip
         ("skipped", None, "   ", False),
+        ("skipped", " \x0b", "\t\r\n\f", False),  # blank, as SQL's btrim sees it
+        ("skipped", None, " x ", True),
         ("success", None, "insufficient_credits", False),
         ("cancelled", None, "aborted", False),
-        ("ERROR", None, None, True),
+        # Statuses count as the source system writes them, as in the SQL that the
+        # optional partial indexes serve: anything else is 'unknown', no failure.
+        ("ERROR", None, None, False),
+        (" error", None, None, False),
         (None, None, "x", False),
     ],
 )
@@ -164,7 +169,9 @@ def test_free_text_never_becomes_a_reason(code: str | None, message: str | None)
 
 def test_unknown_statuses_are_bucketed() -> None:
     assert model.normalise_status("weird") == "unknown"
-    assert model.normalise_status(" Success ") == "success"
+    assert model.normalise_status("success") == "success"
+    assert model.normalise_status(" Success ") == "unknown"  # not as the source writes it
+    assert model.normalise_status(None) == "unknown"
 
 
 # --- charters ----------------------------------------------------------------------
@@ -273,6 +280,14 @@ def test_bad_cron_or_zone_is_a_labelled_error_not_a_crash() -> None:
     assert views[0].next_run_at is None
 
 
+def test_a_time_zone_that_is_a_directory_is_a_config_error() -> None:
+    """ZoneInfo("America") raises IsADirectoryError, not ZoneInfoNotFoundError."""
+    (view,) = charters([_facts("govern", timezone="America")], ["govern"], at(2026, 2, 15))
+    assert view.configured
+    assert "unknown time zone 'America'" in (view.config_error or "")
+    assert view.next_run_at is None
+
+
 # --- next run ----------------------------------------------------------------------
 
 
@@ -311,6 +326,7 @@ def test_next_run_across_dst(
         ("0 * * * *", "Nowhere/Town", "unknown time zone"),
         ("0 * * * *", "", "unknown time zone"),
         ("0 * * * *", "../../etc/passwd", "unknown time zone"),
+        ("0 * * * *", "America", "unknown time zone"),  # a directory: IsADirectoryError
     ],
 )
 def test_next_run_rejects_bad_schedules(cron: str, zone: str, message: str) -> None:
