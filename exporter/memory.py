@@ -80,6 +80,7 @@ class MemorySnapshot:
     heartbeats: tuple[Heartbeat, ...]
     budget: BudgetHeader
     ignored_entries: int
+    directory_readable: bool = True
 
 
 class _Malformed(ValueError):
@@ -115,7 +116,10 @@ def parse_timestamp(text: str) -> datetime:
         raise _Malformed(f"not a timestamp: {text[:40]!r}") from exc
     if parsed.tzinfo is None:
         raise _Malformed(f"timestamp without a time zone: {text[:40]!r}")
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError as exc:  # year 1 or 9999 shifted past the calendar's ends
+        raise _Malformed(f"timestamp out of range: {text[:40]!r}") from exc
 
 
 def _choice(values: Mapping[str, str], key: str, allowed: Sequence[str]) -> str | None:
@@ -139,11 +143,15 @@ def _boolean(values: Mapping[str, str], key: str) -> bool | None:
     raise _Malformed(f"{key} is {raw[:40]!r}, expected true or false")
 
 
+_MAX_COUNT_DIGITS = 15  # exact as a float sample value
+
+
 def _count(values: Mapping[str, str], key: str) -> int | None:
     raw = values.get(key, "").replace("_", "").replace(",", "")
     if raw == "":
         return None
-    if not raw.isdigit():
+    # isdigit() alone admits digits such as '²' that int() refuses.
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= _MAX_COUNT_DIGITS):
         raise _Malformed(f"{key} is {values[key][:40]!r}, expected a whole number")
     return int(raw)
 
@@ -194,18 +202,22 @@ def budget_gate_open(header: BudgetHeader, now: datetime) -> bool:
 # --- reading files ------------------------------------------------------------------
 
 
-def read_text(path: Path) -> tuple[str | None, FileFacts]:
-    """A small regular file's text, never following a symlink; never raises."""
+def read_text(path: Path | str, dir_fd: int | None = None) -> tuple[str | None, FileFacts]:
+    """A small regular file's text, never following a symlink; never raises.
+
+    With ``dir_fd``, ``path`` is a name inside that already opened directory.
+    """
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = os.open(
+            path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd
+        )
     except FileNotFoundError:
         return None, FileFacts(FileStatus.MISSING)
     except OSError as exc:
-        problem = "a symlink (not followed)" if exc.errno == errno.ELOOP else exc.strerror
-        return None, FileFacts(FileStatus.UNREADABLE, problem=problem)
+        return None, FileFacts(FileStatus.UNREADABLE, problem=_open_problem(exc))
     try:
         info = os.fstat(fd)
-        modified_at = datetime.fromtimestamp(info.st_mtime, UTC)
+        modified_at = _modified_at(info)
         if not stat.S_ISREG(info.st_mode):
             return None, FileFacts(FileStatus.UNREADABLE, modified_at, "not a regular file")
         data = _read_at_most(fd, MAX_FILE_BYTES + 1)
@@ -218,6 +230,39 @@ def read_text(path: Path) -> tuple[str | None, FileFacts]:
     return data.decode("utf-8", errors="replace"), FileFacts(FileStatus.OK, modified_at)
 
 
+def _open_problem(exc: OSError) -> str:
+    if exc.errno == errno.ELOOP:
+        return "a symlink (not followed)"
+    return exc.strerror or str(exc.errno)
+
+
+def _modified_at(info: os.stat_result) -> datetime | None:
+    try:
+        return datetime.fromtimestamp(info.st_mtime, UTC)
+    except (OverflowError, ValueError):  # an mtime past year 9999
+        return None
+
+
+def _read_heartbeat_file(folder: Path) -> tuple[str | None, FileFacts]:
+    """The heartbeat inside ``folder``, which is opened without following a symlink.
+
+    Opening the folder first closes the window in which it could be swapped for a
+    symlink between listing the directory and reading the file.
+    """
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        dir_fd = os.open(folder, flags)
+    except FileNotFoundError:
+        return None, FileFacts(FileStatus.MISSING)
+    except OSError as exc:
+        problem = "a symlink (not followed)" if exc.errno == errno.ENOTDIR else None
+        return None, FileFacts(FileStatus.UNREADABLE, problem=problem or _open_problem(exc))
+    try:
+        return read_text(HEARTBEAT_FILE, dir_fd=dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
 def _read_at_most(fd: int, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
@@ -227,14 +272,15 @@ def _read_at_most(fd: int, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _charter_dirs(directory: Path) -> tuple[dict[str, Path], int]:
-    """Real (not symlinked) sub-directories by lower-case name, and how many others."""
+def _charter_dirs(directory: Path) -> tuple[dict[str, Path], int] | None:
+    """Real (not symlinked) sub-directories by lower-case name, and how many others;
+    None when the directory cannot be listed."""
     found: dict[str, Path] = {}
     others = 0
     try:
         entries = list(os.scandir(directory))
     except OSError:
-        return found, 0
+        return None
     for entry in entries:
         if entry.is_dir(follow_symlinks=False) and not entry.name.startswith(("_", ".")):
             found[entry.name.lower()] = Path(entry.path)
@@ -245,17 +291,18 @@ def _charter_dirs(directory: Path) -> tuple[dict[str, Path], int]:
 
 def read_memory(directory: Path, charters: Sequence[str]) -> MemorySnapshot:
     """Heartbeats of the expected charters and the budget header; never raises."""
-    dirs, ignored = _charter_dirs(directory)
+    listing = _charter_dirs(directory)
+    dirs, ignored = listing if listing is not None else ({}, 0)
     heartbeats = []
     for charter in charters:
         folder = dirs.pop(charter.lower(), None)
         if folder is None:
             heartbeats.append(Heartbeat(charter, FileFacts(FileStatus.MISSING)))
             continue
-        text, facts = read_text(folder / HEARTBEAT_FILE)
+        text, facts = _read_heartbeat_file(folder)
         heartbeats.append(
             parse_heartbeat(charter, text, facts) if text is not None else Heartbeat(charter, facts)
         )
     text, facts = read_text(directory / BUDGET_HEADER_FILE)
     budget = parse_budget_header(text, facts) if text is not None else BudgetHeader(facts)
-    return MemorySnapshot(tuple(heartbeats), budget, ignored + len(dirs))
+    return MemorySnapshot(tuple(heartbeats), budget, ignored + len(dirs), listing is not None)

@@ -179,7 +179,7 @@ class MemoryCollector(Collector):
         yield _gauge(
             "governance_memory_directory_readable",
             "1 when the memory directory could be listed, else 0.",
-            1 if self._directory.is_dir() else 0,
+            1 if snapshot.directory_readable else 0,
         )
         yield _gauge(
             "governance_memory_collect_duration_seconds",

@@ -135,6 +135,8 @@ def test_well_formed_files(memory: Path) -> None:
         ("run_at: 2026-02-15T12:00Z\ndecision: no-op\nno_op_reason: bored\n", "malformed"),
         (b"run_at: 2026-02-15T12:00Z\ndecision: \xff\xfeaction\n", "malformed"),  # not UTF-8
         ("- **run_at**: 2026-02-15T12:00:30+01:00\n- **decision**: ACTION\n", "ok"),
+        ("run_at: 0001-01-01T00:00+01:00\ndecision: action\n", "malformed"),  # before year 1
+        ("run_at: 9999-12-31T23:59-01:00\ndecision: action\n", "malformed"),  # after 9999
     ],
 )
 def test_bad_heartbeats_are_a_status_not_a_crash(
@@ -160,6 +162,17 @@ def test_bad_heartbeats_are_a_status_not_a_crash(
             "malformed",
         ),
         ("updated_at: 2026-02-15T11:30Z\nallow_runs: false\nbudget_status: dire\n", "malformed"),
+        # digits int() refuses, and a number no float sample holds exactly
+        (
+            "updated_at: 2026-02-15T11:30Z\nallow_runs: true\nmax_brain_spawns_per_hour: ²\n",
+            "malformed",
+        ),
+        (
+            "updated_at: 2026-02-15T11:30Z\nallow_runs: true\nmax_tokens_per_charter_run: "
+            + "9" * 400
+            + "\n",
+            "malformed",
+        ),
     ],
 )
 def test_bad_budget_headers(tmp_path: Path, content: str, status: str) -> None:
@@ -220,6 +233,12 @@ def test_a_missing_directory(tmp_path: Path) -> None:
     values = scrape(tmp_path / "nope")
     assert values["governance_memory_directory_readable"][frozenset()] == 0
     assert status_of(values, "governance_budget_header_file_status") == "missing"
+
+
+def test_a_file_where_the_directory_should_be(tmp_path: Path) -> None:
+    values = scrape(write(tmp_path / "memory", "not a directory"))
+    assert values["governance_memory_directory_readable"][frozenset()] == 0
+    assert status_of(values, "governance_heartbeat_file_status", charter="govern") == "missing"
 
 
 def test_a_file_rewritten_while_read(tmp_path: Path) -> None:
