@@ -170,7 +170,13 @@ class ExporterServer(ThreadingHTTPServer):
         with self._connections_lock:
             connection.sock = wrapped  # the deadline now cuts the TLS socket
         if isinstance(wrapped, ssl.SSLSocket):
-            wrapped.do_handshake()
+            try:
+                wrapped.do_handshake()
+            except OSError:
+                # The plain socket was detached into ``wrapped``: shutting the
+                # request down later would not close it.
+                wrapped.close()
+                raise
         return wrapped
 
     def _track(self, sock: socket.socket) -> _Connection:

@@ -67,7 +67,8 @@ _UNSUPPORTED_TLS_KEYS = (
     "prefer_server_cipher_suites",
     "client_allowed_sans",
 )
-_BCRYPT_HASH = re.compile(r"^\$2[aby]?\$(\d\d)\$[./A-Za-z0-9]{53}$")
+# $2a$, $2b$ or $2y$; the bare "$2$" of 1999 is refused by the bcrypt library.
+_BCRYPT_HASH = re.compile(r"^\$2[aby]\$(\d\d)\$[./A-Za-z0-9]{53}$")
 _SUCCESS_CACHE_SIZE = 64
 # What Go's exporters answer to plain HTTP on a TLS port.
 PLAIN_HTTP_ANSWER = (
