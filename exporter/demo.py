@@ -23,7 +23,11 @@ multiplied by one factor (``StackTiming``): the global scrape and evaluation
 intervals and scrape timeout, each rule group's ``interval``, each rule's
 ``for:`` and Alertmanager's ``group_wait``, ``group_interval`` and
 ``repeat_interval``. The demo's factor is 1/``--speed`` (an alert that waits 10
-minutes waits 10 demo minutes), but never below ``FASTEST_FACTOR`` (1/20).
+minutes waits 10 demo minutes), but never below ``FASTEST_FACTOR`` (1/20): at the
+default ``--speed 60`` durations are divided by 20, not 60. A scaled duration is
+never below 1 s, and a scaled scrape timeout is kept at 5 s (or the committed
+value, if shorter) unless that exceeds the scaled scrape interval, which caps it:
+a 1 s timeout would turn one slow scrape on a busy machine into ``up == 0``.
 Expressions (thresholds, range windows) are never touched: there is one copy of
 the rules, in ``prometheus/rules/``.
 """
@@ -35,11 +39,13 @@ import contextlib
 import logging
 import re
 import shutil
+import signal
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import psycopg
@@ -180,12 +186,15 @@ FASTEST_FACTOR = 1 / 20
 class StackTiming:
     """One factor for every duration of the committed files (see the module doc).
 
-    A scaled duration is rounded up to ``minimum_seconds`` (zero stays zero) and
-    a scrape timeout never exceeds its scrape interval. ``factor=1``: as committed.
+    A scaled duration is rounded up to ``minimum_seconds`` (zero stays zero); a
+    scaled scrape timeout is rounded up to ``minimum_scrape_timeout_seconds`` (or
+    the committed timeout, if shorter) and never exceeds its scrape interval.
+    ``factor=1``: as committed.
     """
 
     factor: float = 1.0
     minimum_seconds: float = 1.0
+    minimum_scrape_timeout_seconds: float = 5.0
 
     def scale(self, duration: str) -> str:
         seconds = parse_duration(str(duration))
@@ -195,6 +204,15 @@ class StackTiming:
 
     def seconds(self, duration: str) -> float:
         return parse_duration(self.scale(duration))
+
+    def scale_scrape_timeout(self, timeout: str, scaled_interval: str | None) -> str:
+        """The committed ``timeout`` scaled, but not below the minimum scrape timeout
+        (nor above the committed one) and never above ``scaled_interval``."""
+        committed = parse_duration(str(timeout))
+        seconds = max(self.seconds(timeout), min(committed, self.minimum_scrape_timeout_seconds))
+        if scaled_interval is not None:
+            seconds = min(seconds, parse_duration(str(scaled_interval)))
+        return format_duration(seconds)
 
 
 def _yaml() -> Any:
@@ -223,13 +241,13 @@ def render_rules(text: str, timing: StackTiming) -> str:
 
 
 def _scale_scrape(config: dict[str, Any], timing: StackTiming, defaults: dict[str, Any]) -> None:
-    for key in ("scrape_interval", "evaluation_interval", "scrape_timeout"):
+    """Scale one scrape config (``defaults``: the global one, already scaled)."""
+    for key in ("scrape_interval", "evaluation_interval"):
         if key in config:
             config[key] = timing.scale(config[key])
     interval = config.get("scrape_interval", defaults.get("scrape_interval"))
-    timeout = config.get("scrape_timeout")
-    if interval and timeout and parse_duration(timeout) > parse_duration(interval):
-        config["scrape_timeout"] = interval
+    if "scrape_timeout" in config:
+        config["scrape_timeout"] = timing.scale_scrape_timeout(config["scrape_timeout"], interval)
 
 
 def render_prometheus_config(
@@ -452,6 +470,25 @@ def _checkpoint(stop: threading.Event) -> None:
         raise Interrupted
 
 
+def _abort_on_second_interrupt(stop: threading.Event, starting: threading.Event) -> None:
+    """While ``starting`` is set, a Ctrl-C after the first one raises KeyboardInterrupt.
+
+    The first Ctrl-C (``stop_on_signals``) only sets ``stop``, which start-up checks
+    between its steps; a second one interrupts a long step (waiting for Prometheus,
+    say) at once. Only once: the clean-up that follows is not interrupted.
+    """
+    first = signal.getsignal(signal.SIGINT)
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        if stop.is_set() and starting.is_set():
+            starting.clear()
+            raise KeyboardInterrupt
+        if callable(first):
+            first(signum, frame)
+
+    signal.signal(signal.SIGINT, handle)
+
+
 def _start_thread(stack: contextlib.ExitStack, name: str, target: Callable[[], None]) -> None:
     thread = threading.Thread(target=target, name=name, daemon=True)
     thread.start()
@@ -504,10 +541,13 @@ def _print_banner(
     if monitoring is not None:
         lines.append(f"  prometheus    {monitoring.prometheus.url}/alerts")
         if monitoring.alertmanager is not None:
+            # Debian's prometheus-alertmanager has no web UI: point at its API instead.
+            am_url = monitoring.alertmanager.url
             lines.append(
-                f"  alertmanager  {monitoring.alertmanager.url}/#/alerts"
-                "   (pages and tickets are logged here)"
+                f"  alertmanager  {am_url}/api/v2/alerts   (pages and tickets are also logged here)"
             )
+            if shutil.which("amtool") is not None:
+                lines.append(f"                amtool --alertmanager.url={am_url} alert query")
     else:
         lines.append(f"  (no Prometheus/Alertmanager: {why_no_monitoring})")
     lines += [
@@ -547,35 +587,59 @@ def _monitoring(
     return monitoring, ""
 
 
+def _start(
+    stack: contextlib.ExitStack,
+    args: argparse.Namespace,
+    *,
+    overrides: dict[str, Any],
+    repo: RepoFiles,
+    stop: threading.Event,
+    root: Path,
+) -> DemoDriver:
+    """Start everything (cleaned up by ``stack``) and print the banner."""
+    server = stack.enter_context(throwaway_postgres(prefix="postgres-", parent=root))
+    _checkpoint(stop)
+    owner_url, monitor_url = create_demo_database(server, args.schema, repo)
+    driver = DemoDriver(owner_url, options_from(args))
+    stack.callback(driver.close)
+    driver.seed()
+    _checkpoint(stop)
+    listen, target = _exporter_address(overrides)
+    app = _start_exporter(stack, overrides, monitor_url, listen)
+    _start_thread(stack, "http", app.serve_forever)
+    stack.callback(app.server.shutdown)
+    receiver = WebhookReceiver("127.0.0.1", 0, log_notification).start()
+    stack.callback(receiver.close)
+    monitoring, why_not = _monitoring(
+        stack, args, repo=repo, root=root, exporter_target=target, receiver=receiver
+    )
+    _checkpoint(stop)
+    _start_thread(stack, "demo-driver", lambda: driver.run(stop))
+    stack.callback(stop.set)  # stops the driver even when we leave by an exception
+    _print_banner(args, app, monitoring, owner_url, why_not)
+    return driver
+
+
 def _run_demo(
-    args: argparse.Namespace, overrides: dict[str, Any], repo: RepoFiles, stop: threading.Event
+    args: argparse.Namespace,
+    overrides: dict[str, Any],
+    repo: RepoFiles,
+    stop: threading.Event,
+    starting: threading.Event,
 ) -> None:
     with contextlib.ExitStack() as stack:
         root = Path(tempfile.mkdtemp(prefix="govexp-demo-"))
         stack.callback(shutil.rmtree, root, True)
         root.chmod(0o711)  # PostgreSQL may run as another user, in a directory inside
         logger.info("demo state in %s", root)
-        server = stack.enter_context(throwaway_postgres(prefix="postgres-", parent=root))
-        owner_url, monitor_url = create_demo_database(server, args.schema, repo)
-        driver = DemoDriver(owner_url, options_from(args))
-        stack.callback(driver.close)
-        driver.seed()
-        _checkpoint(stop)
-        listen, target = _exporter_address(overrides)
-        app = _start_exporter(stack, overrides, monitor_url, listen)
-        _start_thread(stack, "http", app.serve_forever)
-        stack.callback(app.server.shutdown)
-        receiver = WebhookReceiver("127.0.0.1", 0, log_notification).start()
-        stack.callback(receiver.close)
-        monitoring, why_not = _monitoring(
-            stack, args, repo=repo, root=root, exporter_target=target, receiver=receiver
-        )
-        _checkpoint(stop)
-        _start_thread(stack, "demo-driver", lambda: driver.run(stop))
-        stack.callback(stop.set)  # stops the driver even when we leave by an exception
-        _print_banner(args, app, monitoring, owner_url, why_not)
+        try:
+            driver = _start(stack, args, overrides=overrides, repo=repo, stop=stop, root=root)
+        finally:
+            starting.clear()  # from here on, a second Ctrl-C interrupts nothing
         stop.wait()
         logger.info("stopping")
+        if driver.failure is not None:  # the driver's thread set `stop`: it has logged why
+            raise RuntimeError(f"the demo driver failed: {driver.describe_failure()}")
     logger.info("stopped; removed %s", root)
 
 
@@ -583,13 +647,19 @@ def run(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
     repo = RepoFiles.find()
     configure_logging(overrides.get("log_level", "INFO").upper())
     stop = threading.Event()
+    starting = threading.Event()
+    starting.set()
     stop_on_signals(stop)
+    _abort_on_second_interrupt(stop, starting)
     try:
-        _run_demo(args, overrides, repo, stop)
+        _run_demo(args, overrides, repo, stop, starting)
     except PostgresNotFound as exc:
         raise UsageError(str(exc)) from None
     except Interrupted:
         logger.info("interrupted during start-up; stopped")
+    except KeyboardInterrupt:
+        logger.info("interrupted again during start-up; stopped")
+        return 130
     except (RuntimeError, OSError, psycopg.Error) as exc:
         logger.error("demo failed: %s", exc)
         return 1

@@ -140,6 +140,7 @@ class DemoDriver:
         self._next_due = clock()
         self._cost = options.history_cost
         self._empty_since: datetime | None = None
+        self.failure: Exception | None = None  # what ended run(), if not ``stop``
 
     # --- connection ---------------------------------------------------------------
 
@@ -311,7 +312,12 @@ class DemoDriver:
     # --- the loop -----------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
-        """Step until ``stop`` is set, logging the runway's colour as it changes."""
+        """Step until ``stop`` is set, logging the runway's colour as it changes.
+
+        A lost connection is retried; any other error is logged, kept in
+        ``failure`` and sets ``stop``, so that whoever waits on it stops too
+        instead of running on with no activity.
+        """
         tick = min(1.0, self.options.run_gap.total_seconds() / 4)
         health: Health | None = None
         self._next_due = self._clock() + self.options.run_gap  # the story starts now
@@ -324,6 +330,18 @@ class DemoDriver:
                 logger.warning("database unavailable (%s); retrying", exc)
                 self.close()
                 stop.wait(2)
+            except Exception as exc:
+                logger.exception("the demo driver failed; stopping")
+                self.failure = exc
+                stop.set()
+                return
+
+    def describe_failure(self) -> str:
+        """The first line of what ended ``run()`` (psycopg adds the query's context)."""
+        if self.failure is None:
+            return ""
+        lines = str(self.failure).strip().splitlines()
+        return lines[0] if lines else type(self.failure).__name__
 
     def _report(self, events: Sequence[RunEvent], health: Health | None) -> Health:
         for event in events:
@@ -557,6 +575,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         driver.close()
         if receiver is not None:
             receiver.close()
+    if driver.failure is not None:
+        logger.error("stopped: the demo driver failed: %s", driver.describe_failure())
+        return 1
     logger.info("stopped")
     return 0
 

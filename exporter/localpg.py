@@ -8,7 +8,8 @@ run as root the server runs as the ``postgres`` user, since initdb refuses root.
 Every server is a direct child (no ``pg_ctl`` daemon) started by ``spawn()``:
 in its own session, so a Ctrl-C in the terminal reaches only us and we stop
 the children in order; and, on Linux, with a parent-death signal, so that even
-a ``kill -9`` of ``governance-exporter demo`` leaves no server behind.
+a ``kill -9`` of ``governance-exporter demo`` leaves no server behind. ``initdb``
+runs the same way.
 ``governance-exporter demo`` uses this module, and so can the tests.
 """
 
@@ -255,17 +256,23 @@ class LocalPostgres:
         pwfile.unlink()
 
     def _run_tool(self, tool: str, *args: str) -> None:
+        """Run ``tool`` to completion, like the servers in its own session: a Ctrl-C in
+        the terminal must reach only us (the demo then stops cleanly once it is done),
+        not kill it half-way. An exception here (a second Ctrl-C) kills it."""
         user_args: dict[str, Any] = {}
         if self.os_user is not None:
             user_args = {"user": self.os_user, "group": _primary_group(self.os_user)}
             user_args["extra_groups"] = []
         result = subprocess.run(
             [str(self.bindir / tool), *args],
+            stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
             timeout=180,
             check=False,
             cwd=self.root,
+            start_new_session=True,
+            preexec_fn=_parent_death_signal(signal.SIGTERM),
             **user_args,
         )
         if result.returncode != 0:

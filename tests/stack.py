@@ -4,8 +4,9 @@ The configuration, rules and routing are the committed ones, rendered by
 ``exporter.demo`` in the one documented way (its module doc): addresses replaced,
 and every duration (scrape and evaluation intervals, each ``for:``,
 Alertmanager's group_wait/group_interval/repeat_interval) multiplied by one
-factor, ``StackTiming.factor``. ``FAST`` turns minutes into seconds. No test
-keeps a copy of a rule.
+factor, ``StackTiming.factor``, with floors (1 s; a scrape timeout 5 s, capped by
+the scrape interval). ``FAST`` turns minutes into seconds. No test keeps a copy
+of a rule.
 
 - ``PrometheusAPI``: instant queries, alerts, and a bounded ``wait_for``.
 - ``NotificationSink``: an Alertmanager webhook target on loopback in the test
@@ -64,7 +65,8 @@ __all__ = [
 ]
 
 REPO = RepoFiles(Path(__file__).resolve().parent.parent)
-FAST = StackTiming(factor=FASTEST_FACTOR)  # 1m -> 3s, 10m -> 30s; nothing below 1 s
+# 1m -> 3s, 10m -> 30s; nothing below 1 s; the scrape timeout 20s -> 3s (the interval)
+FAST = StackTiming(factor=FASTEST_FACTOR)
 T = TypeVar("T")
 
 

@@ -306,9 +306,19 @@ def test_shell_scripts_parse() -> None:
         assert result.returncode == 0, (script, result.stderr)
 
 
-def test_the_alertmanager_renderer_does_what_the_documented_envsubst_does(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "pager_url",
+    [
+        "http://demo-driver:9099/pager",
+        # Characters a sed replacement would have mangled (`&`, the `|` delimiter, `\`).
+        "https://x.example/hook?a=1&b=2|c\\d",
+    ],
+)
+def test_the_alertmanager_renderer_does_what_the_documented_envsubst_does(
+    tmp_path: Path, pager_url: str
+) -> None:
     env = {
-        "PAGER_WEBHOOK_URL": "http://demo-driver:9099/pager",
+        "PAGER_WEBHOOK_URL": pager_url,
         "TICKET_WEBHOOK_URL": "http://demo-driver:9099/ticket",
     }
     output = tmp_path / "alertmanager.yml"
@@ -329,6 +339,7 @@ def test_the_alertmanager_renderer_does_what_the_documented_envsubst_does(tmp_pa
     expected = render_alertmanager_config(template.read_text(), env=env, timing=StackTiming())
     assert yaml.safe_load(output.read_text()) == yaml.safe_load(expected)
     assert "${" not in output.read_text()
+    assert f"'{pager_url}'" in output.read_text()  # literally, in the template's quotes
     if shutil.which("amtool") is None:
         pytest.fail("amtool is not on PATH (apt-get install prometheus-alertmanager)")
     check = subprocess.run(

@@ -11,7 +11,9 @@ temporary directory behind.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -30,7 +32,7 @@ import pytest
 from harness import REPO, Database, free_port, samples
 from psycopg import sql
 
-from exporter.demo import RepoFiles
+from exporter.demo import RepoFiles, find_alertmanager, find_prometheus
 from exporter.demo_driver import DemoDriver, DriverOptions, RunEvent, describe_notification
 from exporter.localpg import throwaway_postgres
 from exporter.model import Health, credit_health
@@ -143,6 +145,27 @@ def test_notifications_are_described_one_line_per_alert() -> None:
     ]
 
 
+def test_a_driver_error_is_logged_and_stops_the_demo(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    driver = DemoDriver("", DriverOptions(speed=3600))  # never connects: step() is broken
+
+    def broken() -> list[RunEvent]:
+        raise ValueError("a bug in step()")
+
+    monkeypatch.setattr(driver, "step", broken)
+    stop = threading.Event()  # what the demo waits on
+    thread = threading.Thread(target=driver.run, args=(stop,), daemon=True)
+    with caplog.at_level(logging.ERROR, logger="exporter.demo_driver"):
+        thread.start()
+        thread.join(10)
+    assert not thread.is_alive()
+    assert stop.is_set()
+    assert isinstance(driver.failure, ValueError)
+    assert driver.describe_failure() == "a bug in step()"
+    assert [r.exc_info is not None for r in caplog.records if "failed" in r.getMessage()] == [True]
+
+
 def test_the_demo_needs_a_checkout(tmp_path: Path) -> None:
     assert RepoFiles.find().root == REPO
     with pytest.raises(UsageError, match="checkout"):
@@ -200,13 +223,14 @@ def _alive(pids: set[int]) -> set[int]:
 class Demo:
     """``governance-exporter demo`` as a process whose output is collected by a thread."""
 
-    def __init__(self, *args: str) -> None:
+    def __init__(self, *args: str, new_session: bool = False) -> None:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "exporter", "demo", *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
             cwd=REPO,
+            start_new_session=new_session,  # its own process group, like a terminal's job
         )
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -245,8 +269,12 @@ class Demo:
 
 @pytest.fixture
 def demo_args() -> list[str]:
-    if shutil.which("prometheus") is None:
+    if find_prometheus() is None:
         pytest.fail("the prometheus binary is not on PATH (apt-get install prometheus)")
+    if find_alertmanager() is None:
+        pytest.fail(
+            "the alertmanager binary is not on PATH (apt-get install prometheus-alertmanager)"
+        )
     return ["--speed", "600", "--drain-minutes", "0.4", "--outage-minutes", "0.5", "--seed", "3"]
 
 
@@ -282,7 +310,12 @@ def test_the_demo_goes_green_yellow_red_pages_and_stops_cleanly_on_ctrl_c(
         state = Path(demo.wait_for(r"demo state in (\S+)").group(1))
         metrics_url = demo.wait_for(r"exporter\s+(http://\S+/metrics)").group(1)
         prometheus_url = demo.wait_for(r"prometheus\s+(http://\S+)/alerts").group(1)
-        demo.wait_for(r"alertmanager\s+http://")
+        # Debian's Alertmanager has no web UI: the banner points at its API, which answers.
+        alerts_url = demo.wait_for(r"alertmanager\s+(http://\S+/api/v2/alerts)").group(1)
+        with urllib.request.urlopen(alerts_url, timeout=10) as response:
+            assert isinstance(json.load(response), list)
+        if shutil.which("amtool"):
+            demo.wait_for(r"amtool --alertmanager\.url=http://\S+ alert query")
         servers = _descendants(demo.process.pid)
         assert len(servers) >= 3, "PostgreSQL, Prometheus and Alertmanager"
 
@@ -317,6 +350,62 @@ def test_killing_the_demo_takes_its_servers_with_it(demo_args: list[str]) -> Non
             time.sleep(0.2)
         assert _alive(servers) == set()
     finally:
+        demo.stop()
+        if state is not None:
+            shutil.rmtree(state, ignore_errors=True)
+
+
+def _wait_for_child(pid: int, name: str, timeout: float = 30) -> None:
+    """Until a descendant of ``pid`` runs ``name`` (or it seems to have come and gone)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for child in _descendants(pid):
+            with contextlib.suppress(OSError):
+                if Path(f"/proc/{child}/comm").read_text().strip() == name:
+                    return
+        time.sleep(0.02)
+
+
+def _processes_mentioning(text: str) -> set[int]:
+    found = set()
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if text in cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace"):
+                found.add(int(cmdline.parent.name))
+        except OSError:
+            continue
+    return _alive(found)
+
+
+@pytest.mark.parametrize("interrupts", [1, 2])
+def test_ctrl_c_during_start_up_stops_cleanly(interrupts: int) -> None:
+    """Ctrl-C in a terminal signals the whole foreground process group: initdb, run
+    as soon as the demo logs its state directory, must not be killed by it (it would
+    fail, and the demo with it) but leave the demo to stop at its next step; a second
+    Ctrl-C interrupts start-up at once."""
+    demo = Demo("--no-prometheus", new_session=True)
+    state = None
+    try:
+        state = Path(demo.wait_for(r"demo state in (\S+)").group(1))
+        _wait_for_child(demo.process.pid, "initdb")
+        for _ in range(interrupts):
+            os.killpg(demo.process.pid, signal.SIGINT)
+            time.sleep(0.1)
+        demo.process.wait(60)
+        demo.stop()
+        output = demo.output()
+        assert "failed" not in output, output[-3000:]
+        if interrupts == 1:
+            assert demo.process.returncode == 0, output[-3000:]
+            assert "interrupted during start-up; stopped" in output
+        else:  # 130 when the second came before start-up reached its next step
+            assert demo.process.returncode in (0, 130), output[-3000:]
+            assert "during start-up; stopped" in output
+        assert not state.exists()
+        assert _processes_mentioning(str(state)) == set()
+    finally:
+        if demo.process.poll() is None:
+            demo.process.kill()
         demo.stop()
         if state is not None:
             shutil.rmtree(state, ignore_errors=True)
@@ -376,7 +465,12 @@ def test_the_driver_command_writes_runs_and_logs_pages(database: Database, tmp_p
             assert response.status == 200
     finally:
         process.send_signal(signal.SIGTERM)
-        output, _ = process.communicate(timeout=30)
+        try:
+            output, _ = process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            output, _ = process.communicate()
+            pytest.fail(f"the driver did not stop within 30 s of SIGTERM:\n{output}")
     assert process.returncode == 0, output
     assert "PAGE firing GovernanceExporterDown [critical]" in output
     assert "seeded a Cogni node" in output
