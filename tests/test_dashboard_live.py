@@ -67,8 +67,6 @@ IDLE = "engineering"  # heartbeat: no-op, wip_full
 MALFORMED = PAUSED  # heartbeat with a decision the gateway does not write
 # MISSING has no memory folder at all.
 
-pytestmark = pytest.mark.skipif(PROMETHEUS is None, reason="needs the prometheus binary")
-
 Series = dict[str, Any]  # {"metric": {...}, "value": [t, "v"]} or {..., "values": [...]}
 
 
@@ -239,7 +237,8 @@ def _write_prometheus_config(directory: Path, target: str) -> bool:
 
 @contextlib.contextmanager
 def prometheus_server(target: str) -> Iterator[tuple[str, bool]]:
-    assert PROMETHEUS is not None
+    # Never a skip: .ci/run installs it, and a missing tool must fail loudly.
+    assert PROMETHEUS is not None, "needs the prometheus binary (apt-get install prometheus)"
     directory = Path(tempfile.mkdtemp(prefix="govexp-prom-"))
     rules_loaded = _write_prometheus_config(directory, target)
     port = free_port()
