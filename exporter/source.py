@@ -476,8 +476,9 @@ def _first_line(exc: BaseException) -> str:
 def configure_connection(conn: psycopg.Connection[Any]) -> None:
     """Pooled connections are in autocommit mode: a collection sends its own
     ``BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY`` and ``COMMIT`` in the
-    same pipeline as its reads (one round trip). Read-only REPEATABLE READ is also
-    the default here, should anything else ever run on them."""
+    same pipeline as its reads (one round trip). A transaction psycopg opens
+    itself on them (``conn.transaction()``) is read-only REPEATABLE READ too,
+    and the monitoring role's default_transaction_read_only covers the rest."""
     conn.read_only = True
     conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
     conn.autocommit = True
