@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 BENCH = Path(__file__).resolve().parent
-POOL_MAX = 2  # settings.pool_max_size default
+# What results.json files written before these keys existed were measured with.
+LEGACY_DEFAULTS = {"cache_seconds": 0.0, "pool_max_size": 2, "web_max_requests": 16}
 
 ANALYSIS_FILE = BENCH / "ANALYSIS.md"
 
@@ -47,8 +48,24 @@ def _find(
     return None
 
 
+def _labels(results: dict[str, Any]) -> tuple[dict[str, Any], str, str]:
+    """The exporter's defaults in that run, and the labels of its two variants.
+
+    The main series always runs with the cache off (every scrape a collection).
+    """
+    defaults = results.get("exporter_defaults", LEGACY_DEFAULTS)
+    variant = results.get("cache_seconds_variant", 1)
+
+    def label(cache_seconds: float) -> str:
+        is_default = cache_seconds == defaults["cache_seconds"]
+        return f"cache_seconds={cache_seconds:g}" + (" (default)" if is_default else "")
+
+    return defaults, label(0), label(variant)
+
+
 def write(results: dict[str, Any], path: Path) -> None:  # noqa: PLR0912
     cases = sorted(results["cases"], key=_key)
+    defaults, default_label, variant_label = _labels(results)
     v = results["versions"]
     lines = [
         "# Benchmark results",
@@ -135,7 +152,7 @@ def write(results: dict[str, Any], path: Path) -> None:  # noqa: PLR0912
         "All clients connect first, then send `GET /metrics` at once (a barrier). "
         "Collections = sets of queries the burst caused (executions of the account "
         "statement); connections = most the monitoring role held at once "
-        f"(pg_stat_activity polled every 2 ms; the pool's bound is {POOL_MAX}). "
+        f"(pg_stat_activity polled every 2 ms; the pool's bound is {defaults['pool_max_size']}). "
         "HTTP statuses as counted by the clients.",
         "",
         "| schema | N | state | opt. idx | exporter | clients | HTTP statuses | collections"
@@ -144,9 +161,9 @@ def write(results: dict[str, Any], path: Path) -> None:  # noqa: PLR0912
     ]
     for case in cases:
         schema, n, state, indexes = _key(case)
-        variants = [("cache_seconds=0 (default)", case["exporter"])]
+        variants = [(default_label, case["exporter"])]
         if "exporter_cached" in case:
-            variants.append(("cache_seconds=1", case["exporter_cached"]))
+            variants.append((variant_label, case["exporter_cached"]))
         if case.get("query_exporter"):
             variants.append(("query-exporter", case["query_exporter"]))
         for label, block in variants:
@@ -179,13 +196,15 @@ def write(results: dict[str, Any], path: Path) -> None:  # noqa: PLR0912
                 f"| {s['exec_ms_per_call']:.3f} |"
             )
 
-    lines += ["", "## Targets", "", *_verdicts(cases)]
+    lines += ["", "## Targets", "", *_verdicts(cases, results)]
     if ANALYSIS_FILE.exists():
         lines += ["", ANALYSIS_FILE.read_text().strip()]
     path.write_text("\n".join(lines) + "\n")
 
 
-def _verdicts(cases: list[dict[str, Any]]) -> list[str]:
+def _verdicts(cases: list[dict[str, Any]], results: dict[str, Any]) -> list[str]:
+    defaults, default_label, variant_label = _labels(results)
+    pool_max = defaults["pool_max_size"]
     out = []
     for indexes in ("off", "on"):
         for state in ("healthy", "incident"):
@@ -223,7 +242,7 @@ def _verdicts(cases: list[dict[str, Any]]) -> list[str]:
                 f"- Median latency ÷ query-exporter's, optional indexes {indexes}: "
                 f"{min(ratios.values()):.2f} to {max(ratios.values()):.2f} ({ok}; target ≤ 0.5)."
             )
-    for label, block_name in (("default", "exporter"), ("cache_seconds=1", "exporter_cached")):
+    for label, block_name in ((default_label, "exporter"), (variant_label, "exporter_cached")):
         colls = [
             c[block_name]["concurrent_100"]["collections"]
             for c in cases
@@ -240,12 +259,13 @@ def _verdicts(cases: list[dict[str, Any]]) -> list[str]:
             if block_name in c and "concurrent_100" in c[block_name]
         ]
         if colls:
-            ok = "met" if max(colls) <= 1 and max(conns) <= POOL_MAX else "**missed**"
+            ok = "met" if max(colls) <= 1 and max(conns) <= pool_max else "**missed**"
             out.append(
                 f"- 100 concurrent scrapes, {label}: {min(colls)}–{max(colls)} collections, "
                 f"at most {max(conns)} connections ({ok}; target ≤ 1 collection, ≤ "
-                f"{POOL_MAX} connections); answered 503 by the HTTP server's "
-                f"16-request limit: {min(refused)}–{max(refused)} of 100."
+                f"{pool_max} connections); answered 503 by the HTTP server's "
+                f"{defaults['web_max_requests']}-request limit: "
+                f"{min(refused)}–{max(refused)} of 100."
             )
     rss = [c["exporter"]["rss_kib"].get("VmHWM", 0) / 1024 for c in cases]
     rss += [
