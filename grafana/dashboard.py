@@ -333,7 +333,9 @@ def credit_row() -> list[Any]:
         _stat(
             "Governance alerts firing",
             "Firing Prometheus alerts named Governance* for this account (and the account-less "
-            "exporter alerts), by severity. Details in the 'Governance alerts' table below.",
+            "exporter alerts), by severity. A warning hidden by a critical of the same alert "
+            "and account (as Alertmanager inhibits it: the yellow runway warning while red) is "
+            "not counted. Details in the 'Governance alerts' table below.",
             "short",
             5,
             5,
@@ -348,7 +350,9 @@ def credit_row() -> list[Any]:
         )
         .with_target(
             _query(
-                f'count(ALERTS{{{ALERT_SELECTOR}, alertstate="firing", severity="warning"}}) '
+                f'count(ALERTS{{{ALERT_SELECTOR}, alertstate="firing", severity="warning"}} '
+                "unless on(alertname, account) "
+                f'ALERTS{{{ALERT_SELECTOR}, alertstate="firing", severity="critical"}}) '
                 "or vector(0)",
                 "B",
                 "warning",
