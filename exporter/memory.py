@@ -239,7 +239,7 @@ def _open_problem(exc: OSError) -> str:
 def _modified_at(info: os.stat_result) -> datetime | None:
     try:
         return datetime.fromtimestamp(info.st_mtime, UTC)
-    except (OverflowError, ValueError):  # an mtime past year 9999
+    except (OverflowError, OSError, ValueError):  # an mtime past year 9999
         return None
 
 
@@ -255,7 +255,9 @@ def _read_heartbeat_file(folder: Path) -> tuple[str | None, FileFacts]:
     except FileNotFoundError:
         return None, FileFacts(FileStatus.MISSING)
     except OSError as exc:
-        problem = "a symlink (not followed)" if exc.errno == errno.ENOTDIR else None
+        problem = (
+            "not a directory (a symlink is not followed)" if exc.errno == errno.ENOTDIR else None
+        )
         return None, FileFacts(FileStatus.UNREADABLE, problem=problem or _open_problem(exc))
     try:
         return read_text(HEARTBEAT_FILE, dir_fd=dir_fd)
@@ -293,11 +295,14 @@ def read_memory(directory: Path, charters: Sequence[str]) -> MemorySnapshot:
     """Heartbeats of the expected charters and the budget header; never raises."""
     listing = _charter_dirs(directory)
     dirs, ignored = listing if listing is not None else ({}, 0)
+    absent = FileFacts(FileStatus.MISSING)
+    if listing is None and os.path.lexists(directory):
+        absent = FileFacts(FileStatus.UNREADABLE, problem="the memory directory cannot be listed")
     heartbeats = []
     for charter in charters:
         folder = dirs.pop(charter.lower(), None)
         if folder is None:
-            heartbeats.append(Heartbeat(charter, FileFacts(FileStatus.MISSING)))
+            heartbeats.append(Heartbeat(charter, absent))
             continue
         text, facts = _read_heartbeat_file(folder)
         heartbeats.append(

@@ -233,12 +233,14 @@ def test_a_missing_directory(tmp_path: Path) -> None:
     values = scrape(tmp_path / "nope")
     assert values["governance_memory_directory_readable"][frozenset()] == 0
     assert status_of(values, "governance_budget_header_file_status") == "missing"
+    assert status_of(values, "governance_heartbeat_file_status", charter="govern") == "missing"
 
 
 def test_a_file_where_the_directory_should_be(tmp_path: Path) -> None:
     values = scrape(write(tmp_path / "memory", "not a directory"))
     assert values["governance_memory_directory_readable"][frozenset()] == 0
-    assert status_of(values, "governance_heartbeat_file_status", charter="govern") == "missing"
+    # there, but not listable: the heartbeats cannot be read, not "missing"
+    assert status_of(values, "governance_heartbeat_file_status", charter="govern") == "unreadable"
 
 
 def test_a_file_rewritten_while_read(tmp_path: Path) -> None:
