@@ -54,7 +54,9 @@ def _labels(results: dict[str, Any]) -> tuple[dict[str, Any], str, str]:
     The main series always runs with the cache off (every scrape a collection).
     """
     defaults = results.get("exporter_defaults", LEGACY_DEFAULTS)
-    variant = results.get("cache_seconds_variant", 1)
+    # None when run.py ran without --cache-seconds: then there is no variant block.
+    variant = results.get("cache_seconds_variant")
+    variant = 1 if variant is None else variant
 
     def label(cache_seconds: float) -> str:
         is_default = cache_seconds == defaults["cache_seconds"]
