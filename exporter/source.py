@@ -220,6 +220,15 @@ LIMIT {limit}
 )
 
 
+def _escaped_literal(text: str) -> sql.SQL:
+    """``text`` as an escape-string literal of printable characters (E'\\x09'), so
+    that statements stay readable when printed or copied into a config file."""
+    return sql.SQL("E'" + "".join(f"\\x{ord(c):02x}" for c in text) + "'")
+
+
+_BLANK_LITERAL = _escaped_literal(BLANK_CHARACTERS)
+
+
 def _runs_statement(template: LiteralString, schema: SchemaInfo) -> sql.Composed:
     error_code = sql.SQL("r.error_code" if schema.has_error_code else "NULL::text")
     return sql.SQL(template).format(
@@ -227,14 +236,8 @@ def _runs_statement(template: LiteralString, schema: SchemaInfo) -> sql.Composed
         error_code=error_code,
         prefix=sql.Literal(_MESSAGE_PREFIX_CHARS),
         limit=sql.Literal(RECENT_RUNS_LIMIT),
-        blank=_escaped_literal(BLANK_CHARACTERS),
+        blank=_BLANK_LITERAL,
     )
-
-
-def _escaped_literal(text: str) -> sql.SQL:
-    """``text`` as an escape-string literal of printable characters (E'\\x09'), so
-    that statements stay readable when printed or copied into a config file."""
-    return sql.SQL("E'" + "".join(f"\\x{ord(c):02x}" for c in text) + "'")
 
 
 def schema_info(catalog: CatalogRow) -> SchemaInfo:
