@@ -233,6 +233,8 @@ def read_text(path: Path | str, dir_fd: int | None = None) -> tuple[str | None, 
 def _open_problem(exc: OSError) -> str:
     if exc.errno == errno.ELOOP:
         return "a symlink (not followed)"
+    if exc.errno == errno.ENOTDIR:
+        return "not a directory"
     return exc.strerror or str(exc.errno)
 
 
@@ -255,10 +257,7 @@ def _read_heartbeat_file(folder: Path) -> tuple[str | None, FileFacts]:
     except FileNotFoundError:
         return None, FileFacts(FileStatus.MISSING)
     except OSError as exc:
-        problem = (
-            "not a directory (a symlink is not followed)" if exc.errno == errno.ENOTDIR else None
-        )
-        return None, FileFacts(FileStatus.UNREADABLE, problem=problem or _open_problem(exc))
+        return None, FileFacts(FileStatus.UNREADABLE, problem=_open_problem(exc))
     try:
         return read_text(HEARTBEAT_FILE, dir_fd=dir_fd)
     finally:
