@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import yaml
 from prometheus_client.registry import CollectorRegistry
 
 from exporter import collector
@@ -21,7 +22,8 @@ from exporter.snapshot import (
     SpendRow,
 )
 
-README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text()
 
 
 def test_every_option_is_in_the_configuration_table() -> None:
@@ -85,3 +87,15 @@ def test_bundled_schemas_equal_the_shared_reference() -> None:
     for version in ("2026-02", "2026-03"):
         name = f"schema-{version}.sql"
         assert (bundled / name).read_text() == (shared / name).read_text(), name
+
+
+def test_the_alert_table_matches_the_rules() -> None:
+    rules = yaml.safe_load((ROOT / "prometheus" / "rules" / "governance.rules.yml").read_text())
+    in_rules = sorted(
+        (rule["alert"], rule["labels"]["severity"], rule["for"])
+        for group in rules["groups"]
+        for rule in group["rules"]
+        if "alert" in rule
+    )
+    rows = re.findall(r"^\| `(Governance\w+)` \| (\w+) \| (\w+) \|", README, re.MULTILINE)
+    assert sorted(rows) == in_rules
