@@ -5,7 +5,7 @@
 #   docker run -e GOVERNANCE_EXPORTER_DATABASE_URL_FILE=/run/secrets/db_url ... governance-exporter
 #
 # The same image runs the compose demo's activity writer
-# (`python -m exporter.demo_driver`, see docker-compose.yml).
+# (`python -m exporter.demo.driver`, see docker-compose.yml).
 ARG PYTHON_IMAGE=python:3.11.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build

@@ -25,8 +25,8 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from exporter import scenario  # noqa: E402
-from exporter.localpg import find_bindir  # noqa: E402
+from exporter.demo import scenario  # noqa: E402
+from exporter.demo.localpg import find_bindir  # noqa: E402
 from tests.harness import (  # noqa: E402
     MONITOR_PASSWORD,
     MONITOR_ROLE,
@@ -58,7 +58,7 @@ SERVER_SETTINGS = {
 @dataclass
 class LocalPostgres:
     """A persistent cluster run by pg_ctl: it outlives the command that started it,
-    unlike exporter.localpg's child-process clusters (the data is expensive to make)."""
+    unlike exporter.demo.localpg's child-process clusters (the data is expensive to make)."""
 
     bindir: Path
     root: Path

@@ -41,7 +41,7 @@ import psycopg.sql
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import cluster
 
-from exporter import scenario
+from exporter.demo import scenario
 
 SYSTEM_USER_ID = scenario.SYSTEM_USER_ID
 SYSTEM_ACCOUNT_ID = scenario.SYSTEM_ACCOUNT_ID

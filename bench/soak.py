@@ -38,7 +38,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from exporter import scenario  # noqa: E402
+from exporter.demo import scenario  # noqa: E402
 from exporter.snapshot import SCHEMA_2026_03  # noqa: E402
 from tests.harness import (  # noqa: E402
     Database,

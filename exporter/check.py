@@ -53,11 +53,6 @@ from exporter.settings import Settings
 from exporter.source import DatabaseUnavailable, open_pool
 from exporter.startup import configure_logging, load_settings
 
-HELP = (
-    "collect once and print the governance health; exit 0 green, 1 yellow, 2 red, "
-    "3 when the database cannot be read"
-)
-
 # Same numbers as GovernanceCharterStalled: 2 intervals plus 30 min for the run itself.
 STALL_INTERVALS = 2
 STALL_GRACE_SECONDS = 1800

@@ -11,6 +11,7 @@ import importlib
 import logging
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, NoReturn, Protocol
 
 from exporter import __version__
@@ -42,20 +43,41 @@ examples:
 
 
 class CommandModule(Protocol):
-    HELP: str
-
     def add_arguments(self, parser: argparse.ArgumentParser) -> None: ...
 
     def run(self, args: argparse.Namespace, overrides: dict[str, Any]) -> int: ...
 
 
-# Sub-commands live in their own modules, imported only when chosen.
+@dataclass(frozen=True)
+class Command:
+    """A sub-command: its module (imported only when chosen), its one-line help, and
+    the exporter options it takes (``None``: all of them)."""
+
+    module: str
+    help: str
+    options: tuple[str, ...] | None = None
+
+
 COMMANDS = {
-    "serve": "exporter.serve",
-    "check": "exporter.check",
-    "demo": "exporter.demo",
+    "serve": Command(
+        "exporter.serve", "serve /metrics, /healthz and the status page (the default command)"
+    ),
+    "check": Command(
+        "exporter.check",
+        "collect once and print the governance health; exit 0 green, 1 yellow, 2 red, "
+        "3 when the database cannot be read",
+    ),
+    # The demo makes its own database: no database options.
+    "demo": Command(
+        "exporter.demo.command",
+        "run a throwaway PostgreSQL with a demo node, the exporter on it, and Prometheus "
+        "and Alertmanager with this repository's rules when installed; Ctrl-C stops all",
+        options=("listen_address", "cache_seconds", "grafana_url", "log_level"),
+    ),
 }
 DEFAULT_COMMAND = "serve"
+# Options that take no value: what follows them may be the command's name.
+_VALUELESS = frozenset({"-h", "--help", "--version"})
 
 
 class Parser(argparse.ArgumentParser):
@@ -76,11 +98,14 @@ def _option_help(name: str, field: Any) -> str:
     return f"{field.description}{shown} [env {option_env(name)}]"
 
 
-def settings_options() -> argparse.ArgumentParser:
-    """A parent parser with one flag per settings field; unset flags stay absent."""
+def settings_options(names: tuple[str, ...] | None = None) -> argparse.ArgumentParser:
+    """A parent parser with one flag per settings field (only ``names``, when given);
+    unset flags stay absent."""
     parent = argparse.ArgumentParser(add_help=False)
     group = parent.add_argument_group("exporter options")
     for name, field in Settings.model_fields.items():
+        if names is not None and name not in names:
+            continue
         group.add_argument(
             option_flag(name),
             dest=name,
@@ -92,32 +117,48 @@ def settings_options() -> argparse.ArgumentParser:
 
 
 def _command_module(name: str) -> CommandModule:
-    module: CommandModule = importlib.import_module(COMMANDS[name])
+    module: CommandModule = importlib.import_module(COMMANDS[name].module)
     return module
 
 
-def build_parser() -> argparse.ArgumentParser:
-    options = settings_options()
+def chosen_command(argv: Sequence[str]) -> str | None:
+    """The sub-command named on the command line, found without importing any."""
+    takes_value = False
+    for word in argv:
+        if takes_value:
+            takes_value = False
+        elif word == "--":
+            return None
+        elif word.startswith("-"):
+            takes_value = word.startswith("--") and "=" not in word and word not in _VALUELESS
+        else:
+            return word if word in COMMANDS else None
+    return None
+
+
+def build_parser(chosen: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line; only the ``chosen`` command's module is imported (to
+    add its own arguments), the others are listed by name and help."""
     parser = Parser(
         prog=PROG,
         description=DESCRIPTION,
         epilog=EPILOG,
-        parents=[options],
+        parents=[settings_options()],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     commands = parser.add_subparsers(
         dest="command", metavar="COMMAND", title="commands", parser_class=Parser
     )
-    for name in COMMANDS:
-        module = _command_module(name)
+    for name, command in COMMANDS.items():
         sub = commands.add_parser(
             name,
-            help=module.HELP,
-            description=module.HELP,
-            parents=[options],  # type: ignore[list-item]
+            help=command.help,
+            description=command.help,
+            parents=[settings_options(command.options)],  # type: ignore[list-item]
         )
-        module.add_arguments(sub)
+        if name == chosen:
+            _command_module(name).add_arguments(sub)
     return parser
 
 
@@ -126,7 +167,8 @@ def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(chosen_command(argv))
     args = parser.parse_args(argv)
     command = args.command or DEFAULT_COMMAND
     try:

@@ -12,8 +12,6 @@ from exporter.startup import UsageError, configure_logging, load_settings, stop_
 
 logger = logging.getLogger(__name__)
 
-HELP = "serve /metrics, /healthz and the status page (the default command)"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``serve`` takes only the exporter options."""

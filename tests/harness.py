@@ -27,8 +27,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from exporter import scenario
-from exporter.localpg import LocalPostgres, PostgresNotFound, free_port, throwaway_postgres
+from exporter.demo import scenario
+from exporter.demo.localpg import LocalPostgres, PostgresNotFound, free_port, throwaway_postgres
 
 REPO = Path(__file__).resolve().parent.parent
 MONITOR_ROLE = "governance_exporter"

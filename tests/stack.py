@@ -1,7 +1,7 @@
 """Prometheus and Alertmanager as real processes for tests, with the repository's files.
 
 The configuration, rules and routing are the committed ones, rendered by
-``exporter.demo`` in the one documented way (its module doc): addresses replaced,
+``exporter.demo.stack`` in the one documented way (its module doc): addresses replaced,
 and every duration (scrape and evaluation intervals, each ``for:``,
 Alertmanager's group_wait/group_interval/repeat_interval) multiplied by one
 factor, ``StackTiming.factor``, with floors (1 s; a scrape timeout 5 s, capped by
@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from exporter.demo import (
+from exporter.demo.driver import WebhookReceiver
+from exporter.demo.stack import (
     FASTEST_FACTOR,
     Monitoring,
     RepoFiles,
@@ -44,7 +45,6 @@ from exporter.demo import (
     run_monitoring,
     run_prometheus,
 )
-from exporter.demo_driver import WebhookReceiver
 
 __all__ = [
     "FAST",

@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 from harness import MONITOR_PASSWORD, REPO, Database, create_database, free_port, local_postgres
 
-from exporter import check, scenario
+from exporter import check
 from exporter.check import Status, format_duration, format_usd, stalled_for
+from exporter.demo import scenario
 from exporter.model import CharterView, Health
 from exporter.snapshot import SCHEMA_2026_02, SCHEMA_2026_03
 

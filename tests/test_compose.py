@@ -31,8 +31,8 @@ import yaml
 from harness import REPO, free_port, run_exporter, samples, url_with
 from psycopg import sql
 
-from exporter.demo import StackTiming, render_alertmanager_config
-from exporter.demo_driver import DemoDriver, DriverOptions
+from exporter.demo.driver import DemoDriver, DriverOptions
+from exporter.demo.stack import StackTiming, render_alertmanager_config
 
 COMPOSE_FILE = REPO / "docker-compose.yml"
 DOCKERFILE = REPO / "Dockerfile"
@@ -289,7 +289,7 @@ def _run_init_script(script: Path, owner_url: str) -> None:
 
 
 def _pg_bindir() -> Path:
-    from exporter.localpg import find_bindir  # noqa: PLC0415
+    from exporter.demo.localpg import find_bindir  # noqa: PLC0415
 
     bindir = find_bindir()
     assert bindir is not None, "PostgreSQL client binaries (psql) are needed"
@@ -439,7 +439,7 @@ def test_the_package_builds_from_exactly_the_copied_files(tmp_path: Path) -> Non
     )
     assert result.returncode == 0, result.stdout + result.stderr
     names = {p.relative_to(tmp_path / "lib").as_posix() for p in (tmp_path / "lib").rglob("*")}
-    assert {"exporter/demo_driver.py", "exporter/reference/schema-2026-03.sql"} <= names
+    assert {"exporter/demo/driver.py", "exporter/reference/schema-2026-03.sql"} <= names
 
 
 def test_the_image_health_check_command_probes_the_exporter(

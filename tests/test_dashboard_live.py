@@ -47,7 +47,7 @@ from harness import (
 from test_dashboard import DASHBOARD_JSON, load_generator
 
 import exporter
-from exporter import scenario
+from exporter.demo import scenario
 from exporter.memory import BUDGET_HEADER_MAX_AGE_SECONDS
 from exporter.snapshot import SCHEMA_2026_02
 

@@ -32,11 +32,11 @@ import pytest
 from harness import REPO, Database, free_port, samples
 from psycopg import sql
 
-from exporter.demo import RepoFiles, find_alertmanager, find_prometheus
-from exporter.demo_driver import DemoDriver, DriverOptions, RunEvent, describe_notification
-from exporter.localpg import throwaway_postgres
+from exporter.demo.driver import DemoDriver, DriverOptions, RunEvent, describe_notification
+from exporter.demo.localpg import throwaway_postgres
+from exporter.demo.scenario import SYSTEM_SLUG, runs_table
+from exporter.demo.stack import RepoFiles, find_alertmanager, find_prometheus
 from exporter.model import Health, credit_health
-from exporter.scenario import SYSTEM_SLUG, runs_table
 from exporter.snapshot import SCHEMA_2026_03
 from exporter.startup import UsageError
 
@@ -156,7 +156,7 @@ def test_a_driver_error_is_logged_and_stops_the_demo(
     monkeypatch.setattr(driver, "step", broken)
     stop = threading.Event()  # what the demo waits on
     thread = threading.Thread(target=driver.run, args=(stop,), daemon=True)
-    with caplog.at_level(logging.ERROR, logger="exporter.demo_driver"):
+    with caplog.at_level(logging.ERROR, logger="exporter.demo.driver"):
         thread.start()
         thread.join(10)
     assert not thread.is_alive()
@@ -419,7 +419,7 @@ def test_the_driver_command_writes_runs_and_logs_pages(database: Database, tmp_p
         [
             sys.executable,
             "-m",
-            "exporter.demo_driver",
+            "exporter.demo.driver",
             "--database-url-file",
             str(url_file),
             "--speed",

@@ -4,7 +4,7 @@ Real PostgreSQL (the session's, tests/conftest.py), the real exporter process
 reading it through the least-privilege role, and Debian's ``prometheus`` and
 ``prometheus-alertmanager`` running the repository's own prometheus.yml,
 rules and alertmanager.yml. The only changes to those files are the documented
-ones (``exporter.demo``, used through ``tests/stack.py``): addresses, and every
+ones (``exporter.demo.stack``, used through ``tests/stack.py``): addresses, and every
 duration divided by 20, so that the rules' ``for: 10m`` waits 30 s and a scrape
 comes every 3 seconds (with a 3 s timeout: the scaled 1 s would be too short for a
 busy machine). Alertmanager's pager and ticket receivers post to a webhook in this
@@ -42,8 +42,8 @@ from stack import (
     wait_for,
 )
 
-from exporter import scenario
-from exporter.demo import parse_duration
+from exporter.demo import scenario
+from exporter.demo.stack import parse_duration
 from exporter.snapshot import SCHEMA_2026_03
 
 ACCOUNT = scenario.SYSTEM_SLUG

@@ -20,9 +20,10 @@ from prometheus_client import generate_latest
 from prometheus_client.registry import CollectorRegistry
 from psycopg import sql
 
-from exporter import scenario, source
+from exporter import source
 from exporter.collection import SnapshotCache
 from exporter.collector import GovernanceCollector
+from exporter.demo import scenario
 from exporter.settings import DEFAULT_CHARTERS
 from exporter.snapshot import SCHEMA_2026_02, SCHEMA_2026_03, SchemaInfo
 from exporter.source import DatabaseUnavailable, Source, open_pool

@@ -21,7 +21,7 @@ import psycopg
 import pytest
 from harness import ROLE_SCRIPT, Database, ExporterProcess, run_exporter, samples, url_with
 
-from exporter import scenario
+from exporter.demo import scenario
 from exporter.snapshot import SCHEMA_2026_02, SCHEMA_2026_03
 
 APP = "governance-exporter"

@@ -11,8 +11,8 @@ from harness import Database, run_exporter, samples
 from prometheus_client import generate_latest
 from prometheus_client.registry import CollectorRegistry
 
-from exporter import scenario
 from exporter.check import format_duration
+from exporter.demo import scenario
 from exporter.memory import (
     BudgetHeader,
     FileFacts,

@@ -22,9 +22,9 @@ from harness import (
 from prometheus_client import generate_latest
 from prometheus_client.registry import CollectorRegistry
 
-from exporter import scenario
 from exporter.collection import SnapshotCache
 from exporter.collector import GovernanceCollector
+from exporter.demo import scenario
 from exporter.settings import DEFAULT_CHARTERS
 from exporter.snapshot import SCHEMA_2026_03
 from exporter.source import Source, open_pool

@@ -44,9 +44,9 @@ from prometheus_client import generate_latest
 from prometheus_client.registry import CollectorRegistry
 from psycopg import errors
 
-from exporter import scenario
 from exporter.collection import SnapshotCache
 from exporter.collector import GovernanceCollector
+from exporter.demo import scenario
 from exporter.model import charter_name
 from exporter.snapshot import (
     SCHEMA_2026_02,

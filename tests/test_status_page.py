@@ -25,7 +25,7 @@ from harness import REPO, Database, ExporterProcess, create_database, local_post
 from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 from psycopg import sql
 
-from exporter import scenario
+from exporter.demo import scenario
 from exporter.model import RED_RUNWAY_SECONDS, YELLOW_RUNWAY_SECONDS, Health
 from exporter.snapshot import SCHEMA_2026_02, SCHEMA_2026_03
 from exporter.status_page import (

@@ -21,7 +21,7 @@ after 2/3, empty at the end.
 
 Run alone (the compose file's ``demo-driver`` service)::
 
-    python -m exporter.demo_driver --database-url-file /run/secrets/driver_database_url
+    python -m exporter.demo.driver --database-url-file /run/secrets/driver_database_url
 """
 
 from __future__ import annotations
@@ -44,8 +44,8 @@ from typing import Any
 
 import psycopg
 
-from exporter import scenario
 from exporter.collection import Clock, utc_now
+from exporter.demo import scenario
 from exporter.model import Health, burn_rate, credit_health, runway_seconds
 from exporter.settings import split_host_port
 from exporter.snapshot import SCHEMA_2026_02, SCHEMA_2026_03
@@ -501,7 +501,7 @@ def _positive_float(text: str) -> float:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m exporter.demo_driver",
+        prog="python -m exporter.demo.driver",
         description="Write a demo Cogni node's governance activity (runs, charges, a "
         "balance that drains) into a database that has the Cogni schema, and optionally "
         "log the notifications Alertmanager sends to a webhook.",

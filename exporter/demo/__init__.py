@@ -1,0 +1,8 @@
+"""The demo: a throwaway Cogni node, its activity, and the stack that watches it.
+
+Nothing here is imported by ``serve`` or ``check``: ``command`` is the ``demo``
+sub-command, ``stack`` runs Prometheus and Alertmanager with the repository's
+files, ``driver`` writes the node's activity, ``localpg`` runs a throwaway
+PostgreSQL and ``scenario`` writes Cogni data for the demo, the tests and the
+benchmarks.
+"""
