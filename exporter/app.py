@@ -15,12 +15,12 @@ from prometheus_client.registry import CollectorRegistry
 from psycopg_pool import ConnectionPool
 
 from exporter import __version__
-from exporter.collection import Clock, SnapshotCache, utc_now
+from exporter.collection import Clock, SnapshotCache, build_snapshots, utc_now
 from exporter.collector import GovernanceCollector
 from exporter.memory_collector import MemoryCollector
 from exporter.server import ExporterServer, Route, healthz_route, metrics_route
 from exporter.settings import Settings
-from exporter.source import Source, open_pool
+from exporter.source import open_pool
 from exporter.status_page import status_route
 from exporter.webconfig import load_web_config
 
@@ -41,22 +41,6 @@ class App:
     def close(self) -> None:
         self.server.server_close()
         self.pool.close(timeout=2)
-
-
-def build_snapshots(
-    settings: Settings,
-    pool: ConnectionPool[psycopg.Connection[Any]],
-    clock: Clock = utc_now,
-) -> SnapshotCache:
-    source = Source(
-        pool,
-        account=settings.account,
-        rls_user_id=settings.rls_user_id,
-        window_seconds=settings.window_seconds,
-        timeout_seconds=settings.statement_timeout_seconds,
-        max_charters=settings.max_charters,
-    )
-    return SnapshotCache(source, cache_seconds=settings.cache_seconds, clock=clock)
 
 
 def build_routes(

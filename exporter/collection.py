@@ -17,10 +17,14 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import MappingProxyType
-from typing import Protocol
+from typing import Any, Protocol
 
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from exporter.settings import Settings
 from exporter.snapshot import Snapshot
-from exporter.source import COLLECTION_ERROR_REASONS, CollectionError
+from exporter.source import COLLECTION_ERROR_REASONS, CollectionError, Source
 
 logger = logging.getLogger(__name__)
 
@@ -151,3 +155,20 @@ class SnapshotCache:
             logger.error("collection failed (%s): %s", error.reason, error)
         else:
             logger.warning("collection still failing (%s): %s", error.reason, error)
+
+
+def build_snapshots(
+    settings: Settings,
+    pool: ConnectionPool[psycopg.Connection[Any]],
+    clock: Clock = utc_now,
+) -> SnapshotCache:
+    """The source and its cache for ``settings``, reading through ``pool``."""
+    source = Source(
+        pool,
+        account=settings.account,
+        rls_user_id=settings.rls_user_id,
+        window_seconds=settings.window_seconds,
+        timeout_seconds=settings.statement_timeout_seconds,
+        max_charters=settings.max_charters,
+    )
+    return SnapshotCache(source, cache_seconds=settings.cache_seconds, clock=clock)

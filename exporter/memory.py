@@ -30,9 +30,6 @@ NO_OP_REASONS = ("veto", "wip_full", "blocked", "no_delta")
 BUDGET_STATUSES = ("ok", "warn", "critical")
 BURN_RATE_TRENDS = ("down", "flat", "up")
 
-# The gateway's own readers treat the budget gate as unavailable past this age.
-BUDGET_HEADER_MAX_AGE_SECONDS = 2 * 3600
-
 _KEY_VALUE = re.compile(r"^\s*(?:[-*]\s+)?\**([A-Za-z_][A-Za-z0-9_]*)\**\s*:\s*(.*?)\s*$")
 
 
@@ -189,14 +186,6 @@ def parse_budget_header(text: str, file: FileFacts) -> BudgetHeader:
         return BudgetHeader(FileFacts(FileStatus.INCOMPLETE, file.modified_at, str(exc)))
     except _Malformed as exc:
         return BudgetHeader(FileFacts(FileStatus.MALFORMED, file.modified_at, str(exc)))
-
-
-def budget_gate_open(header: BudgetHeader, now: datetime) -> bool:
-    """As the gateway's readers decide: a fresh, well-formed header that allows runs."""
-    if header.file.status is not FileStatus.OK or header.updated_at is None:
-        return False
-    fresh = (now - header.updated_at).total_seconds() <= BUDGET_HEADER_MAX_AGE_SECONDS
-    return fresh and header.allow_runs is True
 
 
 # --- reading files ------------------------------------------------------------------

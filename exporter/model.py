@@ -7,7 +7,6 @@ file read is the time zone database (tzdata), through ``ZoneInfo``.
 
 from __future__ import annotations
 
-import enum
 import math
 import re
 from collections.abc import Iterable, Iterator, Sequence
@@ -20,11 +19,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from cronsim import CronSim, CronSimError
 
 from exporter.snapshot import RunCountRow, Snapshot
-
-# Thresholds of the research note, in seconds. The alert rules, the dashboard and
-# the status page use the same numbers; tests/test_thresholds.py keeps them equal.
-RED_RUNWAY_SECONDS = 6 * 3600
-YELLOW_RUNWAY_SECONDS = 24 * 3600
 
 CREDITS_PER_USD = 10_000_000
 
@@ -58,12 +52,6 @@ MAX_LABEL_LENGTH = 64
 _LABEL_UNSAFE = re.compile(r"[\x00-\x1f\x7f]")
 
 
-class Health(enum.StrEnum):
-    GREEN = "green"
-    YELLOW = "yellow"
-    RED = "red"
-
-
 def burn_rate(spent_credits: float, window_seconds: float) -> float:
     """Credits spent per second over the window."""
     if window_seconds <= 0:
@@ -81,15 +69,6 @@ def runway_seconds(balance_credits: float, burn_rate_per_second: float) -> float
     if burn_rate_per_second <= 0:
         return math.inf
     return balance_credits / burn_rate_per_second
-
-
-def credit_health(balance_credits: float, runway: float) -> Health:
-    """Green above 24 h of runway, red below 6 h or at a zero balance, else yellow."""
-    if balance_credits <= 0 or runway < RED_RUNWAY_SECONDS:
-        return Health.RED
-    if runway <= YELLOW_RUNWAY_SECONDS:
-        return Health.YELLOW
-    return Health.GREEN
 
 
 def normalise_status(status: str | None) -> str:
@@ -316,7 +295,6 @@ class CreditView:
     window_seconds: int
     burn_rate_per_second: float
     runway_seconds: float
-    health: Health
 
 
 @dataclass(frozen=True)
@@ -365,7 +343,6 @@ def credit_view(snapshot: Snapshot) -> CreditView:
         window_seconds=snapshot.window_seconds,
         burn_rate_per_second=rate,
         runway_seconds=runway,
-        health=credit_health(balance, runway),
     )
 
 

@@ -5,9 +5,9 @@ works offline and under the strict Content-Security-Policy it is sent with. It
 reloads itself every ``PAGE_REFRESH_SECONDS`` (meta refresh). Every value that
 comes from the database or the configuration goes through ``html.escape``.
 
-Colours follow ``model.credit_health`` (the thresholds of the alert rules) and
-the verdict of ``exporter.check`` (the same one ``governance-exporter check``
-prints), so the page, the check and the alerts agree.
+Colours follow the verdict of ``exporter.policy`` (the same one ``governance-exporter
+check`` prints and the alert rules encode), so the page, the check and the alerts
+agree.
 """
 
 from __future__ import annotations
@@ -18,13 +18,24 @@ from datetime import datetime
 from http import HTTPStatus
 
 from exporter import __version__
-from exporter.check import (
+from exporter.collection import Clock, CollectionResult, SnapshotCache, utc_now
+from exporter.memory import BudgetHeader, FileStatus, Heartbeat, MemorySnapshot, read_memory
+from exporter.model import CharterView, CreditView, GovernanceView, RecentRun, governance_view
+from exporter.policy import (
     Assessment,
+    Health,
     Problem,
     assess,
-    burn_per_hour,
+    budget_gate_open,
     charter_health,
-    error_words,
+    credit_health,
+    credit_level,
+)
+from exporter.server import Request, Response, Route
+from exporter.settings import Settings
+from exporter.words import (
+    burn_per_hour,
+    error_sentence,
     format_credits,
     format_duration,
     format_failures,
@@ -33,26 +44,6 @@ from exporter.check import (
     format_time,
     format_usd,
 )
-from exporter.collection import Clock, CollectionResult, SnapshotCache, utc_now
-from exporter.memory import (
-    BudgetHeader,
-    FileStatus,
-    Heartbeat,
-    MemorySnapshot,
-    budget_gate_open,
-    read_memory,
-)
-from exporter.model import (
-    CharterView,
-    CreditView,
-    GovernanceView,
-    Health,
-    RecentRun,
-    credit_health,
-    governance_view,
-)
-from exporter.server import Request, Response, Route
-from exporter.settings import Settings
 
 PAGE_REFRESH_SECONDS = 10
 # A collection this recent is shown as is: many open pages cost one collection.
@@ -85,7 +76,7 @@ def health_colour(health: Health) -> str:
 
 
 def credit_colour(balance_credits: float, runway_seconds: float) -> str:
-    """The credit card's colour for a balance and runway (model.credit_health's thresholds)."""
+    """The credit card's colour for a balance and runway (policy.credit_health's thresholds)."""
     return health_colour(credit_health(balance_credits, runway_seconds))
 
 
@@ -142,7 +133,7 @@ def render_page(
         title = f"UNKNOWN · governance · {account}"
     else:
         view = governance_view(result.snapshot, expected_charters)
-        assessment = assess(view, view.taken_at)
+        assessment = assess(view, view.taken_at, memory)
         body = _governance_body(view, assessment, now)
         title = f"{assessment.health.value.upper()} · governance · {view.account}"
     if memory is not None:
@@ -200,7 +191,7 @@ def _fact(key: str, label: str, value: str) -> str:
 
 
 def _credit_card(credit: CreditView) -> str:
-    health = credit.health.value
+    health = credit_level(credit).value
     burn = burn_per_hour(credit)
     spent = (
         f"{format_credits(credit.spent_credits)} · {format_usd(credit.spent_credits)}"
@@ -411,20 +402,9 @@ def _reason(result: CollectionResult) -> str:
     return result.error.reason if result.error is not None else UNKNOWN
 
 
-def short_time(at: datetime, now: datetime) -> str:
-    """``12:03 UTC`` today, else with the date."""
-    return at.strftime("%H:%M UTC") if at.date() == now.date() else format_time(at)
-
-
-def error_sentence(result: CollectionResult, now: datetime) -> str:
+def error_text(result: CollectionResult, now: datetime) -> str:
     """E.g. "Database unreachable since 12:03 UTC (5 min)"."""
-    words = error_words(_reason(result))
-    sentence = words[0].upper() + words[1:]
-    if result.failing_since is not None:
-        since = result.failing_since
-        ago = format_duration((now - since).total_seconds())
-        sentence += f" since {short_time(since, now)} ({ago})"
-    return sentence
+    return error_sentence(_reason(result), result.failing_since, now)
 
 
 def _unreadable_body(account: str, result: CollectionResult, now: datetime) -> str:
@@ -439,7 +419,7 @@ def _unreadable_body(account: str, result: CollectionResult, now: datetime) -> s
             f'<section id="credit" class="card h-{UNKNOWN}" data-health="{UNKNOWN}">'
             '<p class="label">Credit health</p>'
             f'<p id="health" class="big">{UNKNOWN.upper()}</p>'
-            f'<p id="error">{esc(error_sentence(result, now))}: {esc(detail)}</p>'
+            f'<p id="error">{esc(error_text(result, now))}: {esc(detail)}</p>'
             f"<p>{last}</p></section>",
         ]
     )

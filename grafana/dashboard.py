@@ -39,15 +39,15 @@ if str(ROOT) not in sys.path:  # run as a script from a checkout, not installed
     sys.path.insert(0, str(ROOT))
 
 from exporter.memory import (  # noqa: E402
-    BUDGET_HEADER_MAX_AGE_SECONDS,
     BUDGET_STATUSES,
     BURN_RATE_TRENDS,
     DECISIONS,
     FILE_STATUSES,
     NO_OP_REASONS,
 )
-from exporter.model import (  # noqa: E402
-    CREDITS_PER_USD,
+from exporter.model import CREDITS_PER_USD  # noqa: E402
+from exporter.policy import (  # noqa: E402
+    BUDGET_HEADER_MAX_AGE_SECONDS,
     RED_RUNWAY_SECONDS,
     YELLOW_RUNWAY_SECONDS,
 )

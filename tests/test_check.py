@@ -16,10 +16,12 @@ import pytest
 from harness import MONITOR_PASSWORD, REPO, Database, create_database, free_port, local_postgres
 
 from exporter import check
-from exporter.check import Status, format_duration, format_usd, stalled_for
+from exporter.check import Status
 from exporter.demo import scenario
-from exporter.model import CharterView, Health
+from exporter.model import CharterView
+from exporter.policy import Health, stalled_for
 from exporter.snapshot import SCHEMA_2026_02, SCHEMA_2026_03
+from exporter.words import format_duration, format_usd
 
 H = timedelta(hours=1)
 Seed = Callable[[Any, str, datetime], None]

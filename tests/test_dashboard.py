@@ -31,7 +31,7 @@ import yaml
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from exporter import memory, model
+from exporter import memory, model, policy
 
 ROOT = Path(__file__).resolve().parent.parent
 GRAFANA = ROOT / "grafana"
@@ -468,12 +468,12 @@ def test_runway_thresholds_equal_the_exporter_model(
     dashboard: dict[str, Any], generator: ModuleType
 ) -> None:
     assert generator.runway_thresholds(dashboard) == (
-        model.RED_RUNWAY_SECONDS,
-        model.YELLOW_RUNWAY_SECONDS,
+        policy.RED_RUNWAY_SECONDS,
+        policy.YELLOW_RUNWAY_SECONDS,
     )
     assert dashboard_runway_thresholds() == (
-        model.RED_RUNWAY_SECONDS,
-        model.YELLOW_RUNWAY_SECONDS,
+        policy.RED_RUNWAY_SECONDS,
+        policy.YELLOW_RUNWAY_SECONDS,
     )
     stat_steps = _panel(dashboard, "Credit health: runway")["fieldConfig"]["defaults"]["thresholds"]
     trend_steps = _panel(dashboard, "Runway over time")["fieldConfig"]["defaults"]["thresholds"]
@@ -506,7 +506,7 @@ def test_runway_colour_matches_the_exporter_model(balance: float, burn: float) -
     defaults = _runway_defaults()
     mapped = defaults["mappings"][0]["options"].get(_js_key(runway))
     colour = mapped["color"] if mapped else _grafana_colour(defaults["thresholds"]["steps"], runway)
-    assert colour == model.credit_health(balance, runway).value
+    assert colour == policy.credit_health(balance, runway).value
 
 
 def _js_key(value: float) -> str:
@@ -640,7 +640,7 @@ def test_budget_header_age_turns_red_where_the_gateway_and_the_alert_call_it_sta
     props = _override(panel, "byFrameRefID", "D")
     assert props["unit"] == "dtdurations"
     steps = props["thresholds"]["steps"]
-    limit = float(memory.BUDGET_HEADER_MAX_AGE_SECONDS)
+    limit = float(policy.BUDGET_HEADER_MAX_AGE_SECONDS)
     # The gateway uses a header up to 2 h old (age <= limit); the alert fires above it.
     assert _grafana_colour(steps, 0) == "green"
     assert _grafana_colour(steps, limit) == "green"

@@ -48,7 +48,7 @@ from test_dashboard import DASHBOARD_JSON, load_generator
 
 import exporter
 from exporter.demo import scenario
-from exporter.memory import BUDGET_HEADER_MAX_AGE_SECONDS
+from exporter.policy import BUDGET_HEADER_MAX_AGE_SECONDS
 from exporter.snapshot import SCHEMA_2026_02
 
 ROOT = Path(__file__).resolve().parent.parent

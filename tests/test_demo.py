@@ -36,7 +36,7 @@ from exporter.demo.driver import DemoDriver, DriverOptions, RunEvent, describe_n
 from exporter.demo.localpg import throwaway_postgres
 from exporter.demo.scenario import SYSTEM_SLUG, runs_table
 from exporter.demo.stack import RepoFiles, find_alertmanager, find_prometheus
-from exporter.model import Health, credit_health
+from exporter.policy import Health, credit_health
 from exporter.snapshot import SCHEMA_2026_03
 from exporter.startup import UsageError
 

@@ -11,18 +11,18 @@ from harness import Database, run_exporter, samples
 from prometheus_client import generate_latest
 from prometheus_client.registry import CollectorRegistry
 
-from exporter.check import format_duration
 from exporter.demo import scenario
 from exporter.memory import (
     BudgetHeader,
     FileFacts,
     FileStatus,
-    budget_gate_open,
     key_values,
     parse_heartbeat,
     read_memory,
 )
 from exporter.memory_collector import MemoryCollector
+from exporter.policy import budget_gate_open
+from exporter.words import format_duration
 
 CHARTERS = ("govern", "community", "engineering", "sustainability")
 

@@ -12,20 +12,17 @@ from hypothesis import strategies as st
 from exporter import model
 from exporter.model import (
     FAILURE_REASONS,
-    RED_RUNWAY_SECONDS,
-    YELLOW_RUNWAY_SECONDS,
-    Health,
     ScheduleConfigError,
     ScheduleFacts,
     burn_rate,
     charter_name,
     charters,
-    credit_health,
     failure_reason,
     is_failure,
     next_run,
     runway_seconds,
 )
+from exporter.policy import RED_RUNWAY_SECONDS, YELLOW_RUNWAY_SECONDS, Health, credit_health
 
 BIGINT_MAX = 2**63 - 1
 

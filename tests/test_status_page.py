@@ -26,7 +26,7 @@ from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 from psycopg import sql
 
 from exporter.demo import scenario
-from exporter.model import RED_RUNWAY_SECONDS, YELLOW_RUNWAY_SECONDS, Health
+from exporter.policy import RED_RUNWAY_SECONDS, YELLOW_RUNWAY_SECONDS, Health
 from exporter.snapshot import SCHEMA_2026_02, SCHEMA_2026_03
 from exporter.status_page import (
     CONTENT_SECURITY_POLICY,

@@ -18,7 +18,7 @@ import pytest
 import yaml
 from test_dashboard import dashboard_runway_thresholds
 
-from exporter import model, status_page
+from exporter import policy, status_page
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "prometheus" / "rules" / "governance.rules.yml"
@@ -30,7 +30,7 @@ class Thresholds:
     yellow_seconds: float  # yellow at or below this runway (<=), green above
 
 
-EXPECTED = Thresholds(model.RED_RUNWAY_SECONDS, model.YELLOW_RUNWAY_SECONDS)
+EXPECTED = Thresholds(policy.RED_RUNWAY_SECONDS, policy.YELLOW_RUNWAY_SECONDS)
 
 
 @dataclass(frozen=True)
@@ -95,8 +95,8 @@ def _first_runway(predicate: Callable[[int], bool], high: int = 10 * 86400) -> i
 
 def thresholds_on_status_page() -> Thresholds:
     """Read back from the colours the page actually paints, not from the constants."""
-    red = status_page.health_colour(model.Health.RED)
-    green = status_page.health_colour(model.Health.GREEN)
+    red = status_page.health_colour(policy.Health.RED)
+    green = status_page.health_colour(policy.Health.GREEN)
     first_not_red = _first_runway(lambda r: status_page.credit_colour(1, r) != red)
     first_green = _first_runway(lambda r: status_page.credit_colour(1, r) == green)
     return Thresholds(first_not_red, first_green - 1)
@@ -115,17 +115,17 @@ def test_thresholds_equal_the_exporters(source: str) -> None:
 
 
 def test_the_exporters_thresholds_are_the_research_notes() -> None:
-    assert (model.RED_RUNWAY_SECONDS, model.YELLOW_RUNWAY_SECONDS) == (6 * 3600, 24 * 3600)
+    assert (policy.RED_RUNWAY_SECONDS, policy.YELLOW_RUNWAY_SECONDS) == (6 * 3600, 24 * 3600)
 
 
 def test_boundaries_are_where_the_exporter_puts_them() -> None:
     # The rules use `< red` and `<= yellow`; the exporter must agree at each edge.
     red, yellow = EXPECTED.red_seconds, EXPECTED.yellow_seconds
-    assert model.credit_health(1, red - 1) is model.Health.RED
-    assert model.credit_health(1, red) is model.Health.YELLOW
-    assert model.credit_health(1, yellow) is model.Health.YELLOW
-    assert model.credit_health(1, yellow + 1) is model.Health.GREEN
-    assert model.credit_health(0, float("inf")) is model.Health.RED
+    assert policy.credit_health(1, red - 1) is policy.Health.RED
+    assert policy.credit_health(1, red) is policy.Health.YELLOW
+    assert policy.credit_health(1, yellow) is policy.Health.YELLOW
+    assert policy.credit_health(1, yellow + 1) is policy.Health.GREEN
+    assert policy.credit_health(0, float("inf")) is policy.Health.RED
 
 
 def test_each_runway_alert_uses_its_threshold() -> None:

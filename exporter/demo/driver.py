@@ -46,7 +46,8 @@ import psycopg
 
 from exporter.collection import Clock, utc_now
 from exporter.demo import scenario
-from exporter.model import Health, burn_rate, credit_health, runway_seconds
+from exporter.model import burn_rate, runway_seconds
+from exporter.policy import Health, credit_health
 from exporter.settings import split_host_port
 from exporter.snapshot import SCHEMA_2026_02, SCHEMA_2026_03
 from exporter.startup import configure_logging, stop_on_signals

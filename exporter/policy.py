@@ -1,0 +1,326 @@
+"""Every threshold and every verdict: what is green, yellow or red, and which alert says so.
+
+Pure: each function takes the views the model built and ``now``; nothing here reads
+a clock, a socket or a file. ``check``, the status page and the tests of the alert
+rules read these numbers and rules, and nothing else decides a colour. The alert
+rules (``prometheus/rules/``) and the dashboard (``grafana/``) state the same
+numbers in their own languages; ``tests/test_parity.py`` holds them equal.
+
+A ``Problem`` names the alert that covers it. ``check`` and the page are one
+reading with no history, so they have no ``for:`` delay: they report at once
+what the alert reports once it has lasted.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from exporter.memory import BudgetHeader, FileStatus, Heartbeat, MemorySnapshot
+from exporter.model import CharterView, CreditView, GovernanceView
+from exporter.words import format_credits, format_duration, format_failures, format_runway
+
+# --- thresholds ------------------------------------------------------------------------
+
+# Credit runway, from the research note: red below 6 h, yellow up to 24 h.
+RED_RUNWAY_SECONDS = 6 * 3600
+YELLOW_RUNWAY_SECONDS = 24 * 3600
+
+# A charter is stalled after two of its intervals plus 30 min for the run itself.
+STALL_INTERVALS = 2
+STALL_GRACE_SECONDS = 1800
+
+# The gateway's own readers treat a budget header older than this as unavailable.
+BUDGET_HEADER_MAX_AGE_SECONDS = 2 * 3600
+
+# A heartbeat is stale after two of its charter's intervals; one hour (the
+# gateway's rhythm) when the database knows no interval for the charter.
+HEARTBEAT_STALE_INTERVALS = 2
+HEARTBEAT_DEFAULT_INTERVAL_SECONDS = 3600
+
+
+class Health(enum.StrEnum):
+    GREEN = "green"
+    YELLOW = "yellow"
+    RED = "red"
+
+
+_HEALTH_ORDER = (Health.GREEN, Health.YELLOW, Health.RED)
+
+
+def worst(healths: Iterable[Health]) -> Health:
+    return max(healths, key=_HEALTH_ORDER.index, default=Health.GREEN)
+
+
+# --- credit ------------------------------------------------------------------------------
+
+
+def credit_health(balance_credits: float, runway: float) -> Health:
+    """Green above 24 h of runway, red below 6 h or at a zero balance, else yellow."""
+    if balance_credits <= 0 or runway < RED_RUNWAY_SECONDS:
+        return Health.RED
+    if runway <= YELLOW_RUNWAY_SECONDS:
+        return Health.YELLOW
+    return Health.GREEN
+
+
+def credit_level(credit: CreditView) -> Health:
+    """The credit card's colour: the health of the balance and its runway."""
+    return credit_health(credit.balance_credits, credit.runway_seconds)
+
+
+# --- charters ----------------------------------------------------------------------------
+
+
+def stall_limit_seconds(interval_seconds: float) -> float:
+    return STALL_INTERVALS * interval_seconds + STALL_GRACE_SECONDS
+
+
+def stalled_for(charter: CharterView, now: datetime) -> float | None:
+    """Seconds since the last success when that is over 2 intervals + 30 min;
+    +Inf when an enabled charter never succeeded; ``None`` when not stalled."""
+    if not charter.enabled or charter.interval_seconds is None:
+        return None
+    if charter.last_success_at is None:
+        return math.inf
+    age = (now - charter.last_success_at).total_seconds()
+    return age if age > stall_limit_seconds(charter.interval_seconds) else None
+
+
+# --- the gateway's memory files ------------------------------------------------------------
+
+
+def budget_header_fresh(header: BudgetHeader, now: datetime) -> bool:
+    if header.updated_at is None:
+        return False
+    return (now - header.updated_at).total_seconds() <= BUDGET_HEADER_MAX_AGE_SECONDS
+
+
+def budget_gate_open(header: BudgetHeader, now: datetime) -> bool:
+    """As the gateway's readers decide: a fresh, well-formed header that allows runs."""
+    if header.file.status is not FileStatus.OK:
+        return False
+    return budget_header_fresh(header, now) and header.allow_runs is True
+
+
+def heartbeat_limit_seconds(interval_seconds: float | None) -> float:
+    return HEARTBEAT_STALE_INTERVALS * (interval_seconds or HEARTBEAT_DEFAULT_INTERVAL_SECONDS)
+
+
+# --- the verdict ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One reason the verdict is not green, named after the alert that covers it."""
+
+    health: Health
+    subject: str  # "credit", "budget gate", or a charter name
+    alert: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Assessment:
+    health: Health
+    problems: list[Problem]
+
+    def for_subject(self, subject: str) -> list[Problem]:
+        return [p for p in self.problems if p.subject == subject]
+
+
+def credit_problems(credit: CreditView, charters: Sequence[CharterView]) -> list[Problem]:
+    problems = []
+    runway = format_runway(credit)
+    window = format_duration(credit.window_seconds)
+    if credit.balance_credits <= 0:
+        problems.append(
+            Problem(
+                Health.RED,
+                "credit",
+                "GovernanceCreditRunwayLow",
+                f"balance is {format_credits(credit.balance_credits)}: every governance run "
+                "is rejected with insufficient_credits until the account is topped up",
+            )
+        )
+    elif credit.runway_seconds < RED_RUNWAY_SECONDS:
+        problems.append(
+            Problem(
+                Health.RED,
+                "credit",
+                "GovernanceCreditRunwayLow",
+                f"runway {runway} is below {format_duration(RED_RUNWAY_SECONDS)}",
+            )
+        )
+    elif credit.runway_seconds <= YELLOW_RUNWAY_SECONDS:
+        problems.append(
+            Problem(
+                Health.YELLOW,
+                "credit",
+                "GovernanceCreditRunwayLow",
+                f"runway {runway} is at or below {format_duration(YELLOW_RUNWAY_SECONDS)}",
+            )
+        )
+    enabled = [c for c in charters if c.enabled]
+    if credit.spent_credits <= 0 and enabled:
+        problems.append(
+            Problem(
+                Health.YELLOW,
+                "credit",
+                "GovernanceNoSpend",
+                f"nothing spent in the last {window} while {len(enabled)} charter(s) "
+                "are enabled: runs may be rejected before they spend, or not run at all",
+            )
+        )
+    return problems
+
+
+def _stall_problem(charter: CharterView, now: datetime) -> Problem | None:
+    age = stalled_for(charter, now)
+    if age is None:
+        return None
+    interval = format_duration(charter.interval_seconds or 0)
+    text = (
+        "has never completed a successful run"
+        if math.isinf(age)
+        else f"no successful run for {format_duration(age)}"
+    )
+    return Problem(
+        Health.RED,
+        charter.charter,
+        "GovernanceCharterStalled",
+        f"{text} (runs every {interval}; stalled after {STALL_INTERVALS} intervals + "
+        f"{format_duration(STALL_GRACE_SECONDS)})",
+    )
+
+
+def charter_problems(charter: CharterView, now: datetime) -> list[Problem]:
+    name = charter.charter
+    if not charter.configured:
+        return [
+            Problem(
+                Health.RED,
+                name,
+                "GovernanceCharterMissing",
+                "no schedule row in the database: its runs are not recorded (as on 2026-02-15)",
+            )
+        ]
+    problems = [p for p in [_stall_problem(charter, now)] if p is not None]
+    if charter.failed_runs > 0:
+        problems.append(
+            Problem(
+                Health.YELLOW,
+                name,
+                "GovernanceRunsFailing",
+                f"{charter.failed_runs} failed run(s) in the window: {format_failures(charter)}",
+            )
+        )
+    if not charter.enabled:
+        problems.append(
+            Problem(Health.YELLOW, name, "GovernanceScheduleDisabled", "schedule is disabled")
+        )
+    if charter.config_error:
+        problems.append(
+            Problem(Health.YELLOW, name, "GovernanceScheduleConfigInvalid", charter.config_error)
+        )
+    return problems
+
+
+BUDGET_GATE = "budget gate"
+
+
+def budget_problems(header: BudgetHeader, now: datetime) -> list[Problem]:
+    """GovernanceBudgetGateClosed and GovernanceBudgetGateStale, as the alerts see them."""
+    if header.file.status is not FileStatus.OK:
+        return [
+            Problem(
+                Health.YELLOW,
+                BUDGET_GATE,
+                "GovernanceBudgetGateStale",
+                f"the budget header is {header.file.status.value}: the gateway treats the "
+                "budget gate as unavailable",
+            )
+        ]
+    problems = []
+    if header.allow_runs is False:
+        problems.append(
+            Problem(
+                Health.YELLOW,
+                BUDGET_GATE,
+                "GovernanceBudgetGateClosed",
+                "the budget header says allow_runs: false: the gateway skips governance runs",
+            )
+        )
+    if header.updated_at is not None and not budget_header_fresh(header, now):
+        age = format_duration((now - header.updated_at).total_seconds())
+        problems.append(
+            Problem(
+                Health.YELLOW,
+                BUDGET_GATE,
+                "GovernanceBudgetGateStale",
+                f"the budget header was last updated {age} ago (the gateway treats one older "
+                f"than {format_duration(BUDGET_HEADER_MAX_AGE_SECONDS)} as unavailable)",
+            )
+        )
+    return problems
+
+
+def heartbeat_problems(
+    beat: Heartbeat, charter: CharterView | None, now: datetime
+) -> list[Problem]:
+    """GovernanceHeartbeatStale: quiet while the charter's schedule is paused."""
+    if charter is not None and charter.configured and not charter.enabled:
+        return []
+    if beat.file.status is not FileStatus.OK:
+        return [
+            Problem(
+                Health.YELLOW,
+                beat.charter,
+                "GovernanceHeartbeatStale",
+                f"its heartbeat file is {beat.file.status.value}",
+            )
+        ]
+    if beat.run_at is None:
+        return []
+    interval = charter.interval_seconds if charter is not None else None
+    limit = heartbeat_limit_seconds(interval)
+    age = (now - beat.run_at).total_seconds()
+    if age <= limit:
+        return []
+    return [
+        Problem(
+            Health.YELLOW,
+            beat.charter,
+            "GovernanceHeartbeatStale",
+            f"its heartbeat is {format_duration(age)} old (stale after "
+            f"{HEARTBEAT_STALE_INTERVALS} of its intervals: {format_duration(limit)})",
+        )
+    ]
+
+
+def memory_problems(
+    memory: MemorySnapshot, charters: Sequence[CharterView], now: datetime
+) -> list[Problem]:
+    by_name = {c.charter: c for c in charters}
+    problems = budget_problems(memory.budget, now)
+    for beat in memory.heartbeats:
+        problems.extend(heartbeat_problems(beat, by_name.get(beat.charter), now))
+    return problems
+
+
+def assess(view: GovernanceView, now: datetime, memory: MemorySnapshot | None = None) -> Assessment:
+    """The verdict on one view (and the gateway's files, when read): the worst health
+    among its problems."""
+    problems = credit_problems(view.credit, view.charters)
+    for charter in view.charters:
+        problems.extend(charter_problems(charter, now))
+    if memory is not None:
+        problems.extend(memory_problems(memory, view.charters, now))
+    return Assessment(worst(p.health for p in problems), problems)
+
+
+def charter_health(assessment: Assessment, charter: CharterView) -> Health:
+    return worst(p.health for p in assessment.for_subject(charter.charter))
