@@ -22,6 +22,7 @@ from exporter.server import ExporterServer, Route, healthz_route, metrics_route
 from exporter.settings import Settings
 from exporter.source import open_pool
 from exporter.status_page import status_route
+from exporter.watch import Watch
 from exporter.webconfig import load_web_config
 
 logger = logging.getLogger(__name__)
@@ -44,10 +45,10 @@ class App:
 
 
 def build_routes(
-    settings: Settings, snapshots: SnapshotCache, registry: CollectorRegistry
+    settings: Settings, snapshots: SnapshotCache, registry: CollectorRegistry, watch: Watch
 ) -> dict[str, Route]:
     return {
-        "/": status_route(settings, snapshots),
+        "/": status_route(settings, snapshots, watch),
         "/metrics": metrics_route(registry),
         "/healthz": healthz_route(snapshots),
     }
@@ -61,6 +62,7 @@ def build_app(
     registry: CollectorRegistry | None = None,
 ) -> App:
     web = load_web_config(settings.web_config_file)  # a bad file stops here, before any I/O
+    watch = Watch.from_settings(settings)  # so does a bad repo-spec
     pool = pool or open_pool(
         settings.conninfo(),
         max_size=settings.pool_max_size,
@@ -68,12 +70,12 @@ def build_app(
     )
     snapshots = build_snapshots(settings, pool, clock)
     registry = registry or CollectorRegistry()
-    registry.register(GovernanceCollector(snapshots, settings.expected_charters))
+    registry.register(GovernanceCollector(snapshots, watch))
     if settings.memory_dir is not None:
-        registry.register(MemoryCollector(settings.memory_dir, settings.expected_charters))
+        registry.register(MemoryCollector(settings.memory_dir, watch.memory_charters()))
     server = ExporterServer(
         settings.listen_host_port,
-        build_routes(settings, snapshots, registry),
+        build_routes(settings, snapshots, registry, watch),
         max_concurrent=settings.web_max_requests,
         request_timeout=settings.web_request_timeout_seconds,
         wrap_socket=web.wrap_socket,
@@ -101,7 +103,7 @@ def log_start(app: App) -> None:
         settings.account,
         settings.rls_user_id,
         settings.window_seconds,
-        ",".join(settings.expected_charters),
+        ",".join(settings.expected_charters) or "(from the rows)",
         describe_database(settings.conninfo()),
         app.server.url,
     )

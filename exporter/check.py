@@ -22,11 +22,13 @@ import psycopg
 
 from exporter.collection import CollectionResult, build_snapshots
 from exporter.memory import MemorySnapshot, read_memory
-from exporter.model import CREDITS_PER_USD, CharterView, CreditView, GovernanceView, governance_view
+from exporter.model import CREDITS_PER_USD, CharterView, CreditView, GovernanceView
 from exporter.policy import Assessment, Health, assess, charter_health, credit_level
+from exporter.repospec import RepoSpecError
 from exporter.settings import Settings
 from exporter.source import DatabaseUnavailable, open_pool
-from exporter.startup import configure_logging, load_settings
+from exporter.startup import UsageError, configure_logging, load_settings
+from exporter.watch import Watch
 from exporter.words import (
     burn_per_hour,
     error_words,
@@ -258,21 +260,25 @@ def _print_error(result: CollectionResult, settings: Settings, output: str) -> i
     return int(Status.UNKNOWN)
 
 
-def _memory(settings: Settings) -> MemorySnapshot | None:
+def _memory(settings: Settings, watch: Watch) -> MemorySnapshot | None:
     if settings.memory_dir is None:
         return None
-    return read_memory(settings.memory_dir, settings.expected_charters)
+    return read_memory(settings.memory_dir, watch.memory_charters())
 
 
 def run(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
     settings = load_settings(overrides)
     # The verdict goes to stdout; the exporter's logs only when asked for with DEBUG.
     configure_logging("DEBUG" if settings.log_level == "DEBUG" else "CRITICAL")
+    try:
+        watch = Watch.from_settings(settings)
+    except RepoSpecError as exc:
+        raise UsageError(f"--repo-spec {exc}") from None
     result = collect_once(settings)
     if result.snapshot is None:
         return _print_error(result, settings, args.output)
-    view = governance_view(result.snapshot, settings.expected_charters)
-    assessment = assess(view, view.taken_at, _memory(settings))
+    view = watch.view(result.snapshot)
+    assessment = assess(view, view.taken_at, _memory(settings, watch))
     if args.output == "json":
         print(json.dumps(report_json(view, assessment), indent=2))
     else:

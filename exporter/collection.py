@@ -9,12 +9,13 @@ so the first scrape after the database comes back reads it.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any, Protocol
@@ -22,11 +23,14 @@ from typing import Any, Protocol
 import psycopg
 from psycopg_pool import ConnectionPool
 
+from exporter.model import OTHER_KIND, OUTCOMES, RUN_KINDS, UNKNOWN_KIND, finished_outcomes
 from exporter.settings import Settings
 from exporter.snapshot import Snapshot
 from exporter.source import COLLECTION_ERROR_REASONS, CollectionError, Source
 
 logger = logging.getLogger(__name__)
+
+FINISHED_RUN_KINDS = (*RUN_KINDS, OTHER_KIND, UNKNOWN_KIND)
 
 Clock = Callable[[], datetime]
 Monotonic = Callable[[], float]
@@ -51,6 +55,10 @@ class CollectionResult:
     last_success_at: datetime | None
     failing_since: datetime | None
     errors_by_reason: MappingProxyType[str, int]
+    # Runs seen to finish since the exporter started, by (run kind, outcome).
+    finished_totals: MappingProxyType[tuple[str, str], int] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
 
     @property
     def ok(self) -> bool:
@@ -79,6 +87,7 @@ class SnapshotCache:
         self._last_success_at: datetime | None = None
         self._failing_since: datetime | None = None
         self._errors = dict.fromkeys(COLLECTION_ERROR_REASONS, 0)
+        self._finished = dict.fromkeys(itertools.product(FINISHED_RUN_KINDS, OUTCOMES), 0)
         self.collections = 0
 
     @property
@@ -129,6 +138,9 @@ class SnapshotCache:
         with self._lock:
             self.collections += 1
             self._record(started_at, error)
+            if snapshot is not None:
+                for key, runs in finished_outcomes(snapshot).items():
+                    self._finished[key] = self._finished.get(key, 0) + runs
             result = CollectionResult(
                 started_at=started_at,
                 duration_seconds=duration,
@@ -137,6 +149,7 @@ class SnapshotCache:
                 last_success_at=self._last_success_at,
                 failing_since=self._failing_since,
                 errors_by_reason=MappingProxyType(dict(self._errors)),
+                finished_totals=MappingProxyType(dict(self._finished)),
             )
             self._latest = result
             self._latest_done_at = self._monotonic()

@@ -15,8 +15,11 @@ from prometheus_client.registry import Collector
 
 from exporter import __version__
 from exporter.collection import CollectionResult, SnapshotCache
-from exporter.model import CharterView, GovernanceView, governance_view
+from exporter.model import CharterView, GovernanceView
+from exporter.repospec import STATUSES as REPO_SPEC_STATUSES
+from exporter.repospec import RepoSpecState
 from exporter.snapshot import SCHEMA_UNKNOWN
+from exporter.watch import Watch
 
 ACCOUNT = ["account"]
 CHARTER = ["account", "charter"]
@@ -97,7 +100,57 @@ def credit_families(view: GovernanceView) -> list[Metric]:
     )
     window.add_metric([], credit.window_seconds)
     metrics.append(window)
-    return metrics
+    return [*metrics, *_credit_today_families(view)]
+
+
+def _credit_today_families(view: GovernanceView) -> list[Metric]:
+    """What runs are refused for today: one run's cost, rejections, who spends."""
+    credit = view.credit
+    account = [view.account]
+    singles = [
+        (
+            "governance_credit_min_run_cost_credits",
+            "Balance below which the node's preflight check rejects a run (the smallest "
+            "estimated cost of one run, --min-run-cost-credits; 0: not checked). Red below it.",
+            credit.min_run_cost_credits,
+        ),
+        (
+            "governance_credit_rejected_runs",
+            "Runs of the account (scheduled or not) rejected inside the trailing window "
+            "with insufficient_credits. Red while nothing is spent: every run is refused.",
+            credit.rejected_runs,
+        ),
+        (
+            "governance_credit_spending_schedules",
+            "Enabled governance schedules whose runs are charged to the account (the "
+            "ledger's collections are not): with none, spending nothing is no signal.",
+            sum(1 for c in view.charters if c.spends_credits),
+        ),
+    ]
+    metrics: list[Metric] = []
+    for name, doc, value in singles:
+        family = _gauge(name, doc, ACCOUNT)
+        family.add_metric(account, value)
+        metrics.append(family)
+    by_kind = _gauge(
+        "governance_credit_spent_by_run_kind_credits",
+        "Credits charged inside the trailing window by the kind of run they paid for "
+        "(charge_receipts.run_id): system_scheduled, system_webhook (PR reviews), "
+        "user_immediate, other, unknown; unattributed when no run of the account matches.",
+        [*ACCOUNT, "run_kind"],
+    )
+    for kind, credits in credit.spent_by_kind.items():
+        by_kind.add_metric([view.account, kind], credits)
+    by_charter = _gauge(
+        "governance_credit_spent_by_charter_credits",
+        "Credits charged inside the trailing window for runs of each charter's schedules.",
+        CHARTER,
+    )
+    for charter in view.charters:
+        if charter.configured:
+            spent = credit.spent_by_charter.get(charter.charter, 0.0)
+            by_charter.add_metric([view.account, charter.charter], spent)
+    return [*metrics, by_kind, by_charter]
 
 
 def _charter_gauges() -> dict[str, GaugeMetricFamily]:
@@ -145,6 +198,23 @@ def _charter_gauges() -> dict[str, GaugeMetricFamily]:
             "schedules.next_run_at as stored (a cache written at deploy, often stale), "
             "Unix time. Absent when NULL.",
         ),
+        "retired": (
+            "governance_schedule_retired",
+            "1 when the charter's rows are pruned (paused, next_run_at NULL: the boot sync's "
+            "mark of an entry removed from the repo-spec) and nothing expects it; never a "
+            "warning.",
+        ),
+        "observable": (
+            "governance_schedule_observable",
+            "1 when the exporter can see the charter's successes; 0 for a ledger charter "
+            "while ingestion_cursors is missing or not readable (its last success is then "
+            "absent, so it is never reported stalled).",
+        ),
+        "drift": (
+            "governance_schedule_drift",
+            "1 when a charter declared in the repo-spec has rows whose cron or time zone "
+            "differ from the declaration (the boot sync did not run); declared charters only.",
+        ),
     }
     return {key: _gauge(name, doc, CHARTER) for key, (name, doc) in specs.items()}
 
@@ -162,7 +232,12 @@ def _add_charter(
         return
     gauges["enabled"].add_metric(labels, 1 if charter.enabled else 0)
     gauges["config_valid"].add_metric(labels, 0 if charter.config_error else 1)
-    gauges["last_success"].add_metric(labels, _timestamp(charter.last_success_at))
+    gauges["retired"].add_metric(labels, 1 if charter.retired else 0)
+    gauges["observable"].add_metric(labels, 1 if charter.observable else 0)
+    if charter.declared is not None:
+        gauges["drift"].add_metric(labels, 1 if charter.drift else 0)
+    if charter.observable:
+        gauges["last_success"].add_metric(labels, _timestamp(charter.last_success_at))
     gauges["last_failure"].add_metric(labels, _timestamp(charter.last_failure_at))
     if charter.next_run_at is not None and charter.next_run_in_seconds is not None:
         gauges["next_run"].add_metric(labels, _timestamp(charter.next_run_at))
@@ -196,6 +271,87 @@ def charter_families(view: GovernanceView) -> list[Metric]:
     return [*gauges.values(), runs, failed]
 
 
+def unscheduled_families(view: GovernanceView) -> list[Metric]:
+    """Runs of the account's principal without a schedule (PR reviews, webhooks)."""
+    if view.unscheduled_visible is None:
+        return []  # the 2026-02 schema has no such runs
+    kind = [*ACCOUNT, "run_kind"]
+    visible = _gauge(
+        "governance_unscheduled_runs_visible",
+        "1 when runs without a schedule can be read; 0 when row-level security hides "
+        "them (graph_runs' policy predates migration 0024): the other "
+        "governance_unscheduled_* series then undercount.",
+        ACCOUNT,
+    )
+    visible.add_metric([view.account], 1 if view.unscheduled_visible else 0)
+    runs = _gauge(
+        "governance_unscheduled_runs",
+        "Runs of the account's principal without a schedule (PR reviews and other webhook "
+        "work) started inside the trailing window, by run kind and status.",
+        [*kind, "status"],
+    )
+    failed = _gauge(
+        "governance_unscheduled_failed_runs",
+        "Failed runs without a schedule started inside the trailing window, by run kind "
+        "and bounded reason.",
+        [*kind, "reason"],
+    )
+    last_success = _gauge(
+        "governance_unscheduled_last_success_timestamp_seconds",
+        "Latest successful run without a schedule of the kind (last 30 days), Unix time; "
+        "0 if none.",
+        kind,
+    )
+    last_failure = _gauge(
+        "governance_unscheduled_last_failure_timestamp_seconds",
+        "Latest failed run without a schedule of the kind (last 30 days), Unix time; 0 if none.",
+        kind,
+    )
+    for work in view.unscheduled:
+        labels = [view.account, work.run_kind]
+        for status, count in work.runs_by_status.items():
+            runs.add_metric([*labels, status], count)
+        for reason, count in work.failures_by_reason.items():
+            failed.add_metric([*labels, reason], count)
+        last_success.add_metric(labels, _timestamp(work.last_success_at))
+        last_failure.add_metric(labels, _timestamp(work.last_failure_at))
+    return [visible, runs, failed, last_success, last_failure]
+
+
+def finished_families(account: str, result: CollectionResult) -> list[Metric]:
+    finished = CounterMetricFamily(
+        "governance_runs_finished",
+        "Runs of the account seen to finish (completed_at) since the exporter started, by "
+        "run kind and outcome (success or failure); scheduled runs count as "
+        "system_scheduled. A re-created schedule row, whose runs the database deletes, "
+        "does not lower it. For success ratios: rate() over it.",
+        labels=[*ACCOUNT, "run_kind", "outcome"],
+    )
+    for (kind, outcome), count in sorted(result.finished_totals.items()):
+        finished.add_metric([account, kind, outcome], count)
+    return [finished]
+
+
+def repo_spec_families(state: RepoSpecState | None) -> list[Metric]:
+    if state is None:
+        return []
+    status = _gauge(
+        "governance_repo_spec_status",
+        "1 for how the latest read of --repo-spec went: ok, unreadable or invalid (the "
+        "last good declaration is then kept).",
+        ["status"],
+    )
+    for name in REPO_SPEC_STATUSES:
+        status.add_metric([name], 1 if state.status == name else 0)
+    declared = _gauge(
+        "governance_repo_spec_declared_schedules",
+        "Governance schedules the repo-spec declares (with the ledger schedule the app "
+        "adds for activity_ledger).",
+    )
+    declared.add_metric([], len(state.schedules))
+    return [status, declared]
+
+
 def health_families(result: CollectionResult | None, schema: str) -> list[Metric]:
     up = _gauge(
         "governance_exporter_up",
@@ -223,7 +379,8 @@ def health_families(result: CollectionResult | None, schema: str) -> list[Metric
         errors.add_metric([reason], count)
     build = InfoMetricFamily(
         "governance_exporter_build",
-        "Exporter version and the Cogni schema version found (2026-02, 2026-03 or unknown).",
+        "Exporter version and the Cogni schema version found (2026-02, 2026-03, 2026-10 "
+        "or unknown).",
     )
     build.add_metric([], {"version": __version__, "schema": schema})
     return [up, duration, last_success, errors, build]
@@ -235,19 +392,23 @@ class GovernanceCollector(Collector):
     ``describe`` returns nothing, so registering it runs no query.
     """
 
-    def __init__(self, snapshots: SnapshotCache, expected_charters: Sequence[str]) -> None:
+    def __init__(self, snapshots: SnapshotCache, expected: Sequence[str] | Watch = ()) -> None:
         self._snapshots = snapshots
-        self._expected = tuple(expected_charters)
+        self._watch = expected if isinstance(expected, Watch) else Watch(tuple(expected))
 
     def describe(self) -> Iterator[Metric]:
         return iter(())
 
     def collect(self) -> Iterator[Metric]:
         result = self._snapshots.get()
+        spec = self._watch.spec_state()
+        yield from repo_spec_families(spec)
         if result.snapshot is None:
             yield from health_families(result, SCHEMA_UNKNOWN)
             return
-        view = governance_view(result.snapshot, self._expected)
+        view = self._watch.view(result.snapshot, spec)
         yield from credit_families(view)
         yield from charter_families(view)
+        yield from unscheduled_families(view)
+        yield from finished_families(view.account, result)
         yield from health_families(result, view.schema_version)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from itertools import islice
@@ -18,7 +18,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronsim import CronSim, CronSimError
 
-from exporter.snapshot import RunCountRow, Snapshot
+from exporter.repospec import DeclaredSchedule, RepoSpecState
+from exporter.snapshot import RunCountRow, ScheduleRow, Snapshot, UnscheduledCountRow
 
 CREDITS_PER_USD = 10_000_000
 
@@ -31,6 +32,7 @@ BLANK_CHARACTERS = " \t\n\x0b\f\r"
 # Bounded set of failure reasons; free text never becomes a label value.
 FAILURE_REASONS = (
     "insufficient_credits",
+    "provider_unavailable",
     "grant_validation_failed",
     "graph_execution_failed",
     "timeout",
@@ -46,6 +48,19 @@ _MESSAGE_REASONS = {
     "grant validation failed": "grant_validation_failed",
     "graph execution failed": "graph_execution_failed",
 }
+
+# graph_runs.run_kind (2026-03 on); anything else is "other", NULL "unknown".
+RUN_KINDS = ("system_scheduled", "system_webhook", "user_immediate")
+OTHER_KIND = "other"
+UNKNOWN_KIND = "unknown"
+# Charges whose run_id matches no run of the account.
+UNATTRIBUTED = "unattributed"
+SPEND_KINDS = (*RUN_KINDS, OTHER_KIND, UNKNOWN_KIND, UNATTRIBUTED)
+OUTCOMES = ("success", "failure")
+
+# Schedules whose work is a ledger collection: no run rows, no charges; its trace
+# is ingestion_cursors.retrieved_at.
+LEDGER_GRAPH_ID = "ledger:ingest"
 
 _CHARTER_PREFIX = "governance:"
 MAX_LABEL_LENGTH = 64
@@ -105,6 +120,12 @@ def failure_reason(error_code: str | None, error_message: str | None) -> str:
         if text in _MESSAGE_REASONS:
             return _MESSAGE_REASONS[text]
     return "other"
+
+
+def run_kind_label(run_kind: str | None) -> str:
+    if run_kind is None or not run_kind.strip():
+        return UNKNOWN_KIND
+    return run_kind if run_kind in RUN_KINDS else OTHER_KIND
 
 
 def safe_label(value: str) -> str:
@@ -194,6 +215,15 @@ class ScheduleFacts:
     failures_by_reason: dict[str, int]
     last_success_at: datetime | None
     last_failure_at: datetime | None
+    # A ledger schedule's success is not a run row: observable only while
+    # ingestion_cursors can be read.
+    ledger: bool = False
+    observable: bool = True
+
+    @property
+    def pruned(self) -> bool:
+        """Paused with next_run_at NULL: the boot sync's mark of a retired entry."""
+        return not self.enabled and self.cached_next_run_at is None
 
 
 @dataclass(frozen=True)
@@ -213,10 +243,24 @@ class CharterView:
     interval_seconds: float | None = None
     cached_next_run_at: datetime | None = None
     config_error: str | None = None
+    # Pruned by the boot sync and not expected: shown, never a warning.
+    retired: bool = False
+    # Declared in the repo-spec (None: no repo-spec, or not declared there).
+    declared: DeclaredSchedule | None = None
+    # How the rows differ from the declaration (the boot sync did not run).
+    drift: str | None = None
+    ledger: bool = False
+    # False when the charter's work leaves no trace the exporter can read.
+    observable: bool = True
 
     @property
     def failed_runs(self) -> int:
         return sum(self.failures_by_reason.values())
+
+    @property
+    def spends_credits(self) -> bool:
+        """Enabled, and its runs are graph runs that charge the account."""
+        return self.enabled and not self.ledger
 
 
 def _latest(values: Iterable[datetime | None]) -> datetime | None:
@@ -261,26 +305,64 @@ def _charter_view(charter: str, schedules: Sequence[ScheduleFacts], now: datetim
             (s.cached_next_run_at for s in schedules if s.cached_next_run_at), default=None
         ),
         config_error="; ".join(errors) or None,
+        ledger=any(s.ledger for s in schedules),
+        observable=all(s.observable for s in schedules),
     )
 
 
+def _normal_cron(cron: str) -> str:
+    return " ".join(cron.split())
+
+
+def drift(declared: DeclaredSchedule, schedules: Sequence[ScheduleFacts]) -> str | None:
+    """How the rows of a declared charter differ from its declaration, or None."""
+    differences = []
+    for schedule in schedules:
+        if _normal_cron(schedule.cron) != _normal_cron(declared.cron):
+            differences.append(f"cron {schedule.cron!r} where {declared.cron!r} is declared")
+        if schedule.timezone != declared.timezone:
+            differences.append(
+                f"time zone {schedule.timezone!r} where {declared.timezone!r} is declared"
+            )
+    return "; ".join(dict.fromkeys(differences)) or None
+
+
 def charters(
-    schedules: Sequence[ScheduleFacts], expected: Sequence[str], now: datetime
+    schedules: Sequence[ScheduleFacts],
+    expected: Sequence[str],
+    now: datetime,
+    declared: Sequence[DeclaredSchedule] | None = None,
 ) -> list[CharterView]:
     """One view per charter: the expected ones (configured or not) and any others found.
 
-    Several schedules of one charter are merged so that label sets stay unique.
+    ``declared`` (the repo-spec's schedules) adds to the expected charters and is
+    compared with their rows. A charter found only pruned, and not expected, is
+    retired. Several schedules of one charter are merged so that label sets stay
+    unique.
     """
     by_charter: dict[str, list[ScheduleFacts]] = {}
     for schedule in schedules:
         by_charter.setdefault(schedule.charter, []).append(schedule)
-    names = list(dict.fromkeys([*(e.lower() for e in expected), *sorted(by_charter)]))
-    return [
-        _charter_view(name, by_charter[name], now)
-        if name in by_charter
-        else CharterView(charter=name, configured=False)
-        for name in names
-    ]
+    declarations = {d.charter: d for d in declared or ()}
+    wanted = list(dict.fromkeys([*(e.lower() for e in expected), *declarations]))
+    names = list(dict.fromkeys([*wanted, *sorted(by_charter)]))
+    views = []
+    for name in names:
+        declaration = declarations.get(name)
+        if name not in by_charter:
+            views.append(CharterView(charter=name, configured=False, declared=declaration))
+            continue
+        rows = by_charter[name]
+        view = _charter_view(name, rows, now)
+        views.append(
+            replace(
+                view,
+                declared=declaration,
+                drift=drift(declaration, rows) if declaration else None,
+                retired=name not in wanted and all(s.pruned for s in rows),
+            )
+        )
+    return views
 
 
 # --- from a snapshot to what is exported -------------------------------------------
@@ -295,6 +377,30 @@ class CreditView:
     window_seconds: int
     burn_rate_per_second: float
     runway_seconds: float
+    # Below this balance the preflight check rejects a run (its estimated cost).
+    min_run_cost_credits: int = 0
+    # Runs of the account (scheduled or not) that failed in the window for lack
+    # of the account's credits, or of the operator's provider account.
+    rejected_runs: int = 0
+    provider_unavailable_runs: int = 0
+    # Which work the window's credits paid for: by run kind, and by charter.
+    spent_by_kind: dict[str, float] = field(default_factory=dict)
+    spent_by_charter: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class WorkView:
+    """Runs of the account's principal without a schedule, of one run kind."""
+
+    run_kind: str
+    runs_by_status: dict[str, int]
+    failures_by_reason: dict[str, int]
+    last_success_at: datetime | None = None
+    last_failure_at: datetime | None = None
+
+    @property
+    def failed_runs(self) -> int:
+        return sum(self.failures_by_reason.values())
 
 
 @dataclass(frozen=True)
@@ -316,6 +422,14 @@ class GovernanceView:
     charters: list[CharterView]
     recent_runs: list[RecentRun]
     schedules_truncated: bool
+    unscheduled: list[WorkView] = field(default_factory=list)
+    # None: the schema has no runs without a schedule (2026-02); False: row-level
+    # security hides them (a node between migrations 0021 and 0024).
+    unscheduled_visible: bool | None = None
+    # Runs that finished since the previous collection, by (run kind, outcome).
+    finished: dict[tuple[str, str], int] = field(default_factory=dict)
+    # The repo-spec's declaration in force and how its latest read went (None: none).
+    repo_spec: RepoSpecState | None = None
 
 
 def whole_credits(value: object) -> int:
@@ -330,11 +444,44 @@ def whole_credits(value: object) -> int:
     return int(value)
 
 
-def credit_view(snapshot: Snapshot) -> CreditView:
+def _reason_total(
+    charters: Sequence[CharterView], unscheduled: Sequence[WorkView], reason: str
+) -> int:
+    return sum(c.failures_by_reason.get(reason, 0) for c in charters) + sum(
+        w.failures_by_reason.get(reason, 0) for w in unscheduled
+    )
+
+
+def attributed_spend(snapshot: Snapshot) -> tuple[dict[str, float], dict[str, float]]:
+    """The window's credits by run kind (``unattributed``: no run of the account has
+    the charge's run_id) and by charter."""
+    names = {row.schedule_id: _schedule_charter(row) for row in snapshot.schedules}
+    by_kind = dict.fromkeys(SPEND_KINDS, 0.0)
+    by_charter: dict[str, float] = {}
+    for row in snapshot.attributed_spend:
+        credits = float(row.spent_credits)
+        if row.run_kind is None and row.schedule_id is None:
+            by_kind[UNATTRIBUTED] += credits
+            continue
+        by_kind[run_kind_label(row.run_kind)] += credits
+        if row.schedule_id is not None:
+            charter = names.get(row.schedule_id, safe_label(row.schedule_id))
+            by_charter[charter] = by_charter.get(charter, 0.0) + credits
+    return by_kind, by_charter
+
+
+def credit_view(
+    snapshot: Snapshot,
+    charters: Sequence[CharterView] = (),
+    unscheduled: Sequence[WorkView] = (),
+    *,
+    min_run_cost_credits: int = 0,
+) -> CreditView:
     balance = whole_credits(snapshot.account_row.balance_credits)
     spent = float(snapshot.spend.spent_credits)
     rate = burn_rate(spent, snapshot.window_seconds)
     runway = runway_seconds(balance, rate)
+    by_kind, by_charter = attributed_spend(snapshot)
     return CreditView(
         balance_credits=balance,
         spent_credits=spent,
@@ -343,6 +490,11 @@ def credit_view(snapshot: Snapshot) -> CreditView:
         window_seconds=snapshot.window_seconds,
         burn_rate_per_second=rate,
         runway_seconds=runway,
+        min_run_cost_credits=min_run_cost_credits,
+        rejected_runs=_reason_total(charters, unscheduled, "insufficient_credits"),
+        provider_unavailable_runs=_reason_total(charters, unscheduled, "provider_unavailable"),
+        spent_by_kind=by_kind,
+        spent_by_charter=by_charter,
     )
 
 
@@ -362,34 +514,103 @@ def _run_tallies(
     return by_status, by_reason
 
 
+def _schedule_charter(row: ScheduleRow) -> str:
+    return charter_name(row.temporal_schedule_id, row.message, row.schedule_id)
+
+
+def _ledger_success(snapshot: Snapshot, row: ScheduleRow) -> datetime | None:
+    """The newest retrieved_at of the ledger schedule's scope (of the only scope,
+    when the schedule's input names none)."""
+    cursors = {c.scope_id: c.last_retrieved_at for c in snapshot.ledger_cursors}
+    if row.scope_id is not None:
+        return cursors.get(row.scope_id)
+    return next(iter(cursors.values())) if len(cursors) == 1 else None
+
+
 def schedule_facts(snapshot: Snapshot) -> list[ScheduleFacts]:
     by_status, by_reason = _run_tallies(snapshot.run_counts)
     outcomes = {row.schedule_id: row for row in snapshot.last_outcomes}
     facts = []
     for row in snapshot.schedules:
         outcome = outcomes.get(row.schedule_id)
+        ledger = row.graph_id == LEDGER_GRAPH_ID
+        last_success = outcome.last_success_at if outcome else None
+        if ledger:
+            last_success = _ledger_success(snapshot, row)
         facts.append(
             ScheduleFacts(
                 schedule_id=row.schedule_id,
-                charter=charter_name(row.temporal_schedule_id, row.message, row.schedule_id),
+                charter=_schedule_charter(row),
                 cron=row.cron,
                 timezone=row.timezone,
                 enabled=row.enabled,
                 cached_next_run_at=row.next_run_at,
                 runs_by_status=by_status.get(row.schedule_id, {}),
                 failures_by_reason=by_reason.get(row.schedule_id, {}),
-                last_success_at=outcome.last_success_at if outcome else None,
+                last_success_at=last_success,
                 last_failure_at=outcome.last_failure_at if outcome else None,
+                ledger=ledger,
+                observable=not ledger or snapshot.schema.ingestion_cursors_readable,
             )
         )
     return facts
 
 
+def _kind_tallies(
+    rows: Iterable[UnscheduledCountRow],
+) -> dict[str, tuple[dict[str, int], dict[str, int]]]:
+    tallies: dict[str, tuple[dict[str, int], dict[str, int]]] = {}
+    for row in rows:
+        kind = run_kind_label(row.run_kind)
+        statuses, reasons = tallies.setdefault(
+            kind,
+            (dict.fromkeys((*RUN_STATUSES, UNKNOWN_STATUS), 0), dict.fromkeys(FAILURE_REASONS, 0)),
+        )
+        statuses[normalise_status(row.status)] += row.runs
+        if is_failure(row.status, row.error_code, row.error_message):
+            reasons[failure_reason(row.error_code, row.error_message)] += row.runs
+    return tallies
+
+
+def unscheduled_work(snapshot: Snapshot) -> list[WorkView]:
+    """Runs without a schedule in the window, one view per run kind."""
+    outcomes: dict[str, list[tuple[datetime | None, datetime | None]]] = {}
+    for row in snapshot.unscheduled_outcomes:
+        kind = run_kind_label(row.run_kind)
+        outcomes.setdefault(kind, []).append((row.last_success_at, row.last_failure_at))
+    views = []
+    for kind, (statuses, reasons) in sorted(_kind_tallies(snapshot.unscheduled_counts).items()):
+        seen = outcomes.get(kind, [])
+        views.append(
+            WorkView(
+                run_kind=kind,
+                runs_by_status=statuses,
+                failures_by_reason=reasons,
+                last_success_at=_latest(s for s, _ in seen),
+                last_failure_at=_latest(f for _, f in seen),
+            )
+        )
+    return views
+
+
+def finished_outcomes(snapshot: Snapshot) -> dict[tuple[str, str], int]:
+    """Runs that finished since the previous collection, by (run kind, outcome);
+    runs that ended neither in success nor in failure (cancelled) are left out."""
+    totals: dict[tuple[str, str], int] = {}
+    for row in snapshot.finished_runs:
+        if normalise_status(row.status) == "success":
+            outcome = "success"
+        elif is_failure(row.status, row.error_code, row.error_message):
+            outcome = "failure"
+        else:
+            continue
+        key = (run_kind_label(row.run_kind), outcome)
+        totals[key] = totals.get(key, 0) + row.runs
+    return totals
+
+
 def _recent_runs(snapshot: Snapshot) -> list[RecentRun]:
-    names = {
-        row.schedule_id: charter_name(row.temporal_schedule_id, row.message, row.schedule_id)
-        for row in snapshot.schedules
-    }
+    names = {row.schedule_id: _schedule_charter(row) for row in snapshot.schedules}
     return [
         RecentRun(
             charter=names.get(run.schedule_id, safe_label(run.schedule_id)),
@@ -403,14 +624,35 @@ def _recent_runs(snapshot: Snapshot) -> list[RecentRun]:
     ]
 
 
-def governance_view(snapshot: Snapshot, expected_charters: Sequence[str]) -> GovernanceView:
-    """Everything the metrics, the status page and ``check`` show, as of the snapshot."""
+def governance_view(
+    snapshot: Snapshot,
+    expected_charters: Sequence[str] = (),
+    *,
+    spec: RepoSpecState | None = None,
+    min_run_cost_credits: int = 0,
+) -> GovernanceView:
+    """Everything the metrics, the status page and ``check`` show, as of the snapshot.
+
+    ``expected_charters`` and ``spec`` (the repo-spec's declaration in force) name
+    the charters that must have a row; ``min_run_cost_credits`` is the balance
+    below which runs are refused.
+    """
+    declared = spec.schedules if spec is not None else None
+    views = charters(schedule_facts(snapshot), expected_charters, snapshot.taken_at, declared)
+    unscheduled = unscheduled_work(snapshot)
+    has_unscheduled = snapshot.schema.has_requested_by
     return GovernanceView(
         account=snapshot.account,
         schema_version=snapshot.schema.version,
         taken_at=snapshot.taken_at,
-        credit=credit_view(snapshot),
-        charters=charters(schedule_facts(snapshot), expected_charters, snapshot.taken_at),
+        credit=credit_view(snapshot, views, unscheduled, min_run_cost_credits=min_run_cost_credits),
+        charters=views,
         recent_runs=_recent_runs(snapshot),
         schedules_truncated=snapshot.schedules_truncated,
+        unscheduled=unscheduled,
+        unscheduled_visible=not snapshot.schema.unscheduled_runs_hidden
+        if has_unscheduled
+        else None,
+        finished=finished_outcomes(snapshot),
+        repo_spec=spec,
     )

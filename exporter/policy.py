@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from exporter.memory import BudgetHeader, FileStatus, Heartbeat, MemorySnapshot
-from exporter.model import CharterView, CreditView, GovernanceView
+from exporter.model import CharterView, CreditView, GovernanceView, WorkView
 from exporter.words import format_credits, format_duration, format_failures, format_runway
 
 # --- thresholds ------------------------------------------------------------------------
@@ -58,18 +58,39 @@ def worst(healths: Iterable[Health]) -> Health:
 # --- credit ------------------------------------------------------------------------------
 
 
-def credit_health(balance_credits: float, runway: float) -> Health:
-    """Green above 24 h of runway, red below 6 h or at a zero balance, else yellow."""
-    if balance_credits <= 0 or runway < RED_RUNWAY_SECONDS:
+def credit_health(
+    balance_credits: float,
+    runway: float,
+    *,
+    min_run_cost_credits: float = 0,
+    refused: bool = False,
+) -> Health:
+    """Green above 24 h of runway, red below 6 h, at a zero balance, below one run's
+    cost (the preflight check refuses runs there), or while runs are ``refused`` for
+    credits with nothing spent; else yellow."""
+    if balance_credits <= 0 or balance_credits < min_run_cost_credits or refused:
+        return Health.RED
+    if runway < RED_RUNWAY_SECONDS:
         return Health.RED
     if runway <= YELLOW_RUNWAY_SECONDS:
         return Health.YELLOW
     return Health.GREEN
 
 
+def runs_refused(credit: CreditView) -> bool:
+    """Runs rejected for credits in the window while nothing was spent: every run is
+    turned away, whatever the balance says (a runway of +Inf is no comfort)."""
+    return credit.rejected_runs > 0 and credit.spent_credits <= 0
+
+
 def credit_level(credit: CreditView) -> Health:
     """The credit card's colour: the health of the balance and its runway."""
-    return credit_health(credit.balance_credits, credit.runway_seconds)
+    return credit_health(
+        credit.balance_credits,
+        credit.runway_seconds,
+        min_run_cost_credits=credit.min_run_cost_credits,
+        refused=runs_refused(credit),
+    )
 
 
 # --- charters ----------------------------------------------------------------------------
@@ -132,50 +153,90 @@ class Assessment:
         return [p for p in self.problems if p.subject == subject]
 
 
-def credit_problems(credit: CreditView, charters: Sequence[CharterView]) -> list[Problem]:
-    problems = []
-    runway = format_runway(credit)
-    window = format_duration(credit.window_seconds)
+def _balance_problem(credit: CreditView) -> Problem | None:
     if credit.balance_credits <= 0:
+        return Problem(
+            Health.RED,
+            "credit",
+            "GovernanceCreditRunwayLow",
+            f"balance is {format_credits(credit.balance_credits)}: every governance run "
+            "is rejected with insufficient_credits until the account is topped up",
+        )
+    if credit.balance_credits < credit.min_run_cost_credits:
+        return Problem(
+            Health.RED,
+            "credit",
+            "GovernanceCreditRunwayLow",
+            f"balance {format_credits(credit.balance_credits)} is below one run's cost "
+            f"({format_credits(credit.min_run_cost_credits)}): the preflight check rejects "
+            "runs with insufficient_credits until the account is topped up",
+        )
+    return None
+
+
+def _refusal_problems(credit: CreditView) -> list[Problem]:
+    window = format_duration(credit.window_seconds)
+    problems = []
+    if runs_refused(credit):
         problems.append(
             Problem(
                 Health.RED,
                 "credit",
-                "GovernanceCreditRunwayLow",
-                f"balance is {format_credits(credit.balance_credits)}: every governance run "
-                "is rejected with insufficient_credits until the account is topped up",
+                "GovernanceRunsRejectedForCredits",
+                f"{credit.rejected_runs} run(s) rejected with insufficient_credits in the last "
+                f"{window} and nothing spent: every run is refused, whatever the balance says",
             )
         )
-    elif credit.runway_seconds < RED_RUNWAY_SECONDS:
+    if credit.provider_unavailable_runs > 0:
         problems.append(
             Problem(
                 Health.RED,
-                "credit",
-                "GovernanceCreditRunwayLow",
-                f"runway {runway} is below {format_duration(RED_RUNWAY_SECONDS)}",
+                "provider",
+                "GovernanceProviderUnavailable",
+                f"{credit.provider_unavailable_runs} run(s) failed with provider_unavailable "
+                f"in the last {window}: the operator's LLM provider account is unfunded or "
+                "the provider is down, which the balance cannot show",
             )
         )
-    elif credit.runway_seconds <= YELLOW_RUNWAY_SECONDS:
-        problems.append(
-            Problem(
-                Health.YELLOW,
-                "credit",
-                "GovernanceCreditRunwayLow",
-                f"runway {runway} is at or below {format_duration(YELLOW_RUNWAY_SECONDS)}",
-            )
+    return problems
+
+
+def _runway_problem(credit: CreditView) -> Problem | None:
+    runway = format_runway(credit)
+    if credit.runway_seconds < RED_RUNWAY_SECONDS:
+        return Problem(
+            Health.RED,
+            "credit",
+            "GovernanceCreditRunwayLow",
+            f"runway {runway} is below {format_duration(RED_RUNWAY_SECONDS)}",
         )
-    enabled = [c for c in charters if c.enabled]
-    if credit.spent_credits <= 0 and enabled:
+    if credit.runway_seconds <= YELLOW_RUNWAY_SECONDS:
+        return Problem(
+            Health.YELLOW,
+            "credit",
+            "GovernanceCreditRunwayLow",
+            f"runway {runway} is at or below {format_duration(YELLOW_RUNWAY_SECONDS)}",
+        )
+    return None
+
+
+def credit_problems(credit: CreditView, charters: Sequence[CharterView]) -> list[Problem]:
+    window = format_duration(credit.window_seconds)
+    # The balance says more than the runway: one problem for the two.
+    first = _balance_problem(credit) or _runway_problem(credit)
+    problems = [first] if first is not None else []
+    spending = [c for c in charters if c.spends_credits]
+    if credit.spent_credits <= 0 and spending:
         problems.append(
             Problem(
                 Health.YELLOW,
                 "credit",
                 "GovernanceNoSpend",
-                f"nothing spent in the last {window} while {len(enabled)} charter(s) "
+                f"nothing spent in the last {window} while {len(spending)} charter(s) "
                 "are enabled: runs may be rejected before they spend, or not run at all",
             )
         )
-    return problems
+    return problems + _refusal_problems(credit)
 
 
 def _stall_problem(charter: CharterView, now: datetime) -> Problem | None:
@@ -208,7 +269,19 @@ def charter_problems(charter: CharterView, now: datetime) -> list[Problem]:
                 "no schedule row in the database: its runs are not recorded (as on 2026-02-15)",
             )
         ]
+    if charter.retired:
+        return []
     problems = [p for p in [_stall_problem(charter, now)] if p is not None]
+    if charter.drift:
+        problems.append(
+            Problem(
+                Health.YELLOW,
+                name,
+                "GovernanceScheduleDrift",
+                f"its schedule differs from the repo-spec ({charter.drift}): the boot sync "
+                "did not run",
+            )
+        )
     if charter.failed_runs > 0:
         problems.append(
             Problem(
@@ -311,12 +384,61 @@ def memory_problems(
     return problems
 
 
+def work_problems(work: WorkView) -> list[Problem]:
+    """Runs without a schedule (PR reviews): GovernanceRunsFailing covers them too."""
+    if work.failed_runs <= 0:
+        return []
+    reasons = ", ".join(
+        f"{reason} {n}"
+        for reason, n in sorted(work.failures_by_reason.items(), key=lambda i: (-i[1], i[0]))
+        if n > 0
+    )
+    return [
+        Problem(
+            Health.YELLOW,
+            f"{work.run_kind} runs",
+            "GovernanceRunsFailing",
+            f"{work.failed_runs} failed run(s) without a schedule in the window: {reasons}",
+        )
+    ]
+
+
+def node_problems(view: GovernanceView) -> list[Problem]:
+    """What the exporter cannot see: hidden runs, a repo-spec gone bad."""
+    problems = []
+    if view.unscheduled_visible is False:
+        problems.append(
+            Problem(
+                Health.YELLOW,
+                "unscheduled runs",
+                "GovernanceUnscheduledRunsHidden",
+                "row-level security hides runs without a schedule (graph_runs' policy "
+                "predates migration 0024): PR reviews and their failures cannot be counted",
+            )
+        )
+    spec = view.repo_spec
+    if spec is not None and spec.problem is not None:
+        problems.append(
+            Problem(
+                Health.YELLOW,
+                "repo-spec",
+                "GovernanceRepoSpecUnusable",
+                f"the repo-spec is {spec.status} ({spec.problem}); the last good "
+                "declaration is kept",
+            )
+        )
+    return problems
+
+
 def assess(view: GovernanceView, now: datetime, memory: MemorySnapshot | None = None) -> Assessment:
     """The verdict on one view (and the gateway's files, when read): the worst health
     among its problems."""
     problems = credit_problems(view.credit, view.charters)
     for charter in view.charters:
         problems.extend(charter_problems(charter, now))
+    for work in view.unscheduled:
+        problems.extend(work_problems(work))
+    problems.extend(node_problems(view))
     if memory is not None:
         problems.extend(memory_problems(memory, view.charters, now))
     return Assessment(worst(p.health for p in problems), problems)

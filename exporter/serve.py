@@ -8,6 +8,7 @@ import threading
 from typing import Any
 
 from exporter.app import build_app, log_start
+from exporter.repospec import RepoSpecError
 from exporter.startup import UsageError, configure_logging, load_settings, stop_on_signals
 
 logger = logging.getLogger(__name__)
@@ -22,6 +23,8 @@ def run(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
     configure_logging(settings.log_level)
     try:
         app = build_app(settings)
+    except RepoSpecError as exc:
+        raise UsageError(f"--repo-spec {exc}") from None
     except OSError as exc:
         raise UsageError(
             f"--listen-address {settings.listen_address}: cannot listen ({exc.strerror})"

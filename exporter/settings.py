@@ -15,7 +15,12 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 ENV_PREFIX = "GOVERNANCE_EXPORTER_"
 DEFAULT_PORT = 10215
 SYSTEM_PRINCIPAL_ID = "00000000-0000-4000-a000-000000000001"
-DEFAULT_CHARTERS = ("govern", "community", "engineering", "sustainability")
+# The four hourly charters of February 2026 (retired on 2026-02-19): what a node of
+# that shape should pass as --expected-charters, or declare in its repo-spec.
+FEBRUARY_CHARTERS = ("govern", "community", "engineering", "sustainability")
+# The preflight check's smallest estimate of one run's cost: (0 message tokens +
+# 10,000) / 1,000 x $0.02 x markup 2.0 = $0.40, at 10,000,000 credits per USD.
+DEFAULT_MIN_RUN_COST_CREDITS = 4_000_000
 MISSING_DATABASE_URL = (
     "--database-url / GOVERNANCE_EXPORTER_DATABASE_URL is required (or --database-url-file)"
 )
@@ -67,9 +72,24 @@ class Settings(BaseSettings):
         le=90 * 86400,
         description="Trailing window for spend and run counts, in seconds.",
     )
+    repo_spec: Path | None = Field(
+        default=None,
+        description="The node's .cogni/repo-spec.yaml: its governance.schedules (and the "
+        "ledger schedule the app adds for activity_ledger) must have rows, paused or with "
+        "the declared cron and time zone. Re-read when it changes. Unset: the charters are "
+        "the account's governance schedule rows.",
+    )
     expected_charters: Annotated[tuple[str, ...], NoDecode] = Field(
-        default=DEFAULT_CHARTERS,
-        description="Comma-separated charters that must have a schedule row.",
+        default=(),
+        description="Comma-separated charters that must have a schedule row, besides "
+        "those of --repo-spec (a February 2026 node: govern,community,engineering,"
+        "sustainability).",
+    )
+    min_run_cost_credits: int = Field(
+        default=DEFAULT_MIN_RUN_COST_CREDITS,
+        ge=0,
+        description="Balance below which the node's preflight check rejects a run (its "
+        "estimated cost; 4,000,000 credits = $0.40 at least): red below it. 0 turns it off.",
     )
     statement_timeout_seconds: float = Field(
         default=3.0,

@@ -34,7 +34,7 @@ import socket
 import threading
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any, LiteralString
+from typing import Any, LiteralString, TypeVar
 
 import psycopg
 from psycopg import errors, sql
@@ -47,20 +47,31 @@ from exporter.model import BLANK_CHARACTERS
 from exporter.snapshot import (
     SCHEMA_2026_02,
     SCHEMA_2026_03,
+    SCHEMA_2026_10,
     AccountRow,
+    AttributedSpendRow,
     CatalogRow,
+    FinishedRunRow,
     LastOutcomeRow,
+    LedgerCursorRow,
     RecentRunRow,
     RunCountRow,
     ScheduleRow,
     SchemaInfo,
     Snapshot,
     SpendRow,
+    UnscheduledCountRow,
+    UnscheduledOutcomeRow,
 )
 
 logger = logging.getLogger(__name__)
 
 RECENT_RUNS_LIMIT = 10
+# How far back the last success and failure of runs without a schedule are looked for.
+UNSCHEDULED_LOOKBACK = timedelta(days=30)
+# Finished runs are counted this long after they finish, so that a row written a
+# little after its completed_at is not missed.
+FINISHED_LAG = timedelta(seconds=30)
 _MESSAGE_PREFIX_CHARS = 200
 
 
@@ -106,12 +117,31 @@ SELECT set_config('app.current_user_id', %(rls_user_id)s, true),
        set_config('statement_timeout', %(statement_timeout_ms)s, true)
 """
 
+# Which schema this is, and what this role may read of it. A node migrated to
+# 0021-0023 keeps graph_runs' schedule-only policy (0024 widened it to
+# requested_by): under row-level security its runs without a schedule are
+# invisible, which must be said, not read as "none".
 READ_CATALOG: LiteralString = """
 SELECT to_regclass('schedule_runs') IS NOT NULL AS has_schedule_runs,
        to_regclass('graph_runs') IS NOT NULL AS has_graph_runs,
        EXISTS (SELECT 1 FROM pg_attribute
                WHERE attrelid = to_regclass('graph_runs')
-                 AND attname = 'error_code' AND NOT attisdropped) AS graph_runs_has_error_code
+                 AND attname = 'error_code' AND NOT attisdropped) AS graph_runs_has_error_code,
+       EXISTS (SELECT 1 FROM pg_attribute
+               WHERE attrelid = to_regclass('graph_runs')
+                 AND attname = 'requested_by' AND NOT attisdropped) AS graph_runs_has_requested_by,
+       EXISTS (SELECT 1 FROM pg_attribute
+               WHERE attrelid = to_regclass('graph_runs')
+                 AND attname = 'state_key' AND NOT attisdropped) AS graph_runs_has_state_key,
+       coalesce(has_column_privilege(to_regclass('ingestion_cursors'), 'scope_id', 'SELECT')
+                AND has_column_privilege(to_regclass('ingestion_cursors'), 'retrieved_at',
+                                         'SELECT'),
+                false) AS ingestion_cursors_readable,
+       coalesce(row_security_active(to_regclass('graph_runs'))
+                AND NOT EXISTS (SELECT 1 FROM pg_policy p
+                                WHERE p.polrelid = to_regclass('graph_runs')
+                                  AND pg_get_expr(p.polqual, p.polrelid) LIKE '%%requested_by%%'),
+                false) AS unscheduled_runs_hidden
 """
 
 READ_ACCOUNT: LiteralString = """
@@ -147,7 +177,8 @@ WHERE a.slug = %(account)s
 
 READ_SCHEDULES: LiteralString = """
 SELECT s.id::text AS schedule_id, s.temporal_schedule_id, s.input ->> 'message' AS message,
-       s.cron, s.timezone, s.enabled, s.next_run_at
+       s.cron, s.timezone, s.enabled, s.next_run_at, s.graph_id,
+       s.input ->> 'scopeId' AS scope_id
 FROM schedules s
 JOIN execution_grants g ON g.id = s.execution_grant_id
 JOIN billing_accounts a ON a.id = g.billing_account_id
@@ -220,6 +251,120 @@ LIMIT {limit}
 )
 
 
+# The account's owner is the principal its runs without a schedule are
+# requested by (PR reviews, webhooks). Named through the account, never through
+# row-level security: a BYPASSRLS role sees every tenant's runs.
+_ACCOUNT_OWNER: LiteralString = (
+    "(SELECT a.owner_user_id FROM billing_accounts a WHERE a.slug = %(account)s)"
+)
+
+# Walks the (requested_by, started_at) index of migration 0023 for the window.
+READ_UNSCHEDULED_COUNTS: LiteralString = (
+    """
+SELECT r.run_kind, r.status, r.error_code, left(r.error_message, 200) AS error_message,
+       count(*) AS runs
+FROM graph_runs r
+WHERE r.requested_by = """
+    + _ACCOUNT_OWNER
+    + """
+  AND r.schedule_id IS NULL
+  AND r.started_at > %(since)s AND r.started_at <= %(now)s
+GROUP BY 1, 2, 3, 4
+"""
+)
+
+# The latest success and failure of each kind seen in the window, looking back
+# at most LOOKBACK: the index is walked backwards and stops at the first match.
+READ_UNSCHEDULED_OUTCOMES: LiteralString = (
+    """
+SELECT k.run_kind,
+       (SELECT coalesce(r.completed_at, r.started_at) FROM graph_runs r
+        WHERE r.requested_by = k.owner AND r.schedule_id IS NULL
+          AND r.run_kind IS NOT DISTINCT FROM k.run_kind AND r.status = 'success'
+          AND r.started_at > %(lookback)s AND r.started_at <= %(now)s
+        ORDER BY r.started_at DESC LIMIT 1) AS last_success_at,
+       (SELECT coalesce(r.completed_at, r.started_at) FROM graph_runs r
+        WHERE r.requested_by = k.owner AND r.schedule_id IS NULL
+          AND r.run_kind IS NOT DISTINCT FROM k.run_kind
+          AND (r.status = 'error'
+               OR (r.status = 'skipped'
+                   AND (btrim(coalesce(r.error_message, ''), {blank}) <> ''
+                        OR btrim(coalesce(r.error_code, ''), {blank}) <> '')))
+          AND r.started_at > %(lookback)s AND r.started_at <= %(now)s
+        ORDER BY r.started_at DESC LIMIT 1) AS last_failure_at
+FROM (SELECT DISTINCT r.run_kind, r.requested_by AS owner FROM graph_runs r
+      WHERE r.requested_by = """
+    + _ACCOUNT_OWNER
+    + """
+        AND r.schedule_id IS NULL
+        AND r.started_at > %(since)s AND r.started_at <= %(now)s) k
+"""
+)
+
+# Which work ate the window's credits: each charge joined to the account's run
+# with its run_id (one of its schedules', or requested by its owner).
+_READ_ATTRIBUTED_SPEND: LiteralString = (
+    """
+SELECT r.run_kind, r.schedule_id::text AS schedule_id,
+       sum(c.charged_credits)::numeric AS spent_credits
+FROM charge_receipts c
+JOIN billing_accounts a ON a.id = c.billing_account_id
+LEFT JOIN LATERAL (
+    SELECT {run_kind} AS run_kind, r.schedule_id FROM {runs} r
+    WHERE r.run_id = c.run_id
+      AND ({requested_by_owner} OR r.schedule_id IN ("""
+    + _GOVERNANCE_SCHEDULE_IDS
+    + """))
+    LIMIT 1
+) r ON true
+WHERE a.slug = %(account)s AND c.created_at > %(since)s AND c.created_at <= %(now)s
+GROUP BY 1, 2
+"""
+)
+
+# ingestion_cursors has no tenant: one row per ledger source stream of a scope.
+READ_LEDGER_CURSORS: LiteralString = """
+SELECT scope_id::text AS scope_id, max(retrieved_at) AS last_retrieved_at
+FROM ingestion_cursors
+WHERE retrieved_at <= %(now)s
+GROUP BY scope_id
+"""
+
+# Runs that finished in (finished_after, finished_until], for counters that a
+# re-created schedule (whose runs the cascade deletes) cannot decrease. Bounded
+# by the indexed start columns: a run is assumed to finish within a day.
+_READ_FINISHED_RUNS: LiteralString = (
+    """
+SELECT 'system_scheduled'::text AS run_kind, r.status, {error_code} AS error_code,
+       left(r.error_message, {prefix}) AS error_message, count(*) AS runs
+FROM {runs} r
+WHERE r.schedule_id IN ("""
+    + _GOVERNANCE_SCHEDULE_IDS
+    + """)
+  AND r.scheduled_for > %(finished_after)s - interval '1 day'
+  AND r.scheduled_for <= %(finished_until)s
+  AND r.completed_at > %(finished_after)s AND r.completed_at <= %(finished_until)s
+GROUP BY 1, 2, 3, 4
+{unscheduled}
+"""
+)
+_FINISHED_UNSCHEDULED: LiteralString = (
+    """
+UNION ALL
+SELECT r.run_kind, r.status, r.error_code, left(r.error_message, {prefix}), count(*)
+FROM graph_runs r
+WHERE r.requested_by = """
+    + _ACCOUNT_OWNER
+    + """
+  AND r.schedule_id IS NULL
+  AND r.started_at > %(finished_after)s - interval '1 day'
+  AND r.started_at <= %(finished_until)s
+  AND r.completed_at > %(finished_after)s AND r.completed_at <= %(finished_until)s
+GROUP BY 1, 2, 3, 4
+"""
+)
+
+
 def _escaped_literal(text: str) -> sql.SQL:
     """``text`` as an escape-string literal of printable characters (E'\\x09'), so
     that statements stay readable when printed or copied into a config file."""
@@ -231,9 +376,15 @@ _BLANK_LITERAL = _escaped_literal(BLANK_CHARACTERS)
 
 def _runs_statement(template: LiteralString, schema: SchemaInfo) -> sql.Composed:
     error_code = sql.SQL("r.error_code" if schema.has_error_code else "NULL::text")
+    unscheduled = sql.SQL(_FINISHED_UNSCHEDULED if schema.has_requested_by else "")
     return sql.SQL(template).format(
         runs=sql.Identifier(schema.runs_table),
         error_code=error_code,
+        run_kind=sql.SQL("r.run_kind" if schema.has_requested_by else "'system_scheduled'::text"),
+        requested_by_owner=sql.SQL(
+            "r.requested_by = a.owner_user_id" if schema.has_requested_by else "false"
+        ),
+        unscheduled=unscheduled.format(prefix=sql.Literal(_MESSAGE_PREFIX_CHARS)),
         prefix=sql.Literal(_MESSAGE_PREFIX_CHARS),
         limit=sql.Literal(RECENT_RUNS_LIMIT),
         blank=_BLANK_LITERAL,
@@ -241,11 +392,24 @@ def _runs_statement(template: LiteralString, schema: SchemaInfo) -> sql.Composed
 
 
 def schema_info(catalog: CatalogRow) -> SchemaInfo:
-    """The 2026-03 schema (graph_runs) wins when a migration left both tables."""
+    """The graph_runs schemas win when a migration left both tables; 2026-10 is told
+    from 2026-03 by graph_runs.state_key (migration 0022)."""
     if catalog.has_graph_runs:
-        return SchemaInfo(SCHEMA_2026_03, "graph_runs", catalog.graph_runs_has_error_code)
+        return SchemaInfo(
+            SCHEMA_2026_10 if catalog.graph_runs_has_state_key else SCHEMA_2026_03,
+            "graph_runs",
+            catalog.graph_runs_has_error_code,
+            has_requested_by=catalog.graph_runs_has_requested_by,
+            ingestion_cursors_readable=catalog.ingestion_cursors_readable,
+            unscheduled_runs_hidden=catalog.unscheduled_runs_hidden,
+        )
     if catalog.has_schedule_runs:
-        return SchemaInfo(SCHEMA_2026_02, "schedule_runs", False)
+        return SchemaInfo(
+            SCHEMA_2026_02,
+            "schedule_runs",
+            False,
+            ingestion_cursors_readable=catalog.ingestion_cursors_readable,
+        )
     raise SchemaNotFound(
         "neither schedule_runs (schema 2026-02) nor graph_runs (schema 2026-03) "
         "is visible on the search_path"
@@ -280,6 +444,9 @@ class Source:
         self._timeout_seconds = timeout_seconds
         self._max_charters = max_charters
         self._schema: SchemaInfo | None = None  # as found by the last collection
+        # Finished runs are counted from here on (advanced by each snapshot read):
+        # the first collection counts none, so the counters start at 0.
+        self._finished_after: datetime | None = None
 
     def read(self, now: datetime) -> Snapshot:
         """One consistent snapshot as of ``now``; raises ``CollectionError``."""
@@ -332,6 +499,9 @@ class Source:
             "now": now,
             "since": now - self._window,
             "schedule_limit": self._max_charters + 1,
+            "lookback": now - UNSCHEDULED_LOOKBACK,
+            "finished_after": self._finished_after or now - FINISHED_LAG,
+            "finished_until": now - FINISHED_LAG,
         }
 
     def _read(self, conn: psycopg.Connection[Any], now: datetime) -> Snapshot:
@@ -352,7 +522,9 @@ class Source:
                 continue
             schema = schema_info(catalog)
             if facts is not None and schema == guess:
-                return self._snapshot(now, schema, facts)
+                snapshot = self._snapshot(now, schema, facts)
+                self._finished_after = params["finished_until"]
+                return snapshot
             self._schema = schema
         raise CollectionError("the schema changed during three collections in a row")
 
@@ -402,7 +574,19 @@ class Source:
             run_counts=tuple(facts.counts.fetchall()),
             last_outcomes=tuple(facts.outcomes.fetchall()),
             recent_runs=tuple(facts.recent.fetchall()),
+            unscheduled_counts=_all(facts.unscheduled_counts),
+            unscheduled_outcomes=_all(facts.unscheduled_outcomes),
+            attributed_spend=_all(facts.attributed_spend),
+            ledger_cursors=_all(facts.ledger_cursors),
+            finished_runs=_all(facts.finished),
         )
+
+
+T = TypeVar("T")
+
+
+def _all(cursor: psycopg.Cursor[T] | None) -> tuple[T, ...]:
+    return tuple(cursor.fetchall()) if cursor is not None else ()
 
 
 class _Facts:
@@ -423,6 +607,23 @@ class _Facts:
         self.outcomes.execute(_runs_statement(_READ_LAST_OUTCOMES, schema), params)
         self.recent = conn.cursor(row_factory=class_row(RecentRunRow))
         self.recent.execute(_runs_statement(_READ_RECENT_RUNS, schema), params)
+        self.attributed_spend = conn.cursor(row_factory=class_row(AttributedSpendRow))
+        self.attributed_spend.execute(_runs_statement(_READ_ATTRIBUTED_SPEND, schema), params)
+        self.finished = conn.cursor(row_factory=class_row(FinishedRunRow))
+        self.finished.execute(_runs_statement(_READ_FINISHED_RUNS, schema), params)
+        self.unscheduled_counts: psycopg.Cursor[UnscheduledCountRow] | None = None
+        self.unscheduled_outcomes: psycopg.Cursor[UnscheduledOutcomeRow] | None = None
+        if schema.has_requested_by:
+            self.unscheduled_counts = conn.cursor(row_factory=class_row(UnscheduledCountRow))
+            self.unscheduled_counts.execute(READ_UNSCHEDULED_COUNTS, params)
+            self.unscheduled_outcomes = conn.cursor(row_factory=class_row(UnscheduledOutcomeRow))
+            self.unscheduled_outcomes.execute(
+                sql.SQL(READ_UNSCHEDULED_OUTCOMES).format(blank=_BLANK_LITERAL), params
+            )
+        self.ledger_cursors: psycopg.Cursor[LedgerCursorRow] | None = None
+        if schema.ingestion_cursors_readable:
+            self.ledger_cursors = conn.cursor(row_factory=class_row(LedgerCursorRow))
+            self.ledger_cursors.execute(READ_LEDGER_CURSORS, params)
 
 
 # The server enforces statement_timeout; this covers a server or network path
@@ -521,9 +722,11 @@ def open_pool(
 
 def run_statements(schema: SchemaInfo | None = None) -> Sequence[str]:
     """The statements of one collection, in order (for docs and benchmarks); the
-    2026-03 schema unless ``schema`` says otherwise."""
-    schema = schema or SchemaInfo(SCHEMA_2026_03, "graph_runs", True)
-    return (
+    2026-10 schema unless ``schema`` says otherwise."""
+    schema = schema or SchemaInfo(
+        SCHEMA_2026_10, "graph_runs", True, has_requested_by=True, ingestion_cursors_readable=True
+    )
+    statements = [
         SET_TRANSACTION_CONTEXT,
         READ_CATALOG,
         READ_ACCOUNT,
@@ -532,4 +735,14 @@ def run_statements(schema: SchemaInfo | None = None) -> Sequence[str]:
         _runs_statement(_READ_RUN_COUNTS, schema).as_string(None),
         _runs_statement(_READ_LAST_OUTCOMES, schema).as_string(None),
         _runs_statement(_READ_RECENT_RUNS, schema).as_string(None),
-    )
+        _runs_statement(_READ_ATTRIBUTED_SPEND, schema).as_string(None),
+        _runs_statement(_READ_FINISHED_RUNS, schema).as_string(None),
+    ]
+    if schema.has_requested_by:
+        statements.append(READ_UNSCHEDULED_COUNTS)
+        statements.append(
+            sql.SQL(READ_UNSCHEDULED_OUTCOMES).format(blank=_BLANK_LITERAL).as_string(None)
+        )
+    if schema.ingestion_cursors_readable:
+        statements.append(READ_LEDGER_CURSORS)
+    return statements

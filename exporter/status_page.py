@@ -20,7 +20,7 @@ from http import HTTPStatus
 from exporter import __version__
 from exporter.collection import Clock, CollectionResult, SnapshotCache, utc_now
 from exporter.memory import BudgetHeader, FileStatus, Heartbeat, MemorySnapshot, read_memory
-from exporter.model import CharterView, CreditView, GovernanceView, RecentRun, governance_view
+from exporter.model import CharterView, CreditView, GovernanceView, RecentRun
 from exporter.policy import (
     Assessment,
     Health,
@@ -33,6 +33,7 @@ from exporter.policy import (
 )
 from exporter.server import Request, Response, Route
 from exporter.settings import Settings
+from exporter.watch import Watch
 from exporter.words import (
     burn_per_hour,
     error_sentence,
@@ -95,17 +96,24 @@ def current_result(snapshots: SnapshotCache, now: datetime) -> CollectionResult:
     return snapshots.get()
 
 
-def status_route(settings: Settings, snapshots: SnapshotCache, clock: Clock = utc_now) -> Route:
+def status_route(
+    settings: Settings,
+    snapshots: SnapshotCache,
+    watch: Watch | None = None,
+    clock: Clock = utc_now,
+) -> Route:
+    watching = watch or Watch.from_settings(settings)
+
     def serve(_request: Request) -> Response:
         now = clock()
         result = current_result(snapshots, now)
         page = render_page(
             result,
             account=settings.account,
-            expected_charters=settings.expected_charters,
+            expected_charters=watching,
             grafana_url=settings.grafana_url,
             now=clock(),
-            memory=read_memory(settings.memory_dir, settings.expected_charters)
+            memory=read_memory(settings.memory_dir, watching.memory_charters())
             if settings.memory_dir is not None
             else None,
         )
@@ -121,7 +129,7 @@ def render_page(
     result: CollectionResult,
     *,
     account: str,
-    expected_charters: Sequence[str],
+    expected_charters: Sequence[str] | Watch,
     grafana_url: str | None,
     now: datetime,
     memory: MemorySnapshot | None = None,
@@ -132,7 +140,12 @@ def render_page(
         body = _unreadable_body(account, result, now)
         title = f"UNKNOWN · governance · {account}"
     else:
-        view = governance_view(result.snapshot, expected_charters)
+        watch = (
+            expected_charters
+            if isinstance(expected_charters, Watch)
+            else Watch(tuple(expected_charters))
+        )
+        view = watch.view(result.snapshot)
         assessment = assess(view, view.taken_at, memory)
         body = _governance_body(view, assessment, now)
         title = f"{assessment.health.value.upper()} · governance · {view.account}"
@@ -166,6 +179,7 @@ def _governance_body(view: GovernanceView, assessment: Assessment, now: datetime
             _credit_card(view.credit),
             _problems(assessment.problems),
             _charters_table(view, assessment, now),
+            _unscheduled(view),
             _recent_runs(view.recent_runs),
         ]
     )
@@ -207,6 +221,24 @@ def _credit_card(credit: CreditView) -> str:
         _fact("burn", "Burn", f"{format_credits(burn)}/h · {format_usd(burn)}/h"),
         _fact("spent", f"Spent in the last {format_duration(credit.window_seconds)}", spent),
     ]
+    if credit.min_run_cost_credits > 0:
+        facts.append(
+            _fact(
+                "min-run-cost",
+                "Runs refused below",
+                f"{format_credits(credit.min_run_cost_credits)} · "
+                f"{format_usd(credit.min_run_cost_credits)}",
+            )
+        )
+    spenders = [(k, v) for k, v in credit.spent_by_kind.items() if v > 0]
+    if spenders:
+        facts.append(
+            _fact(
+                "spent-by-kind",
+                "Spent by",
+                " · ".join(f"{kind} {format_usd(v)}" for kind, v in sorted(spenders)),
+            )
+        )
     return (
         f'<section id="credit" class="card h-{health}" data-health="{health}">'
         '<p class="label">Credit health</p>'
@@ -350,18 +382,60 @@ def _charter_row(charter: CharterView, health: Health, labels: Sequence[str], no
     else:
         cells = [
             first,
-            "yes" if charter.enabled else "<b>no (paused)</b>",
-            _when(charter.last_success_at, now, future=False)
-            if charter.last_success_at
-            else "never",
+            _enabled(charter),
+            _last_success(charter, now),
             _next_run(charter, now),
             esc(format_runs(charter)),
-            esc(
-                f"{charter.failed_runs}: {format_failures(charter)}" if charter.failed_runs else "0"
-            ),
+            esc(format_failures(charter) or "0"),
         ]
     tds = "".join(_cell(label, cell) for label, cell in zip(labels, cells, strict=True))
     return f'<tr data-charter="{name}" data-health="{health.value}">{tds}</tr>'
+
+
+def _enabled(charter: CharterView) -> str:
+    if charter.retired:
+        return '<span class="muted">retired (pruned from the repo-spec)</span>'
+    if charter.drift:
+        return f"yes, <b>drifted</b>: {esc(charter.drift)}" if charter.enabled else "<b>no</b>"
+    return "yes" if charter.enabled else "<b>no (paused)</b>"
+
+
+def _last_success(charter: CharterView, now: datetime) -> str:
+    if not charter.observable:
+        return "not observable (ingestion_cursors cannot be read)"
+    if charter.last_success_at is None:
+        return "never"
+    return _when(charter.last_success_at, now, future=False)
+
+
+UNSCHEDULED_HEADERS = ("Run kind", "Last success", "Runs", "Failed")
+
+
+def _unscheduled(view: GovernanceView) -> str:
+    """Runs without a schedule (PR reviews, webhooks): most of the spend today."""
+    if view.unscheduled_visible is None:
+        return ""
+    window = format_duration(view.credit.window_seconds)
+    now = view.taken_at
+    rows = []
+    for work in view.unscheduled:
+        runs = ", ".join(f"{s} {n}" for s, n in work.runs_by_status.items() if n > 0) or "none"
+        failed = ", ".join(f"{r} {n}" for r, n in work.failures_by_reason.items() if n > 0)
+        last = _when(work.last_success_at, now, future=False) if work.last_success_at else "never"
+        cells = [esc(work.run_kind), last, esc(runs), esc(failed or "0")]
+        labels = UNSCHEDULED_HEADERS
+        tds = "".join(_cell(label, cell) for label, cell in zip(labels, cells, strict=True))
+        rows.append(f'<tr data-kind="{esc(work.run_kind)}">{tds}</tr>')
+    empty = f"None in the last {window}."
+    if view.unscheduled_visible is False:
+        empty = "Hidden by row-level security (graph_runs' policy predates migration 0024)."
+    return _table(
+        "unscheduled",
+        f"Runs without a schedule (last {window})",
+        UNSCHEDULED_HEADERS,
+        rows,
+        empty,
+    )
 
 
 def _next_run(charter: CharterView, now: datetime) -> str:
@@ -464,7 +538,7 @@ h2{font-size:1.1rem;margin:1.5rem 0 .5rem}
 .card dl{display:grid;grid-template-columns:repeat(auto-fit,minmax(14rem,1fr));gap:.75rem 1.5rem;
 margin:1rem 0 0}
 .card dt{font-size:.85rem;opacity:.9}
-.card dd{margin:0;font-size:1.2rem;font-weight:650;overflow-wrap:anywhere}
+.card dd{margin:0;font-size:1.2rem;font-weight:650;overflow-wrap:break-word}
 .card small{color:inherit;opacity:.85}
 .badge{display:inline-block;padding:.1rem .55rem;border-radius:999px;font-size:.8rem;
 font-weight:700;white-space:nowrap}

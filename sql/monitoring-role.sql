@@ -11,9 +11,9 @@
 -- and the exporter sets app.current_user_id to the system principal in every
 -- transaction so that it sees the governance account's rows and no others.
 -- It may SELECT only the columns the exporter reads (and those the tables'
--- row-level security policies look at). It works on both schema versions
--- (schedule_runs of 2026-02, graph_runs of 2026-03) and can be run again after
--- the migration. docs/least-privilege.md explains every grant, and what the role
+-- row-level security policies look at). It works on every schema version
+-- (schedule_runs of 2026-02, graph_runs of 2026-03 and later, ingestion_cursors
+-- where it exists) and can be run again after a migration. docs/least-privilege.md explains every grant, and what the role
 -- can still do.
 
 DO $$
@@ -37,24 +37,29 @@ GRANT USAGE ON SCHEMA public TO governance_exporter;
 
 GRANT SELECT (id, slug, owner_user_id, balance_credits)
     ON billing_accounts TO governance_exporter;
-GRANT SELECT (billing_account_id, charged_credits, created_at)
+GRANT SELECT (billing_account_id, charged_credits, created_at, run_id)
     ON charge_receipts TO governance_exporter;
 GRANT SELECT (id, user_id, billing_account_id)
     ON execution_grants TO governance_exporter;
-GRANT SELECT (id, owner_user_id, execution_grant_id, temporal_schedule_id, input, cron,
-              timezone, enabled, next_run_at, created_at)
+GRANT SELECT (id, owner_user_id, execution_grant_id, temporal_schedule_id, graph_id, input,
+              cron, timezone, enabled, next_run_at, created_at)
     ON schedules TO governance_exporter;
 
 DO $$
 BEGIN
     IF to_regclass('graph_runs') IS NOT NULL THEN
-        GRANT SELECT (schedule_id, requested_by, scheduled_for, completed_at, status,
-                      error_code, error_message)
+        GRANT SELECT (schedule_id, run_id, requested_by, run_kind, scheduled_for, started_at,
+                      completed_at, status, error_code, error_message)
             ON graph_runs TO governance_exporter;
     END IF;
     IF to_regclass('schedule_runs') IS NOT NULL THEN
-        GRANT SELECT (schedule_id, scheduled_for, completed_at, status, error_message)
+        GRANT SELECT (schedule_id, run_id, scheduled_for, completed_at, status, error_message)
             ON schedule_runs TO governance_exporter;
+    END IF;
+    -- The daily ledger collection writes no runs; its trace is retrieved_at (no
+    -- row-level security on this table, and nothing in it is a tenant's).
+    IF to_regclass('ingestion_cursors') IS NOT NULL THEN
+        GRANT SELECT (scope_id, retrieved_at) ON ingestion_cursors TO governance_exporter;
     END IF;
 END
 $$;

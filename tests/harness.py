@@ -29,6 +29,7 @@ from psycopg import sql
 
 from exporter.demo import scenario
 from exporter.demo.localpg import LocalPostgres, PostgresNotFound, free_port, throwaway_postgres
+from exporter.settings import FEBRUARY_CHARTERS
 
 REPO = Path(__file__).resolve().parent.parent
 MONITOR_ROLE = "governance_exporter"
@@ -173,6 +174,9 @@ def run_exporter(
         # Each scrape reads the database, so a test sees the state it just made;
         # the cache itself is tested in test_exporter.py.
         "GOVERNANCE_EXPORTER_CACHE_SECONDS": "0",
+        # Most scenarios are nodes of February 2026, whose operator names the four
+        # charters it runs; a test of today's node passes its own settings in env.
+        "GOVERNANCE_EXPORTER_EXPECTED_CHARTERS": ",".join(FEBRUARY_CHARTERS),
         **(env or {}),
     }
     with log_path.open("wb") as log:

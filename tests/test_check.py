@@ -20,10 +20,12 @@ from exporter.check import Status
 from exporter.demo import scenario
 from exporter.model import CharterView
 from exporter.policy import Health, stalled_for
+from exporter.settings import FEBRUARY_CHARTERS
 from exporter.snapshot import SCHEMA_2026_02, SCHEMA_2026_03
 from exporter.words import format_duration, format_usd
 
 H = timedelta(hours=1)
+FEBRUARY_NODE = {"GOVERNANCE_EXPORTER_EXPECTED_CHARTERS": ",".join(FEBRUARY_CHARTERS)}
 Seed = Callable[[Any, str, datetime], None]
 
 
@@ -35,7 +37,9 @@ def run_check(url: str, *args: str) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         timeout=60,
-        env={**clean, "GOVERNANCE_EXPORTER_DATABASE_URL": url},
+        # These scenarios are nodes of February 2026, whose operator names the four
+        # charters it runs (today's nodes are tested in test_today.py).
+        env={**clean, "GOVERNANCE_EXPORTER_DATABASE_URL": url, **FEBRUARY_NODE},
         cwd=REPO,
         check=False,
     )

@@ -136,7 +136,11 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.account == "cogni_system"
     assert settings.rls_user_id == "00000000-0000-4000-a000-000000000001"
     assert settings.window_seconds == 86400
-    assert settings.expected_charters == ("govern", "community", "engineering", "sustainability")
+    # Today's nodes declare their charters (or have only rows): none are named by
+    # default, so a template node does not miss the four retired February charters.
+    assert settings.expected_charters == ()
+    assert settings.repo_spec is None
+    assert settings.min_run_cost_credits == 4_000_000
     assert settings.statement_timeout_seconds < 10
 
 

@@ -564,11 +564,11 @@ def test_memory_contract_is_what_the_memory_collector_exposes(tmp_path: Path) ->
     from test_dashboard_live import write_gateway_memory  # noqa: PLC0415
 
     from exporter.memory_collector import MemoryCollector  # noqa: PLC0415
-    from exporter.settings import DEFAULT_CHARTERS  # noqa: PLC0415
+    from exporter.settings import FEBRUARY_CHARTERS  # noqa: PLC0415
 
     files = write_gateway_memory(tmp_path / "memory", time.time())
     registry = CollectorRegistry()
-    registry.register(MemoryCollector(files.directory, DEFAULT_CHARTERS))
+    registry.register(MemoryCollector(files.directory, FEBRUARY_CHARTERS))
     exposed = {
         family.name: frozenset(label for sample in family.samples for label in sample.labels)
         for family in registry.collect()

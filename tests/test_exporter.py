@@ -24,7 +24,7 @@ from exporter import source
 from exporter.collection import SnapshotCache
 from exporter.collector import GovernanceCollector
 from exporter.demo import scenario
-from exporter.settings import DEFAULT_CHARTERS
+from exporter.settings import FEBRUARY_CHARTERS
 from exporter.snapshot import SCHEMA_2026_02, SCHEMA_2026_03, SchemaInfo
 from exporter.source import DatabaseUnavailable, Source, open_pool
 
@@ -57,7 +57,7 @@ class Exporter:
         self.source = Source(self.pool, **options)
         self.snapshots = SnapshotCache(self.source, clock=lambda: NOW)
         self.registry = CollectorRegistry()
-        self.registry.register(GovernanceCollector(self.snapshots, DEFAULT_CHARTERS))
+        self.registry.register(GovernanceCollector(self.snapshots, FEBRUARY_CHARTERS))
 
     def scrape(self) -> dict[str, dict[frozenset[tuple[str, str]], float]]:
         return samples(generate_latest(self.registry).decode())
@@ -294,7 +294,7 @@ def test_other_tenants_are_never_counted(
         == 0
     )
     assert {dict(k)["charter"] for k in scrape["governance_charter_configured"]} == set(
-        DEFAULT_CHARTERS
+        FEBRUARY_CHARTERS
     )
 
 
@@ -308,7 +308,7 @@ def test_incident_replay_with_run_rows(
     assert value(scrape, "governance_exporter_up") == 1
     assert value(scrape, "governance_credit_balance_credits", **ACCOUNT) == 0
     assert value(scrape, "governance_credit_runway_seconds", **ACCOUNT) == 0
-    for name in DEFAULT_CHARTERS:
+    for name in FEBRUARY_CHARTERS:
         assert (
             value(
                 scrape,
@@ -337,7 +337,7 @@ def test_incident_as_it_really_was_no_schedule_rows_at_all(
     assert value(scrape, "governance_credit_runway_seconds", **ACCOUNT) == 0
     assert value(scrape, "governance_credit_spent_credits", **ACCOUNT) == 0
     assert value(scrape, "governance_credit_charges", **ACCOUNT) == 0
-    for name in DEFAULT_CHARTERS:
+    for name in FEBRUARY_CHARTERS:
         assert value(scrape, "governance_charter_configured", **charter(name)) == 0
 
 
@@ -598,7 +598,7 @@ def test_registering_runs_no_query(
     exporter = exporter_for(database.monitor_url)
     counting = CountingSource(exporter.source)
     registry = CollectorRegistry(auto_describe=True)
-    registry.register(GovernanceCollector(SnapshotCache(counting), DEFAULT_CHARTERS))
+    registry.register(GovernanceCollector(SnapshotCache(counting), FEBRUARY_CHARTERS))
     assert counting.calls == 0
     generate_latest(registry)
     assert counting.calls == 1

@@ -8,6 +8,7 @@ charters of the source system.
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from importlib import resources
@@ -16,7 +17,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from exporter.snapshot import SCHEMA_2026_02, SCHEMA_2026_03
+from exporter.snapshot import SCHEMA_2026_02, SCHEMA_2026_03, SCHEMA_2026_10
 
 SYSTEM_ACCOUNT_ID = "00000000-0000-4000-b000-000000000000"
 SYSTEM_USER_ID = "00000000-0000-4000-a000-000000000001"
@@ -28,7 +29,9 @@ CHARTER_CRONS = {
     "engineering": "30 * * * *",
     "sustainability": "45 * * * *",
 }
-SCHEMAS = (SCHEMA_2026_02, SCHEMA_2026_03)
+SCHEMAS = (SCHEMA_2026_02, SCHEMA_2026_03, SCHEMA_2026_10)
+LEDGER_GRAPH_ID = "ledger:ingest"
+DEFAULT_SCOPE_ID = "cdea48f9-d223-5b5c-a1a3-9ffdd42c3f83"
 
 Conn = psycopg.Connection[Any]
 
@@ -40,7 +43,7 @@ def schema_sql(version: str) -> str:
 
 
 def runs_table(version: str) -> str:
-    return "graph_runs" if version == SCHEMA_2026_03 else "schedule_runs"
+    return "schedule_runs" if version == SCHEMA_2026_02 else "graph_runs"
 
 
 def load_schema(conn: Conn, version: str) -> None:
@@ -96,17 +99,21 @@ def add_schedule(
     temporal_schedule_id: str | None = "",
     next_run_at: datetime | None = None,
     message: str | None = None,
+    graph_id: str = "sandbox:openclaw",
+    input_doc: dict[str, Any] | None = None,
 ) -> str:
     """A governance schedule; ``temporal_schedule_id=""`` means ``governance:<charter>``."""
     tsid = f"governance:{charter}" if temporal_schedule_id == "" else temporal_schedule_id
+    doc = input_doc if input_doc is not None else {"message": message or charter.upper()}
     row = conn.execute(
         "INSERT INTO schedules (owner_user_id, execution_grant_id, graph_id, input, cron,"
         " timezone, enabled, next_run_at, temporal_schedule_id)"
-        " VALUES (%s, %s, 'sandbox:openclaw', %s, %s, %s, %s, %s, %s) RETURNING id::text",
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id::text",
         (
             tenant.user_id,
             tenant.grant_id,
-            json.dumps({"message": message or charter.upper(), "model": "demo"}),
+            graph_id,
+            json.dumps(doc if input_doc is not None else {**doc, "model": "demo"}),
             cron or CHARTER_CRONS.get(charter, "0 * * * *"),
             timezone,
             enabled,
@@ -128,7 +135,10 @@ def add_run(
     error_message: str | None = None,
     error_code: str | None = None,
     completed_at: datetime | None = None,
-) -> None:
+    run_id: str | None = None,
+) -> str:
+    """A scheduled run, as the scheduler writes it; returns its run_id."""
+    run_id = run_id or f"run-{schedule_id[:8]}-{scheduled_for.isoformat()}"
     columns = [
         "schedule_id",
         "run_id",
@@ -141,7 +151,7 @@ def add_run(
     ]
     values: list[Any] = [
         schedule_id,
-        f"run-{schedule_id[:8]}-{scheduled_for.isoformat()}",
+        run_id,
         scheduled_for,
         scheduled_for,
         completed_at,
@@ -149,28 +159,137 @@ def add_run(
         1,
         error_message,
     ]
-    if version == SCHEMA_2026_03:
-        columns += ["error_code", "run_kind", "graph_id"]
-        values += [error_code, "scheduled", "sandbox:openclaw"]
+    if version != SCHEMA_2026_02:
+        columns += ["error_code", "run_kind", "graph_id", "trigger_source", "trigger_ref"]
+        values += [error_code, "system_scheduled", "sandbox:openclaw", "temporal_schedule", None]
+    _insert(conn, runs_table(version), columns, values)
+    return run_id
+
+
+def _insert(conn: Conn, table: str, columns: list[str], values: list[Any]) -> None:
     query = sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
-        sql.Identifier(runs_table(version)),
+        sql.Identifier(table),
         sql.SQL(", ").join(map(sql.Identifier, columns)),
         sql.SQL(", ").join(sql.Placeholder() * len(columns)),
     )
     conn.execute(query, values)
 
 
+def add_unscheduled_run(
+    conn: Conn,
+    tenant: Tenant,
+    started_at: datetime,
+    status: str,
+    *,
+    run_kind: str = "system_webhook",
+    trigger_source: str = "webhook:github",
+    error_code: str | None = None,
+    completed_at: datetime | None = None,
+    run_id: str | None = None,
+) -> str:
+    """A run without a schedule (a PR review), requested by the tenant's owner, as
+    graph_runs has held them since 2026-03-18: the error code is also the message."""
+    run_id = run_id or f"webhook-{started_at.isoformat()}-{uuid.uuid4().hex[:8]}"
+    _insert(
+        conn,
+        "graph_runs",
+        [
+            "run_id",
+            "started_at",
+            "completed_at",
+            "status",
+            "attempt_count",
+            "error_message",
+            "error_code",
+            "graph_id",
+            "run_kind",
+            "trigger_source",
+            "trigger_ref",
+            "requested_by",
+        ],
+        [
+            run_id,
+            started_at,
+            completed_at or started_at + timedelta(seconds=40),
+            status,
+            1,
+            error_code,
+            error_code,
+            "langgraph:pr-review",
+            run_kind,
+            trigger_source,
+            "Cogni-DAO/node-template#1",
+            tenant.user_id,
+        ],
+    )
+    return run_id
+
+
+def add_ledger_schedule(
+    conn: Conn,
+    tenant: Tenant,
+    *,
+    cron: str = "0 0 * * *",
+    scope_id: str = DEFAULT_SCOPE_ID,
+    enabled: bool = True,
+    next_run_at: datetime | None = None,
+) -> str:
+    """The row the boot sync writes for LEDGER_INGEST: graph_id ledger:ingest, an
+    input without a message."""
+    return add_schedule(
+        conn,
+        tenant,
+        "ledger_ingest",
+        cron=cron,
+        enabled=enabled,
+        next_run_at=next_run_at,
+        graph_id=LEDGER_GRAPH_ID,
+        input_doc={"version": 1, "scopeId": scope_id, "scopeKey": "default"},
+    )
+
+
+def add_ingestion_cursor(
+    conn: Conn,
+    retrieved_at: datetime,
+    *,
+    scope_id: str = DEFAULT_SCOPE_ID,
+    stream: str = "pull_requests",
+    node_id: str = "538b4da2-bd59-4c3a-928a-8a40b6627205",
+) -> None:
+    """What a finished ledger collection leaves: one cursor per source stream."""
+    conn.execute(
+        "INSERT INTO ingestion_cursors (node_id, scope_id, source, stream, source_ref,"
+        " cursor_value, retrieved_at) VALUES (%s, %s, 'github', %s, 'Cogni-DAO/node-template',"
+        " %s, %s) ON CONFLICT (node_id, scope_id, source, stream, source_ref)"
+        " DO UPDATE SET retrieved_at = excluded.retrieved_at, cursor_value = excluded.cursor_value",
+        (node_id, scope_id, stream, retrieved_at.isoformat(), retrieved_at),
+    )
+
+
+def prune_schedule(conn: Conn, schedule_id: str) -> None:
+    """What the boot sync does to a row whose entry left the repo-spec."""
+    conn.execute(
+        "UPDATE schedules SET enabled = false, next_run_at = NULL WHERE id = %s", (schedule_id,)
+    )
+
+
 def add_charge(
-    conn: Conn, tenant: Tenant, credits: int, at: datetime, *, debit: bool = True
+    conn: Conn,
+    tenant: Tenant,
+    credits: int,
+    at: datetime,
+    *,
+    debit: bool = True,
+    run_id: str = "run",
 ) -> None:
     """A charge receipt; with ``debit`` the balance goes down too, as in the source system."""
     conn.execute(
         "INSERT INTO charge_receipts (billing_account_id, virtual_key_id, run_id, attempt,"
         " charged_credits, provenance, charge_reason, source_system, source_reference,"
         " receipt_kind, created_at)"
-        " VALUES (%s, %s, 'run', 1, %s, 'response', 'llm_usage', 'litellm',"
+        " VALUES (%s, %s, %s, 1, %s, 'response', 'llm_usage', 'litellm',"
         " gen_random_uuid()::text, 'usage', %s)",
-        (tenant.account_id, tenant.virtual_key_id, credits, at),
+        (tenant.account_id, tenant.virtual_key_id, run_id, credits, at),
     )
     if debit:
         conn.execute(
