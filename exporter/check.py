@@ -22,7 +22,7 @@ import psycopg
 
 from exporter.collection import CollectionResult, build_snapshots
 from exporter.memory import MemorySnapshot, read_memory
-from exporter.model import CREDITS_PER_USD, CharterView, CreditView, GovernanceView
+from exporter.model import CREDITS_PER_USD, CharterView, CreditView, GovernanceView, WorkView
 from exporter.policy import Assessment, Health, assess, charter_health, credit_level
 from exporter.repospec import RepoSpecError
 from exporter.settings import Settings
@@ -103,6 +103,11 @@ def credit_json(credit: CreditView) -> dict[str, Any]:
         "burn_credits_per_hour": burn_per_hour(credit),
         "runway_seconds": None if math.isinf(credit.runway_seconds) else credit.runway_seconds,
         "last_charge_at": _json_time(credit.last_charge_at),
+        "min_run_cost_credits": credit.min_run_cost_credits,
+        "rejected_runs": credit.rejected_runs,
+        "provider_unavailable_runs": credit.provider_unavailable_runs,
+        "spent_by_run_kind": {k: v for k, v in credit.spent_by_kind.items() if v},
+        "spent_by_charter": credit.spent_by_charter,
     }
 
 
@@ -118,6 +123,19 @@ def charter_json(charter: CharterView, health: Health) -> dict[str, Any]:
         "runs_by_status": {k: v for k, v in charter.runs_by_status.items() if v},
         "failures_by_reason": {k: v for k, v in charter.failures_by_reason.items() if v},
         "config_error": charter.config_error,
+        "retired": charter.retired,
+        "declared": charter.declared is not None,
+        "drift": charter.drift,
+        "observable": charter.observable,
+    }
+
+
+def work_json(work: WorkView) -> dict[str, Any]:
+    return {
+        "run_kind": work.run_kind,
+        "last_success_at": _json_time(work.last_success_at),
+        "runs_by_status": {k: v for k, v in work.runs_by_status.items() if v},
+        "failures_by_reason": {k: v for k, v in work.failures_by_reason.items() if v},
     }
 
 
@@ -131,6 +149,8 @@ def report_json(view: GovernanceView, assessment: Assessment) -> dict[str, Any]:
         "error": None,
         "credit": credit_json(view.credit),
         "charters": [charter_json(c, charter_health(assessment, c)) for c in view.charters],
+        "unscheduled_visible": view.unscheduled_visible,
+        "unscheduled": [work_json(w) for w in view.unscheduled],
         "problems": [
             {"health": p.health.value, "subject": p.subject, "alert": p.alert, "message": p.message}
             for p in assessment.problems
@@ -162,6 +182,8 @@ def _table(rows: Sequence[Sequence[str]]) -> list[str]:
 
 
 def _last_success(charter: CharterView, now: datetime) -> str:
+    if not charter.observable:
+        return "not observable"
     if charter.last_success_at is None:
         return "never"
     ago = format_duration((now - charter.last_success_at).total_seconds())
@@ -172,6 +194,8 @@ def _next_run(charter: CharterView, now: datetime) -> str:
     if not charter.configured:
         return "-"
     if charter.next_run_at is None:
+        if charter.retired:
+            return "retired"
         return "unknown" if charter.config_error else "paused"
     return f"in {format_duration((charter.next_run_at - now).total_seconds())}"
 

@@ -103,8 +103,8 @@ def stall_limit_seconds(interval_seconds: float) -> float:
 def stalled_for(charter: CharterView, now: datetime) -> float | None:
     """Seconds since the last success when that is over 2 intervals + 30 min;
     +Inf when an enabled charter never succeeded; ``None`` when not stalled."""
-    if not charter.enabled or charter.interval_seconds is None:
-        return None
+    if not charter.enabled or charter.interval_seconds is None or not charter.observable:
+        return None  # paused, no schedule to keep, or successes we cannot see
     if charter.last_success_at is None:
         return math.inf
     age = (now - charter.last_success_at).total_seconds()

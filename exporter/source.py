@@ -71,7 +71,7 @@ RECENT_RUNS_LIMIT = 10
 UNSCHEDULED_LOOKBACK = timedelta(days=30)
 # Finished runs are counted this long after they finish, so that a row written a
 # little after its completed_at is not missed.
-FINISHED_LAG = timedelta(seconds=30)
+FINISHED_LAG = timedelta(seconds=15)
 _MESSAGE_PREFIX_CHARS = 200
 
 
