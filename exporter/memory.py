@@ -5,8 +5,25 @@ half-written or malformed at any moment. Reading them never raises: every file
 yields a parse status next to whatever could be read.
 
 Layout, under the configured directory (the gateway's ``memory/``):
-``{CHARTER}/heartbeat.md`` (flat ``key: value`` lines) and ``_budget_header.md``
+``{CHARTER}/heartbeat.md`` (``key: value`` lines) and ``_budget_header.md``
 (YAML-style front matter between ``---`` lines, then ``key: value`` lines).
+
+The lines are read the way the gateway's own templates write them, which is
+looser than YAML (see ``key_values``):
+
+- A value may carry an inline comment: ``budget_status: ok # ok | warn``. A ``#``
+  starts one only after whitespace and outside quotes, and a value that starts
+  with ``#`` is only a comment (YAML's rule): ``notes: "" # optional`` is the
+  empty string, ``focus: "PR #12"`` and ``focus: PR#12`` keep their ``#``.
+- A key with no value (``cost_guard:``) opens a block, and the gateway writes the
+  block's sub-keys NOT indented. A sub-key is stored as ``parent.key`` and never
+  as a top-level key, so it cannot clobber one. A line belongs to the open block
+  when it is indented deeper than the block's key, or when it is unindented and
+  its key is one the gateway's contract names for that block (``NESTED_KEYS``).
+  Any other key, or a ``---`` line, closes the block: an unindented key outside
+  the contract is top-level, as YAML reads it.
+- Keys are case-insensitive, Markdown list marks and bold around a key are
+  ignored, and the first occurrence of a key wins.
 """
 
 from __future__ import annotations
@@ -20,6 +37,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from types import MappingProxyType
 
 MAX_FILE_BYTES = 64 * 1024
 HEARTBEAT_FILE = "heartbeat.md"
@@ -30,7 +48,19 @@ NO_OP_REASONS = ("veto", "wip_full", "blocked", "no_delta")
 BUDGET_STATUSES = ("ok", "warn", "critical")
 BURN_RATE_TRENDS = ("down", "flat", "up")
 
-_KEY_VALUE = re.compile(r"^\s*(?:[-*]\s+)?\**([A-Za-z_][A-Za-z0-9_]*)\**\s*:\s*(.*?)\s*$")
+# The gateway's heartbeat contract: its two nested keys and their sub-keys. Its
+# templates write the sub-keys unindented, so only their names tell them apart.
+NESTED_KEYS: Mapping[str, frozenset[str]] = MappingProxyType(
+    {
+        "expected_outcome": frozenset({"metric", "target", "by_date"}),
+        "cost_guard": frozenset({"max_tokens", "max_tool_calls", "escalation_requested"}),
+    }
+)
+
+# indentation, an optional list mark, a key (bold allowed; dotted, as the gateway's
+# skills write ``cost_guard.escalation_requested``), a colon, the raw value
+_KEY_VALUE = re.compile(r"^(\s*)(?:[-*]\s+)?\**([A-Za-z_][A-Za-z0-9_.]*)\**\s*:\s*(.*?)\s*$")
+_QUOTES = "\"'`"
 
 
 class FileStatus(enum.StrEnum):
@@ -91,15 +121,78 @@ class _Incomplete(ValueError):
 # --- parsing (pure) ---------------------------------------------------------------
 
 
-def key_values(text: str) -> dict[str, str]:
-    """Flat ``key: value`` lines, front matter included; the first occurrence wins."""
+def key_values(text: str, nested: Mapping[str, frozenset[str]] = NESTED_KEYS) -> dict[str, str]:
+    """``key: value`` lines, front matter included, sub-keys as ``parent.key``; the
+    first occurrence of a key wins. The rules are in the module's docstring."""
     values: dict[str, str] = {}
+    block: tuple[str, int] | None = None  # the open block's key and indentation
     for line in text.splitlines():
+        if line.strip() == "---":  # front matter's edges close any block
+            block = None
+            continue
         match = _KEY_VALUE.match(line)
-        if match:
-            key = match.group(1).lower()
-            values.setdefault(key, match.group(2).strip().strip("\"'`"))
+        if not match:
+            continue
+        indent, key, value = len(match.group(1)), match.group(2).lower(), _scalar(match.group(3))
+        if block is not None and (indent > block[1] or key in nested.get(block[0], ())):
+            values.setdefault(f"{block[0]}.{key}", value or "")
+            continue
+        block = (key, indent) if value is None else None
+        values.setdefault(key, value or "")
     return values
+
+
+def _scalar(raw: str) -> str | None:
+    """A value without its inline comment; None when the line holds none (``key:``
+    or ``key: # note``), which opens a block. A quoted empty string is ``""``."""
+    if raw == "" or raw.startswith("#"):
+        return None
+    if raw[0] in "\"'":
+        quoted = _quoted(raw)
+        if quoted is not None:
+            return quoted
+        # unclosed (half-written), or text after the closing quote: read it as plain
+    return _uncommented(raw).strip().strip(_QUOTES)
+
+
+def _quoted(raw: str) -> str | None:
+    """The content of a quoted value followed by nothing or a comment, else None."""
+    quote, out, i = raw[0], [], 1
+    while i < len(raw):
+        char = raw[i]
+        if quote == '"' and char == "\\" and raw[i + 1 : i + 2] in ('"', "\\"):
+            out.append(raw[i + 1])
+            i += 2
+            continue
+        if char == quote:
+            if quote == "'" and raw[i + 1 : i + 2] == "'":  # YAML's doubled single quote
+                out.append("'")
+                i += 2
+                continue
+            rest = raw[i + 1 :].lstrip()
+            return "".join(out).strip() if rest == "" or rest.startswith("#") else None
+        out.append(char)
+        i += 1
+    return None
+
+
+def _uncommented(raw: str) -> str:
+    """A plain value up to its inline comment: a ``#`` after whitespace, outside
+    double quotes and backticks. Quotes that never close are not quotes (a
+    half-written file, or an inch mark), so the first such ``#`` then counts."""
+    for quotes in ('"`', ""):
+        inside: str | None = None
+        for i, char in enumerate(raw):
+            if inside is not None:
+                if char == inside:
+                    inside = None
+            elif char in quotes:
+                inside = char
+            elif char == "#" and raw[i - 1].isspace():
+                return raw[:i]
+        if inside is None:
+            break
+    return raw
 
 
 def parse_timestamp(text: str) -> datetime:

@@ -21,7 +21,7 @@ from exporter.memory import (
     read_memory,
 )
 from exporter.memory_collector import MemoryCollector
-from exporter.policy import budget_gate_open
+from exporter.policy import budget_gate_open, budget_problems
 from exporter.words import format_duration
 
 CHARTERS = ("govern", "community", "engineering", "sustainability")
@@ -54,6 +54,52 @@ max_brain_spawns_per_hour: 4
 budget_status: warn
 burn_rate_trend: up
 notes: cutting back
+"""
+
+
+# The files in the form the gateway's own templates write them (Cogni-DAO/node-template,
+# services/sandbox-openclaw/gateway-workspace/memory-templates/, and the heartbeat
+# contract in .openclaw/skills/gov-core/SKILL.md): the same keys, front matter, heading,
+# blank lines, inline comments and unindented sub-keys; the values are our own.
+GATEWAY_BUDGET = """\
+---
+type: budget_header
+owner: GOVERN
+updated_at: 2026-03-04T05:06:07Z
+source_of_truth: memory/_budget_header.md
+---
+
+# Budget Header (Live Gate)
+
+allow_runs: true
+
+max_tokens_per_charter_run: 1200
+max_tool_calls_per_charter_run: 12
+max_brain_spawns_per_hour: 2
+
+budget_status: warn # ok | warn | critical
+burn_rate_trend: down # down | flat | up
+
+notes: "" # optional, <= 1 line
+"""
+
+GATEWAY_HEARTBEAT = """\
+run_at: 2026-03-04T05:30Z
+charter: {charter}
+focus: triage the review queue
+decision: no-op
+no_op_reason: wip_full # required if no-op
+expected_outcome:
+metric: open_reviews
+target: under 3
+by_date: 2026-03-11
+cost_guard:
+max_tokens: 900
+max_tool_calls: 7
+escalation_requested: false
+evidence:
+
+- work/items/task.0042.md
 """
 
 
@@ -351,3 +397,177 @@ def test_status_page_without_a_memory_dir_has_no_gateway_section(database: Datab
         page = exporter.get("/")[1]
     assert 'id="budget-gate"' not in page
     assert 'id="heartbeats"' not in page
+
+
+def test_files_as_the_gateway_writes_them(tmp_path: Path) -> None:
+    """Inline comments, unindented sub-keys, a heading and front matter: all ok."""
+    for charter in CHARTERS:
+        write(
+            tmp_path / charter.upper() / "heartbeat.md",
+            GATEWAY_HEARTBEAT.format(charter=charter.upper()),
+        )
+    write(tmp_path / "_budget_header.md", GATEWAY_BUDGET)
+    values = scrape(tmp_path)
+    for charter in CHARTERS:
+        labels = frozenset({("charter", charter)})
+        assert status_of(values, "governance_heartbeat_file_status", charter=charter) == "ok"
+        assert (
+            values["governance_heartbeat_run_timestamp_seconds"][labels]
+            == datetime(2026, 3, 4, 5, 30, tzinfo=UTC).timestamp()
+        )
+        reasons = {
+            dict(k)["reason"]: v
+            for k, v in values["governance_heartbeat_no_op_reason"].items()
+            if dict(k)["charter"] == charter
+        }
+        assert reasons == {"veto": 0, "wip_full": 1, "blocked": 0, "no_delta": 0}
+    assert status_of(values, "governance_budget_header_file_status") == "ok"
+    assert status_of(values, "governance_budget_status") == "warn"
+    trends = {dict(k)["trend"]: v for k, v in values["governance_budget_burn_rate_trend"].items()}
+    assert trends == {"down": 1, "flat": 0, "up": 0}
+    assert values["governance_budget_allow_runs"][frozenset()] == 1
+    assert values["governance_budget_max_tokens_per_charter_run"][frozenset()] == 1200
+    assert values["governance_budget_max_tool_calls_per_charter_run"][frozenset()] == 12
+    assert values["governance_budget_max_brain_spawns_per_hour"][frozenset()] == 2
+    assert (
+        values["governance_budget_updated_timestamp_seconds"][frozenset()]
+        == datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC).timestamp()
+    )
+
+
+def test_a_healthy_gate_as_the_gateway_writes_it_raises_no_problem(tmp_path: Path) -> None:
+    """The false GovernanceBudgetGateStale of issue 13: a fresh gate is open and quiet."""
+    write(tmp_path / "_budget_header.md", GATEWAY_BUDGET)
+    header = read_memory(tmp_path, []).budget
+    now = datetime(2026, 3, 4, 6, 0, tzinfo=UTC)
+    assert header.file.status is FileStatus.OK
+    assert budget_gate_open(header, now)
+    assert budget_problems(header, now) == []
+
+
+@pytest.mark.parametrize(
+    ("line", "status", "budget_status"),
+    [
+        ("budget_status: critical # ok | warn | critical", "ok", "critical"),
+        ('budget_status: "ok" # quoted, then a comment', "ok", "ok"),
+        ("budget_status: 'warn'   #no space needed after the hash", "ok", "warn"),
+        ("budget_status:    # left empty on purpose", "ok", None),
+        ("budget_status: `ok` # Markdown code", "ok", "ok"),
+        # genuinely wrong values stay malformed, comment or not
+        ("budget_status: dire # ok | warn | critical", "malformed", None),
+        ("budget_status: ok#warn", "malformed", None),  # no whitespace: not a comment
+        ('budget_status: "ok # inside the quotes"', "malformed", None),
+        ('budget_status: "ok" trailing words', "malformed", None),
+    ],
+)
+def test_inline_comments_in_the_budget_header(
+    tmp_path: Path, line: str, status: str, budget_status: str | None
+) -> None:
+    write(tmp_path / "_budget_header.md", GATEWAY_BUDGET.replace("budget_status: warn", line))
+    values = scrape(tmp_path)
+    assert status_of(values, "governance_budget_header_file_status") == status
+    shown = [
+        dict(k)["status"] for k, v in values.get("governance_budget_status", {}).items() if v == 1
+    ]
+    assert shown == ([budget_status] if budget_status else [])
+
+
+@pytest.mark.parametrize(
+    ("line", "status"),
+    [
+        ("max_tokens_per_charter_run: 1_200 # per run", "ok"),
+        ("max_tokens_per_charter_run: 1200 tokens # per run", "malformed"),
+        ("allow_runs: false # GOVERN vetoed", "ok"),
+        ('allow_runs: "true # not a comment"', "malformed"),
+        ("updated_at: 2026-03-04T05:06:07Z # the last rewrite", "ok"),
+    ],
+)
+def test_inline_comments_after_counts_booleans_and_timestamps(
+    tmp_path: Path, line: str, status: str
+) -> None:
+    key = line.split(":", 1)[0]
+    original = next(x for x in GATEWAY_BUDGET.splitlines() if x.startswith(key + ":"))
+    write(tmp_path / "_budget_header.md", GATEWAY_BUDGET.replace(original, line))
+    assert status_of(scrape(tmp_path), "governance_budget_header_file_status") == status
+
+
+def test_a_sub_key_named_like_a_top_level_key_does_not_clobber_it(tmp_path: Path) -> None:
+    """Indented under its block, a sub-key is the block's, even before the real key."""
+    write(
+        tmp_path / "GOVERN" / "heartbeat.md",
+        "cost_guard:\n"
+        "  decision: action\n"
+        "  run_at: 1999-01-01T00:00Z\n"
+        "  no_op_reason: veto\n" + GATEWAY_HEARTBEAT.format(charter="GOVERN"),
+    )
+    values = scrape(tmp_path)
+    govern = frozenset({("charter", "govern")})
+    assert status_of(values, "governance_heartbeat_file_status", charter="govern") == "ok"
+    assert (
+        values["governance_heartbeat_run_timestamp_seconds"][govern]
+        == datetime(2026, 3, 4, 5, 30, tzinfo=UTC).timestamp()
+    )
+    decision = {dict(k)["decision"]: v for k, v in values["governance_heartbeat_decision"].items()}
+    assert decision == {"action": 0, "no-op": 1}
+    reasons = {dict(k)["reason"]: v for k, v in values["governance_heartbeat_no_op_reason"].items()}
+    assert reasons["wip_full"] == 1
+
+
+def test_key_values_block_rules() -> None:
+    text = GATEWAY_HEARTBEAT.format(charter="GOVERN")
+    values = key_values(text)
+    assert values["expected_outcome.metric"] == "open_reviews"
+    assert values["expected_outcome.by_date"] == "2026-03-11"
+    assert values["cost_guard.max_tokens"] == "900"
+    assert values["cost_guard.escalation_requested"] == "false"
+    assert values["no_op_reason"] == "wip_full"
+    for sub_key in ("metric", "target", "by_date", "max_tokens", "escalation_requested"):
+        assert sub_key not in values
+    # the contract's sub-key names, unindented, belong to the open block even when
+    # they are named like a top-level key; any other unindented key closes it
+    assert key_values(
+        "cost_guard:\ndecision: action\nrun_at: x\ndecision: no-op\n",
+        {"cost_guard": frozenset({"decision"})},
+    ) == {"cost_guard": "", "cost_guard.decision": "action", "run_at": "x", "decision": "no-op"}
+    assert key_values("cost_guard:\ndecision: action\n") == {
+        "cost_guard": "",
+        "decision": "action",
+    }
+    # front matter's edge closes a block; a dotted key is the same sub-key
+    assert key_values("cost_guard:\n---\nmax_tokens: 5\ncost_guard.max_tokens: 6\n") == {
+        "cost_guard": "",
+        "max_tokens": "5",
+        "cost_guard.max_tokens": "6",
+    }
+    # a `#` inside quotes or without whitespace before it is part of the value
+    assert key_values("focus: \"PR #12\" # c\nf: fix \"issue #4\" now # c\ng: a#b\nh: 'it''s'") == {
+        "focus": "PR #12",
+        "f": 'fix "issue #4" now',
+        "g": "a#b",
+        "h": "it's",
+    }
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("heartbeat.md", GATEWAY_HEARTBEAT.format(charter="GOVERN")),
+        ("_budget_header.md", GATEWAY_BUDGET),
+    ],
+)
+def test_a_gateway_file_cut_anywhere_is_a_status(tmp_path: Path, name: str, text: str) -> None:
+    """Every prefix of a file in the gateway's form parses to a status, never raises;
+    one cut inside an inline comment (or the quoted notes) reads as the whole file."""
+    path = tmp_path / "GOVERN" / name if name == "heartbeat.md" else tmp_path / name
+    seen: set[FileStatus] = set()
+    for cut in range(len(text) + 1):
+        write(path, text[:cut])
+        snapshot = read_memory(tmp_path, ["govern"])
+        status = (snapshot.heartbeats[0] if name == "heartbeat.md" else snapshot.budget).file.status
+        seen.add(status)
+        last_line = text[:cut].rsplit("\n", 1)[-1]
+        if " #" in last_line or last_line.startswith('notes: "'):
+            assert status is FileStatus.OK, text[:cut]
+    assert seen <= {FileStatus.OK, FileStatus.INCOMPLETE, FileStatus.MALFORMED}
+    assert FileStatus.OK in seen
+    assert FileStatus.INCOMPLETE in seen
