@@ -26,7 +26,7 @@ from exporter.model import CREDITS_PER_USD, CharterView, CreditView, GovernanceV
 from exporter.policy import Assessment, Health, assess, charter_health, credit_level
 from exporter.repospec import RepoSpecError
 from exporter.settings import Settings
-from exporter.source import DatabaseUnavailable, open_pool
+from exporter.source import CollectionError, DatabaseUnavailable, open_pool
 from exporter.startup import UsageError, configure_logging, load_settings
 from exporter.watch import Watch
 from exporter.words import (
@@ -158,16 +158,17 @@ def report_json(view: GovernanceView, assessment: Assessment) -> dict[str, Any]:
     }
 
 
-def error_json(result: CollectionResult, detail: str | None) -> dict[str, Any]:
-    assert result.error is not None
+def error_json(
+    result: CollectionResult, error: CollectionError, detail: str | None
+) -> dict[str, Any]:
     return {
         "status": "unknown",
         "exit_code": int(Status.UNKNOWN),
         "collected_at": _json_time(result.started_at),
         "error": {
-            "reason": result.error.reason,
-            "summary": error_words(result.error.reason),
-            "message": str(result.error),
+            "reason": error.reason,
+            "summary": error_words(error.reason),
+            "message": str(error),
             "detail": detail,
         },
     }
@@ -249,12 +250,8 @@ def report_text(view: GovernanceView, assessment: Assessment) -> str:
     return "\n".join(lines)
 
 
-def error_text(result: CollectionResult, detail: str | None) -> str:
-    assert result.error is not None
-    lines = [
-        f"GOVERNANCE UNKNOWN - {error_words(result.error.reason)} "
-        f"({result.error.reason}): {result.error}"
-    ]
+def error_text(error: CollectionError, detail: str | None) -> str:
+    lines = [f"GOVERNANCE UNKNOWN - {error_words(error.reason)} ({error.reason}): {error}"]
     if detail:
         lines.append(f"cause: {detail}")
     return "\n".join(lines)
@@ -272,15 +269,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _print_error(result: CollectionResult, settings: Settings, output: str) -> int:
-    assert result.error is not None
-    detail = (
-        explain_unavailable(settings) if isinstance(result.error, DatabaseUnavailable) else None
-    )
+def _print_error(
+    result: CollectionResult, error: CollectionError, settings: Settings, output: str
+) -> int:
+    detail = explain_unavailable(settings) if isinstance(error, DatabaseUnavailable) else None
     if output == "json":
-        print(json.dumps(error_json(result, detail), indent=2))
+        print(json.dumps(error_json(result, error, detail), indent=2))
     else:
-        print(error_text(result, detail))
+        print(error_text(error, detail))
     return int(Status.UNKNOWN)
 
 
@@ -300,7 +296,8 @@ def run(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
         raise UsageError(f"--repo-spec {exc}") from None
     result = collect_once(settings)
     if result.snapshot is None:
-        return _print_error(result, settings, args.output)
+        error = result.error or CollectionError("the collection read nothing")
+        return _print_error(result, error, settings, args.output)
     view = watch.view(result.snapshot)
     assessment = assess(view, view.taken_at, _memory(settings, watch))
     if args.output == "json":

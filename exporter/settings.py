@@ -193,7 +193,8 @@ class Settings(BaseSettings):
         """The database URL, read from the file when one is given."""
         if self.database_url_file is not None:
             return self.database_url_file.read_text(encoding="utf-8").strip()
-        assert self.database_url is not None
+        if self.database_url is None:  # _require_database rules this out
+            raise ValueError(MISSING_DATABASE_URL)
         return self.database_url.get_secret_value()
 
     @property

@@ -542,7 +542,8 @@ class Source:
                 facts = _Facts(conn, params, schema)
             conn.execute(COMMIT)
         catalog = catalog_cur.fetchone()
-        assert catalog is not None
+        if catalog is None:  # a SELECT without FROM always yields one row
+            raise CollectionError("the catalog query returned no row")
         return catalog, facts
 
     def _snapshot(self, now: datetime, schema: SchemaInfo, facts: _Facts) -> Snapshot:

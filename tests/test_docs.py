@@ -11,8 +11,10 @@ import yaml
 from prometheus_client.registry import CollectorRegistry
 
 from exporter import collector
+from exporter.collection import SnapshotCache
 from exporter.memory_collector import MemoryCollector
 from exporter.model import FAILURE_REASONS, RUN_STATUSES, governance_view
+from exporter.repospec import RepoSpecState
 from exporter.settings import Settings, option_env, option_flag
 from exporter.snapshot import (
     SCHEMA_2026_03,
@@ -23,6 +25,15 @@ from exporter.snapshot import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+class FixedSource:
+    def __init__(self, snapshot: Snapshot) -> None:
+        self._snapshot = snapshot
+
+    def read(self, now: datetime) -> Snapshot:
+        return self._snapshot
+
 README = (ROOT / "README.md").read_text()
 
 
@@ -37,7 +48,7 @@ def _exported_names() -> set[str]:
         taken_at=datetime(2026, 2, 15, tzinfo=UTC),
         window_seconds=86400,
         account="cogni_system",
-        schema=SchemaInfo(SCHEMA_2026_03, "graph_runs", True),
+        schema=SchemaInfo(SCHEMA_2026_03, "graph_runs", True, has_requested_by=True),
         account_row=AccountRow("id", 1),
         spend=SpendRow(0, 0, None),  # type: ignore[arg-type]
         schedules=(),
@@ -47,9 +58,13 @@ def _exported_names() -> set[str]:
         recent_runs=(),
     )
     view = governance_view(snapshot, ["govern"])
+    result = SnapshotCache(FixedSource(snapshot)).get()
     families = [
         *collector.credit_families(view),
         *collector.charter_families(view),
+        *collector.unscheduled_families(view),
+        *collector.finished_families(view.account, result),
+        *collector.repo_spec_families(RepoSpecState(())),
         *collector.health_families(None, "unknown"),
     ]
     names = set()
