@@ -23,7 +23,15 @@ from typing import Any, Protocol
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from exporter.model import OTHER_KIND, OUTCOMES, RUN_KINDS, UNKNOWN_KIND, finished_outcomes
+from exporter.model import (
+    FAILURE_REASONS,
+    OTHER_KIND,
+    OUTCOMES,
+    RUN_KINDS,
+    UNKNOWN_KIND,
+    finished_failures,
+    finished_outcomes,
+)
 from exporter.settings import Settings
 from exporter.snapshot import Snapshot
 from exporter.source import COLLECTION_ERROR_REASONS, CollectionError, Source
@@ -59,6 +67,10 @@ class CollectionResult:
     finished_totals: MappingProxyType[tuple[str, str], int] = field(
         default_factory=lambda: MappingProxyType({})
     )
+    # The failed ones, by (run kind, reason).
+    failed_totals: MappingProxyType[tuple[str, str], int] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
 
     @property
     def ok(self) -> bool:
@@ -87,7 +99,10 @@ class SnapshotCache:
         self._last_success_at: datetime | None = None
         self._failing_since: datetime | None = None
         self._errors = dict.fromkeys(COLLECTION_ERROR_REASONS, 0)
+        # Every series from the first scrape on, at 0: increase() misses the first
+        # sample of a series born later.
         self._finished = dict.fromkeys(itertools.product(FINISHED_RUN_KINDS, OUTCOMES), 0)
+        self._failed = dict.fromkeys(itertools.product(FINISHED_RUN_KINDS, FAILURE_REASONS), 0)
         self.collections = 0
 
     @property
@@ -141,6 +156,8 @@ class SnapshotCache:
             if snapshot is not None:
                 for key, runs in finished_outcomes(snapshot).items():
                     self._finished[key] = self._finished.get(key, 0) + runs
+                for key, runs in finished_failures(snapshot).items():
+                    self._failed[key] = self._failed.get(key, 0) + runs
             result = CollectionResult(
                 started_at=started_at,
                 duration_seconds=duration,
@@ -150,6 +167,7 @@ class SnapshotCache:
                 failing_since=self._failing_since,
                 errors_by_reason=MappingProxyType(dict(self._errors)),
                 finished_totals=MappingProxyType(dict(self._finished)),
+                failed_totals=MappingProxyType(dict(self._failed)),
             )
             self._latest = result
             self._latest_done_at = self._monotonic()

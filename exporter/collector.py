@@ -329,7 +329,16 @@ def finished_families(account: str, result: CollectionResult) -> list[Metric]:
     )
     for (kind, outcome), count in sorted(result.finished_totals.items()):
         finished.add_metric([account, kind, outcome], count)
-    return [finished]
+    failed = CounterMetricFamily(
+        "governance_runs_failed",
+        "The failed ones among governance_runs_finished_total, by run kind and bounded "
+        "reason: increase() over it tells whether runs are failing now, not only within "
+        "the trailing window.",
+        labels=[*ACCOUNT, "run_kind", "reason"],
+    )
+    for (kind, reason), count in sorted(result.failed_totals.items()):
+        failed.add_metric([account, kind, reason], count)
+    return [finished, failed]
 
 
 def repo_spec_families(state: RepoSpecState | None) -> list[Metric]:

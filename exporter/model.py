@@ -609,6 +609,16 @@ def finished_outcomes(snapshot: Snapshot) -> dict[tuple[str, str], int]:
     return totals
 
 
+def finished_failures(snapshot: Snapshot) -> dict[tuple[str, str], int]:
+    """The failed ones among them, by (run kind, bounded reason)."""
+    totals: dict[tuple[str, str], int] = {}
+    for row in snapshot.finished_runs:
+        if is_failure(row.status, row.error_code, row.error_message):
+            key = (run_kind_label(row.run_kind), failure_reason(row.error_code, row.error_message))
+            totals[key] = totals.get(key, 0) + row.runs
+    return totals
+
+
 def _recent_runs(snapshot: Snapshot) -> list[RecentRun]:
     names = {row.schedule_id: _schedule_charter(row) for row in snapshot.schedules}
     return [

@@ -622,6 +622,14 @@ def test_finished_runs_count_up_and_survive_a_recreated_schedule(
         scenario.add_unscheduled_run(
             conn, _system(conn), done - timedelta(minutes=2), "success", completed_at=done
         )
+        scenario.add_unscheduled_run(
+            conn,
+            _system(conn),
+            done - timedelta(minutes=3),
+            "error",
+            error_code="provider_unavailable",
+            completed_at=done,
+        )
         time.sleep(source.FINISHED_LAG.total_seconds() + 1)  # counted once settled
         found = samples(exporter.get("/metrics")[1])
         assert found[key] == 1
@@ -630,6 +638,13 @@ def test_finished_runs_count_up_and_survive_a_recreated_schedule(
             (("account", "cogni_system"), ("outcome", "success"), ("run_kind", "system_webhook")),
         )
         assert found[webhook] == 1
+        labels = (("account", "cogni_system"), ("reason", "provider_unavailable"))
+        failed = ("governance_runs_failed_total", (*labels, ("run_kind", "system_webhook")))
+        assert found[failed] == 1
+        assert (
+            found[("governance_runs_failed_total", (*labels, ("run_kind", "system_scheduled")))]
+            == 0
+        )
         conn.execute("DELETE FROM schedules WHERE id = %s", (schedule,))  # cascades to its runs
         assert samples(exporter.get("/metrics")[1])[key] == 1
 
