@@ -55,6 +55,7 @@ from exporter.model import (  # noqa: E402
     CREDITS_PER_USD,
     RED_RUNWAY_SECONDS,
     YELLOW_RUNWAY_SECONDS,
+    Health,
 )
 
 OUTPUT = Path(__file__).resolve().parent / "dashboards" / "governance.json"
@@ -85,15 +86,31 @@ TRANSPARENT = "transparent"
 
 ACCOUNT = 'account=~"$account"'
 CHARTER = 'charter=~"$charter"'
+# The fleet: every selector also matches the target labels an operator adds to tell
+# nodes apart. Regex matchers with the All value ".*" also match a label that is not
+# there, so a single node without cluster/node labels still shows everywhere.
+FLEET = ('cluster=~"$cluster"', 'node=~"$node"')
+# What keeps two nodes apart: the target's own labels (job, instance) and the fleet's.
+NODE_LABELS = "job, instance, cluster, node"
 # Alerts without an account/charter label (exporter down) must still show.
-ALERT_SELECTOR = 'alertname=~"Governance.*", account=~"$account|"'
-BUILD_INFO = "governance_exporter_build_info"
+ALERT_MATCHERS = ('alertname=~"Governance.*"', 'account=~"$account|"')
+HEALTH_LEVEL = "governance:credit_health:level"  # recording rule: 0 green, 1 yellow, 2 red
+# Its levels in order, as the exporter's model names them.
+HEALTH_LEVELS: tuple[Health, ...] = (Health.GREEN, Health.YELLOW, Health.RED)
 
 Panel = stat.Panel | table.Panel | timeseries.Panel
 
 
 def _sel(metric: str, *matchers: str) -> str:
-    return f"{metric}{{{', '.join(matchers)}}}" if matchers else metric
+    """``metric{matchers..., cluster=~"$cluster", node=~"$node"}``: every selector."""
+    return f"{metric}{{{', '.join((*matchers, *FLEET))}}}"
+
+
+def _alerts(*matchers: str) -> str:
+    return _sel("ALERTS", *ALERT_MATCHERS, *matchers)
+
+
+BUILD_INFO = _sel("governance_exporter_build_info")
 
 
 def _acct(metric: str) -> str:
@@ -270,6 +287,232 @@ def _organize(
     return dm.DataTransformerConfig(id_val="organize", options=options)
 
 
+# --- 0. the fleet -----------------------------------------------------------------
+#
+# One row per node, never one number for many: every query groups by the target's
+# labels (NODE_LABELS), so two nodes that differ only in instance stay two rows.
+
+_FLEET_COLUMNS = {
+    "cluster": "Cluster",
+    "node": "Node",
+    "instance": "Instance",
+    "job": "Job",
+    "Value #A": "Credit health",
+    "Value #B": "Runway",
+    "Value #C": "Failing charters",
+    "Value #D": "Alerts firing",
+    "Value #E": "Exporter",
+}
+
+
+def _by_node(expr: str, *extra: str) -> str:
+    return f"max by ({', '.join((NODE_LABELS, *extra))}) ({expr})"
+
+
+def _node_health() -> str:
+    """Each node's credit health level (the worst of its accounts)."""
+    return _by_node(_acct(HEALTH_LEVEL))
+
+
+def _or_zero_per_node(expr: str) -> str:
+    """``expr``, and 0 for every scraped node it has no series for (a count's empty case)."""
+    return f"{expr} or 0 * group by ({NODE_LABELS}) ({BUILD_INFO})"
+
+
+def _failing_charters() -> str:
+    """Per node and charter: runs failed in the exporter's window, only where > 0."""
+    failed = _charter("governance_schedule_failed_runs")
+    return f"sum by ({NODE_LABELS}, charter) ({failed}) > 0"
+
+
+def _node_alerts_firing() -> str:
+    """Firing alerts that name a node, a warning hidden by the same alert's critical on
+    the same node (as Alertmanager inhibits it) left out, as in 'Governance alerts firing'."""
+    firing = ('alertstate="firing"', 'instance!=""')
+    critical = _alerts(*firing, 'severity="critical"')
+    warning = _alerts(*firing, 'severity="warning"')
+    return f"{critical} or ({warning} unless on (alertname, account, {NODE_LABELS}) {critical})"
+
+
+def _health_mapping() -> dict[str, tuple[str, str | None]]:
+    return {
+        str(level): (health.upper(), health.value) for level, health in enumerate(HEALTH_LEVELS)
+    }
+
+
+def fleet_health_stat(*, x: int, y: int, w: int, h: int) -> stat.Panel:
+    def nodes_at(level: int) -> str:
+        return f"count({_node_health()} == {level}) or vector(0)"
+
+    return (
+        _stat(
+            "Fleet: nodes by credit health",
+            "How many nodes are red, yellow and green, from the recording rule "
+            f"{HEALTH_LEVEL} (0 green, 1 yellow, 2 red: red below "
+            f"{RED_RUNWAY_SECONDS // 3600} h of runway or at a zero balance, yellow up to "
+            f"{YELLOW_RUNWAY_SECONDS // 3600} h). A node is one scrape target (job, instance "
+            "and the cluster/node labels). 'down': targets whose exporter Prometheus cannot "
+            "scrape.",
+            "short",
+            grid(x=x, y=y, w=w, h=h),
+        )
+        .with_target(_query(nodes_at(HEALTH_LEVELS.index(Health.RED)), "A", "red"))
+        .with_target(_query(nodes_at(HEALTH_LEVELS.index(Health.YELLOW)), "B", "yellow"))
+        .with_target(_query(nodes_at(HEALTH_LEVELS.index(Health.GREEN)), "C", "green"))
+        .with_target(
+            _query(
+                f"count({_sel('up')} == 0 and on ({NODE_LABELS}) "
+                f"last_over_time({BUILD_INFO}[1d])) or vector(0)",
+                "D",
+                "down",
+            )
+        )
+        .text_mode(cm.BigValueTextMode.VALUE_AND_NAME)
+        .thresholds(_steps((None, GREEN), (1.0, RED)))
+        .override_by_query("B", [_prop("thresholds", _steps_json((None, GREEN), (1, YELLOW)))])
+        .override_by_query("C", [_prop("thresholds", _steps_json((None, NEUTRAL), (1, GREEN)))])
+    )
+
+
+def fleet_nodes_table(*, x: int, y: int, w: int, h: int) -> table.Panel:
+    return (
+        _table(
+            "Fleet: nodes, worst first",
+            "One row per node (scrape target), sorted by credit health (red first), then by "
+            "failing charters. 'Credit health' is the recording rule "
+            f"{HEALTH_LEVEL}; 'Runway' the node's lowest; 'Failing charters' how many of its "
+            "charters have failed runs in the exporter's window (which ones: the table to the "
+            "right); 'Alerts firing' its firing Governance* alerts (critical and warning, those "
+            "labelled with its instance); 'Exporter' whether "
+            "Prometheus scrapes it. Pick a node in the 'Node' variable to read the rows "
+            "below for that node alone.",
+            "none",
+            grid(x=x, y=y, w=w, h=h),
+        )
+        .with_target(_query(_node_health(), "A", table_format=True))
+        .with_target(
+            _query(
+                f"min by ({NODE_LABELS}) ({_acct('governance_credit_runway_seconds')})",
+                "B",
+                table_format=True,
+            )
+        )
+        .with_target(
+            _query(
+                _or_zero_per_node(f"count by ({NODE_LABELS}) ({_failing_charters()})"),
+                "C",
+                table_format=True,
+            )
+        )
+        .with_target(
+            _query(
+                _or_zero_per_node(f"count by ({NODE_LABELS}) ({_node_alerts_firing()})"),
+                "D",
+                table_format=True,
+            )
+        )
+        .with_target(
+            _query(
+                f"min by ({NODE_LABELS}) ({_sel('up')} and on ({NODE_LABELS}) "
+                f"last_over_time({BUILD_INFO}[1d]))",
+                "E",
+                table_format=True,
+            )
+        )
+        .with_transformation(MERGE)
+        .with_transformation(_organize(["Time"], _FLEET_COLUMNS, list(_FLEET_COLUMNS)))
+        .sort_by(
+            [
+                cb.TableSortByFieldState().display_name("Credit health").desc(True),
+                cb.TableSortByFieldState().display_name("Failing charters").desc(True),
+            ]
+        )
+        .override_by_name(
+            "Credit health",
+            [
+                _prop("mappings", [_map_json(_health_mapping()), _no_data_json("no data")]),
+                _background(),
+            ],
+        )
+        .override_by_name("Runway", [_prop("unit", "dtdurations")])
+        .override_by_name(
+            "Failing charters",
+            [_prop("thresholds", _steps_json((None, GREEN), (1, RED))), _colour_text()],
+        )
+        .override_by_name(
+            "Alerts firing",
+            [_prop("thresholds", _steps_json((None, GREEN), (1, RED))), _colour_text()],
+        )
+        .override_by_name(
+            "Exporter",
+            [
+                _prop("mappings", [_map_json({"1": ("UP", GREEN), "0": ("DOWN", RED)})]),
+                _background(),
+            ],
+        )
+    )
+
+
+def fleet_failing_charters_table(*, x: int, y: int, w: int, h: int) -> table.Panel:
+    last_success = _charter("governance_schedule_last_success_timestamp_seconds")
+    return (
+        _table(
+            "Fleet: failing charters",
+            "Every node's charters with failed runs (errors and failed grant checks) in the "
+            "exporter's trailing window, most failures first, with the charter's last "
+            "success on that node. A node absent here may still be unhealthy: a charter "
+            "without a schedule row records no runs (see 'Alerts firing').",
+            "short",
+            grid(x=x, y=y, w=w, h=h),
+        )
+        .with_target(_query(_failing_charters(), "A", table_format=True))
+        .with_target(
+            _query(
+                f"max by ({NODE_LABELS}, charter) ({last_success}) * 1000 "
+                f"and on ({NODE_LABELS}, charter) ({_failing_charters()})",
+                "B",
+                table_format=True,
+            )
+        )
+        .with_transformation(MERGE)
+        .with_transformation(
+            _organize(
+                ["Time", "job"],
+                {
+                    "node": "Node",
+                    "cluster": "Cluster",
+                    "instance": "Instance",
+                    "charter": "Charter",
+                    "Value #A": "Failed in window",
+                    "Value #B": "Last success",
+                },
+                ["node", "cluster", "instance", "charter", "Value #A", "Value #B"],
+            )
+        )
+        .sort_by([cb.TableSortByFieldState().display_name("Failed in window").desc(True)])
+        .override_by_name(
+            "Failed in window",
+            [_prop("thresholds", _steps_json((None, NEUTRAL), (1, RED))), _colour_text()],
+        )
+        .override_by_name(
+            "Last success",
+            [
+                _prop("unit", "dateTimeFromNow"),
+                _prop("mappings", [_map_json({"0": ("never", RED)})]),
+            ],
+        )
+    )
+
+
+def fleet_row(*, y: int) -> list[Panel]:
+    h = 7
+    return [
+        fleet_health_stat(x=0, y=y, w=4, h=h),
+        fleet_nodes_table(x=4, y=y, w=12, h=h),
+        fleet_failing_charters_table(x=16, y=y, w=8, h=h),
+    ]
+
+
 # --- 1. credit health -------------------------------------------------------------
 
 
@@ -364,7 +607,7 @@ def spent_stat(*, x: int, y: int, w: int, h: int) -> stat.Panel:
         .with_target(
             _query(f"max by (account) ({_acct('governance_credit_charges')})", "B", "charges")
         )
-        .with_target(_query("max(governance_credit_window_seconds)", "C", "window"))
+        .with_target(_query(f"max({_sel('governance_credit_window_seconds')})", "C", "window"))
         .text_mode(cm.BigValueTextMode.VALUE_AND_NAME)
         .color_mode(cm.BigValueColorMode.VALUE)
         .thresholds(_steps((None, NEUTRAL)))
@@ -374,21 +617,22 @@ def spent_stat(*, x: int, y: int, w: int, h: int) -> stat.Panel:
 
 
 def alerts_firing_stat(*, x: int, y: int, w: int, h: int) -> stat.Panel:
-    firing = f'ALERTS{{{ALERT_SELECTOR}, alertstate="firing", severity='
+    critical = _alerts('alertstate="firing"', 'severity="critical"')
+    warning = _alerts('alertstate="firing"', 'severity="warning"')
     return (
         _stat(
             "Governance alerts firing",
             "Firing Prometheus alerts named Governance* for this account (and the account-less "
-            "exporter alerts), by severity. A warning hidden by a critical of the same alert "
-            "and account (as Alertmanager inhibits it: the yellow runway warning while red) is "
-            "not counted. Details in the 'Governance alerts' table below.",
+            "exporter alerts), by severity. A warning hidden by a critical of the same alert, "
+            "account and node (as Alertmanager inhibits it: the yellow runway warning while "
+            "red) is not counted. Details in the 'Governance alerts' table below.",
             "short",
             grid(x=x, y=y, w=w, h=h),
         )
-        .with_target(_query(f'count({firing}"critical"}}) or vector(0)', "A", "critical"))
+        .with_target(_query(f"count({critical}) or vector(0)", "A", "critical"))
         .with_target(
             _query(
-                f'count({firing}"warning"}} unless on(alertname, account) {firing}"critical"}}) '
+                f"count({warning} unless on (alertname, account, {NODE_LABELS}) {critical}) "
                 "or vector(0)",
                 "B",
                 "warning",
@@ -635,7 +879,7 @@ def alerts_table(*, x: int, y: int, w: int, h: int) -> table.Panel:
         .with_target(
             _query(
                 f"max by ({', '.join(_ALERT_LABELS)}) "
-                f'(ALERTS{{{ALERT_SELECTOR}, charter=~"$charter|"}})',
+                f"""({_alerts('charter=~"$charter|"')})""",
                 "A",
                 table_format=True,
             )
@@ -737,7 +981,7 @@ def budget_gate_stat(*, x: int, y: int, w: int, h: int) -> stat.Panel:
             "none",
             grid(x=x, y=y, w=w, h=h),
         )
-        .with_target(_query("min(governance_budget_allow_runs)", "A", "Runs"))
+        .with_target(_query(f"min({_sel('governance_budget_allow_runs')})", "A", "Runs"))
         .with_target(
             _query(
                 _state_index("governance_budget_status", "status", BUDGET_STATUSES), "B", "Budget"
@@ -751,7 +995,11 @@ def budget_gate_stat(*, x: int, y: int, w: int, h: int) -> stat.Panel:
             )
         )
         .with_target(
-            _query("time() - max(governance_budget_updated_timestamp_seconds)", "D", "Updated")
+            _query(
+                f"time() - max({_sel('governance_budget_updated_timestamp_seconds')})",
+                "D",
+                "Updated",
+            )
         )
         .with_target(
             _query(
@@ -760,7 +1008,9 @@ def budget_gate_stat(*, x: int, y: int, w: int, h: int) -> stat.Panel:
                 "Header file",
             )
         )
-        .with_target(_query("min(governance_memory_directory_readable)", "F", "Memory dir"))
+        .with_target(
+            _query(f"min({_sel('governance_memory_directory_readable')})", "F", "Memory dir")
+        )
         .text_mode(cm.BigValueTextMode.VALUE_AND_NAME)
         .thresholds(_steps((None, NEUTRAL)))
         .mappings([_no_data("no data")])
@@ -811,12 +1061,22 @@ def budget_caps_stat(*, x: int, y: int, w: int, h: int) -> stat.Panel:
             "short",
             grid(x=x, y=y, w=w, h=h),
         )
-        .with_target(_query("min(governance_budget_max_tokens_per_charter_run)", "A", "tokens/run"))
         .with_target(
-            _query("min(governance_budget_max_tool_calls_per_charter_run)", "B", "tool calls/run")
+            _query(
+                f"min({_sel('governance_budget_max_tokens_per_charter_run')})", "A", "tokens/run"
+            )
         )
         .with_target(
-            _query("min(governance_budget_max_brain_spawns_per_hour)", "C", "brain spawns/h")
+            _query(
+                f"min({_sel('governance_budget_max_tool_calls_per_charter_run')})",
+                "B",
+                "tool calls/run",
+            )
+        )
+        .with_target(
+            _query(
+                f"min({_sel('governance_budget_max_brain_spawns_per_hour')})", "C", "brain spawns/h"
+            )
         )
         .text_mode(cm.BigValueTextMode.VALUE_AND_NAME)
         .color_mode(cm.BigValueColorMode.NONE)
@@ -1027,13 +1287,17 @@ def exporter_up_stat(*, x: int, y: int, w: int, h: int) -> stat.Panel:
         )
         .with_target(
             _query(
-                f"up and on (job, instance) last_over_time({BUILD_INFO}[1d])",
+                f"{_sel('up')} and on ({NODE_LABELS}) last_over_time({BUILD_INFO}[1d])",
                 "A",
                 "scrape {{instance}}",
             )
         )
         .with_target(
-            _query("min by (job, instance) (governance_exporter_up)", "B", "collect {{instance}}")
+            _query(
+                f"min by ({NODE_LABELS}) ({_sel('governance_exporter_up')})",
+                "B",
+                "collect {{instance}}",
+            )
         )
         .text_mode(cm.BigValueTextMode.VALUE_AND_NAME)
         .thresholds(_steps((None, RED), (1.0, GREEN)))
@@ -1054,8 +1318,8 @@ def last_collection_stat(*, x: int, y: int, w: int, h: int) -> stat.Panel:
         )
         .with_target(
             _query(
-                "time() - max by (job, instance) "
-                "(last_over_time(governance_exporter_last_success_timestamp_seconds[1d]))",
+                f"time() - max by ({NODE_LABELS}) "
+                f"(last_over_time({_sel('governance_exporter_last_success_timestamp_seconds')}[1d]))",
                 "A",
                 "{{instance}}",
             )
@@ -1103,7 +1367,7 @@ def collection_duration_timeseries(*, x: int, y: int, w: int, h: int) -> timeser
         )
         .with_target(
             _query(
-                "max by (job, instance) (governance_exporter_collect_duration_seconds)",
+                f"max by ({NODE_LABELS}) ({_sel('governance_exporter_collect_duration_seconds')})",
                 "A",
                 "{{instance}}",
                 instant=False,
@@ -1125,8 +1389,8 @@ def collection_errors_timeseries(*, x: int, y: int, w: int, h: int) -> timeserie
         )
         .with_target(
             _query(
-                "sum by (reason) "
-                "(increase(governance_exporter_collection_errors_total[$__rate_interval]))",
+                "sum by (reason) (increase("
+                f"{_sel('governance_exporter_collection_errors_total')}[$__rate_interval]))",
                 "A",
                 "{{reason}}",
                 instant=False,
@@ -1153,32 +1417,72 @@ def exporter_row(*, y: int) -> list[Panel]:
 # --- the dashboard --------------------------------------------------------------------
 
 
+def _all_of(variable: db.QueryVariable) -> db.QueryVariable:
+    """Multi-value with All, whose value ``.*`` also matches a label a series lacks."""
+    return (
+        variable.multi(True)
+        .include_all(True)
+        .all_value(".*")
+        .current(dm.VariableOption(text="All", value="$__all"))
+    )
+
+
+def _query_variable(name: str, label: str, description: str, query: str) -> db.QueryVariable:
+    return (
+        db.QueryVariable(name)
+        .label(label)
+        .description(description)
+        .datasource(DS)
+        .query(query)
+        .refresh(dm.VariableRefresh.ON_TIME_RANGE_CHANGED)
+        .sort(dm.VariableSort.ALPHABETICAL_ASC)
+    )
+
+
 def _variables() -> list[Any]:
-    account_query = "label_values(governance_credit_balance_credits, account)"
-    charter_query = 'label_values(governance_charter_configured{account=~"$account"}, charter)'
+    # Each narrows the next: cluster -> node -> account -> charter. build_info is on
+    # every exporter whatever its database says, so every node is listed.
+    cluster_query = "label_values(governance_exporter_build_info, cluster)"
+    node_query = 'label_values(governance_exporter_build_info{cluster=~"$cluster"}, node)'
+    account_query = f"label_values({_sel('governance_credit_balance_credits')}, account)"
+    charter_query = f"label_values({_sel('governance_charter_configured', ACCOUNT)}, charter)"
     return [
         db.DatasourceVariable("datasource")
         .label("Data source")
         .type("prometheus")
         .current(dm.VariableOption(text="Prometheus", value=DATASOURCE_UID)),
-        db.QueryVariable("account")
-        .label("Account")
-        .description("Billing account slug (label 'account' of the exporter).")
-        .datasource(DS)
-        .query(account_query)
-        .refresh(dm.VariableRefresh.ON_TIME_RANGE_CHANGED)
-        .sort(dm.VariableSort.ALPHABETICAL_ASC),
-        db.QueryVariable("charter")
-        .label("Charter")
-        .description("Governance charters of the selected account.")
-        .datasource(DS)
-        .query(charter_query)
-        .refresh(dm.VariableRefresh.ON_TIME_RANGE_CHANGED)
-        .sort(dm.VariableSort.ALPHABETICAL_ASC)
-        .multi(True)
-        .include_all(True)
-        .all_value(".*")
-        .current(dm.VariableOption(text="All", value="$__all")),
+        _all_of(
+            _query_variable(
+                "cluster",
+                "Cluster",
+                "Label 'cluster' the operator adds to each node's scrape target; All also "
+                "shows targets without it (a single node).",
+                cluster_query,
+            )
+        ),
+        _all_of(
+            _query_variable(
+                "node",
+                "Node",
+                "Label 'node' the operator adds to each node's scrape target (one Cogni node, "
+                "one exporter); All also shows targets without it.",
+                node_query,
+            )
+        ),
+        _query_variable(
+            "account",
+            "Account",
+            "Billing account slug (label 'account' of the exporter).",
+            account_query,
+        ),
+        _all_of(
+            _query_variable(
+                "charter",
+                "Charter",
+                "Governance charters of the selected account.",
+                charter_query,
+            )
+        ),
     ]
 
 
@@ -1189,6 +1493,7 @@ class Row(Protocol):
 
 
 ROWS: tuple[tuple[str, Row], ...] = (
+    ("Fleet", fleet_row),
     ("Credit health", credit_row),
     ("Charters", charter_row),
     ("Failed runs and alerts", failure_row),
@@ -1230,7 +1535,7 @@ def build() -> dict[str, Any]:
             db.AnnotationQuery()
             .name("Governance alerts firing")
             .datasource(DS)
-            .expr(f'ALERTS{{{ALERT_SELECTOR}, alertstate="firing"}}')
+            .expr(_alerts('alertstate="firing"'))
             .enable(True)
             .hide(False)
             .icon_color("red")
