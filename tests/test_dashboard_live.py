@@ -408,10 +408,12 @@ def _per_charter(expected: dict[str, float], *, at_least: set[str] | None = None
 def _last_success(result: list[Series], _: Stack) -> None:
     values = _by(result, "charter")
     assert values.keys() == set(CONFIGURED)
-    # Runs failed for the last 6 h: the newest success is between 6 and 7 h old.
+    # Runs failed for the last 6 h: the newest success fired between 6 and 7 h ago and
+    # completed 3 minutes later (seed_governance), so it is up to 3 min younger than 6 h
+    # when the test runs just after a charter's minute.
     for charter, millis in values.items():
         age = time.time() - millis / 1000
-        assert 6 * 3600 - 120 <= age <= 7 * 3600 + 120, (charter, age)
+        assert 6 * 3600 - 180 - 120 <= age <= 7 * 3600 + 120, (charter, age)
 
 
 def _next_run_in(result: list[Series], _: Stack) -> None:
