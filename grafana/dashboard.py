@@ -9,6 +9,11 @@ Grafana expects rather than the shape someone remembered.
 The runway thresholds come from ``exporter.model``: the exporter, the alert rules and
 this dashboard share one definition (``tests/test_thresholds.py`` keeps them equal).
 
+Layout of this module: shared constants and small builders first; then one function
+per panel, each placed by keyword (``x``, ``y``, ``w``, ``h`` in Grafana's 24-column
+grid); then one function per row, composing its panels left to right from the row's
+top ``y``; ``ROWS`` stacks the rows and ``build()`` numbers the panels.
+
 The helpers at the bottom (``panels``, ``targets``, ``substitute``,
 ``runway_thresholds``) are what the tests use to read the generated JSON.
 """
@@ -23,7 +28,7 @@ import re
 import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from grafana_foundation_sdk.builders import common as cb
 from grafana_foundation_sdk.builders import dashboard as db
@@ -50,6 +55,7 @@ from exporter.policy import (  # noqa: E402
     BUDGET_HEADER_MAX_AGE_SECONDS,
     RED_RUNWAY_SECONDS,
     YELLOW_RUNWAY_SECONDS,
+    Health,
 )
 
 OUTPUT = Path(__file__).resolve().parent / "dashboards" / "governance.json"
@@ -58,6 +64,8 @@ DASHBOARD_UID = "cogni-governance"
 DASHBOARD_TITLE = "Cogni governance health"
 DATASOURCE_UID = "governance-prometheus"  # provisioning/datasources/prometheus.yml
 DS = dm.DataSourceRef(type_val="prometheus", uid="${datasource}")
+
+GRID_COLUMNS = 24  # Grafana's grid is 24 columns wide
 
 # Grafana thresholds are inclusive lower bounds (a value >= step gets the step's colour).
 # The rules say green is runway > 24 h, so the green step sits one float above 24 h:
@@ -68,18 +76,41 @@ GREEN_STEP = math.nextafter(float(YELLOW_RUNWAY_SECONDS), math.inf)
 BUDGET_STALE_STEP = math.nextafter(float(BUDGET_HEADER_MAX_AGE_SECONDS), math.inf)
 # Trend panel only: +Inf (nothing spent) cannot be drawn, so runway is capped there.
 RUNWAY_PLOT_CAP_SECONDS = 7 * 86400
+# "Since last successful collection": the dashboard's numbers go stale after these.
+COLLECTION_AGE_YELLOW_SECONDS = 300.0
+COLLECTION_AGE_RED_SECONDS = 900.0
 
 RED, YELLOW, GREEN, ORANGE, BLUE = "red", "yellow", "green", "orange", "blue"
 NEUTRAL = "text"
+TRANSPARENT = "transparent"
 
 ACCOUNT = 'account=~"$account"'
 CHARTER = 'charter=~"$charter"'
+# The fleet: every selector also matches the target labels an operator adds to tell
+# nodes apart. Regex matchers with the All value ".*" also match a label that is not
+# there, so a single node without cluster/node labels still shows everywhere.
+FLEET = ('cluster=~"$cluster"', 'node=~"$node"')
+# What keeps two nodes apart: the target's own labels (job, instance) and the fleet's.
+NODE_LABELS = "job, instance, cluster, node"
 # Alerts without an account/charter label (exporter down) must still show.
-ALERT_SELECTOR = 'alertname=~"Governance.*", account=~"$account|"'
+ALERT_MATCHERS = ('alertname=~"Governance.*"', 'account=~"$account|"')
+HEALTH_LEVEL = "governance:credit_health:level"  # recording rule: 0 green, 1 yellow, 2 red
+# Its levels in order, as the exporter's model names them.
+HEALTH_LEVELS: tuple[Health, ...] = (Health.GREEN, Health.YELLOW, Health.RED)
+
+Panel = stat.Panel | table.Panel | timeseries.Panel
 
 
 def _sel(metric: str, *matchers: str) -> str:
-    return f"{metric}{{{', '.join(matchers)}}}" if matchers else metric
+    """``metric{matchers..., cluster=~"$cluster", node=~"$node"}``: every selector."""
+    return f"{metric}{{{', '.join((*matchers, *FLEET))}}}"
+
+
+def _alerts(*matchers: str) -> str:
+    return _sel("ALERTS", *ALERT_MATCHERS, *matchers)
+
+
+BUILD_INFO = _sel("governance_exporter_build_info")
 
 
 def _acct(metric: str) -> str:
@@ -90,7 +121,22 @@ def _charter(metric: str, *extra: str) -> str:
     return _sel(metric, ACCOUNT, CHARTER, *extra)
 
 
+BALANCE = f"max by (account) ({_acct('governance_credit_balance_credits')})"
+BURN_PER_HOUR = (
+    f"max by (account) ({_acct('governance_credit_burn_rate_credits_per_second')}) * 3600"
+)
+
+MERGE = dm.DataTransformerConfig(id_val="merge", options={})
+
+
 # --- small builders ---------------------------------------------------------------
+
+
+def grid(*, x: int, y: int, w: int, h: int) -> dm.GridPos:
+    """A panel's place on Grafana's grid: column ``x``, row ``y``, ``w`` wide, ``h`` high."""
+    if x < 0 or y < 0 or w < 1 or h < 1 or x + w > GRID_COLUMNS:
+        raise ValueError(f"panel off the {GRID_COLUMNS}-column grid: x={x} y={y} w={w} h={h}")
+    return dm.GridPos(h=h, w=w, x=x, y=y)
 
 
 def _query(
@@ -132,6 +178,12 @@ def _value_map(mapping: Mapping[str, tuple[str, str | None]]) -> dm.ValueMap:
     )
 
 
+def _map_json(mapping: Mapping[str, tuple[str, str | None]]) -> dict[str, object]:
+    """A value mapping as plain JSON (override properties are untyped in the schema)."""
+    data: dict[str, object] = json.loads(json.dumps(_value_map(mapping), cls=JSONEncoder))
+    return data
+
+
 def _no_data(text: str, color: str | None = None) -> dm.SpecialValueMap:
     return dm.SpecialValueMap(
         options=dm.DashboardSpecialValueMapOptions(
@@ -139,6 +191,18 @@ def _no_data(text: str, color: str | None = None) -> dm.SpecialValueMap:
             result=dm.ValueMappingResult(text=text, color=color),
         )
     )
+
+
+def _no_data_json(text: str, color: str | None = None) -> dict[str, object]:
+    data: dict[str, object] = json.loads(json.dumps(_no_data(text, color), cls=JSONEncoder))
+    return data
+
+
+def _names(
+    states: tuple[str, ...], colours: Mapping[str, str]
+) -> dict[str, tuple[str, str | None]]:
+    """Label value -> (itself, colour): colours a table column that shows a label."""
+    return {str(state): (str(state), colours[str(state)]) for state in states}
 
 
 def _prop(prop_id: str, value: object) -> dm.DynamicConfigValue:
@@ -149,19 +213,22 @@ def _background() -> dm.DynamicConfigValue:
     return _prop("custom.cellOptions", {"type": "color-background", "mode": "basic"})
 
 
+def _colour_text() -> dm.DynamicConfigValue:
+    return _prop("custom.cellOptions", {"type": "color-text"})
+
+
 def _reduce_last() -> cb.ReduceDataOptions:
     return cb.ReduceDataOptions().calcs(["lastNotNull"]).values(False).fields("")
 
 
-def _stat(title: str, description: str, unit: str, w: int, h: int) -> stat.Panel:
+def _stat(title: str, description: str, unit: str, pos: dm.GridPos) -> stat.Panel:
     return (
         stat.Panel()
         .title(title)
         .description(description)
         .datasource(DS)
         .unit(unit)
-        .span(w)
-        .height(h)
+        .grid_pos(pos)
         .reduce_options(_reduce_last())
         .graph_mode(cm.BigValueGraphMode.NONE)
         .color_mode(cm.BigValueColorMode.BACKGROUND)
@@ -171,29 +238,27 @@ def _stat(title: str, description: str, unit: str, w: int, h: int) -> stat.Panel
     )
 
 
-def _table(title: str, description: str, unit: str, w: int, h: int) -> table.Panel:
+def _table(title: str, description: str, unit: str, pos: dm.GridPos) -> table.Panel:
     return (
         table.Panel()
         .title(title)
         .description(description)
         .datasource(DS)
         .unit(unit)
-        .span(w)
-        .height(h)
+        .grid_pos(pos)
         .cell_height(cm.TableCellHeight.SM)
         .show_header(True)
     )
 
 
-def _timeseries(title: str, description: str, unit: str, w: int, h: int) -> timeseries.Panel:
+def _timeseries(title: str, description: str, unit: str, pos: dm.GridPos) -> timeseries.Panel:
     return (
         timeseries.Panel()
         .title(title)
         .description(description)
         .datasource(DS)
         .unit(unit)
-        .span(w)
-        .height(h)
+        .grid_pos(pos)
         .line_width(2)
         .fill_opacity(10)
         .show_points(cm.VisibilityMode.NEVER)
@@ -222,19 +287,237 @@ def _organize(
     return dm.DataTransformerConfig(id_val="organize", options=options)
 
 
-BALANCE = f"max by (account) ({_acct('governance_credit_balance_credits')})"
-BURN_PER_HOUR = (
-    f"max by (account) ({_acct('governance_credit_burn_rate_credits_per_second')}) * 3600"
-)
+# --- 0. the fleet -----------------------------------------------------------------
+#
+# One row per node, never one number for many: every query groups by the target's
+# labels (NODE_LABELS), so two nodes that differ only in instance stay two rows.
 
-MERGE = dm.DataTransformerConfig(id_val="merge", options={})
+_FLEET_COLUMNS = {
+    "cluster": "Cluster",
+    "node": "Node",
+    "instance": "Instance",
+    "job": "Job",
+    "Value #A": "Credit health",
+    "Value #B": "Runway",
+    "Value #C": "Failing charters",
+    "Value #D": "Alerts firing",
+    "Value #E": "Exporter",
+}
+
+
+def _by_node(expr: str, *extra: str) -> str:
+    return f"max by ({', '.join((NODE_LABELS, *extra))}) ({expr})"
+
+
+def _node_health() -> str:
+    """Each node's credit health level (the worst of its accounts)."""
+    return _by_node(_acct(HEALTH_LEVEL))
+
+
+def _or_zero_per_node(expr: str) -> str:
+    """``expr``, and 0 for every scraped node it has no series for (a count's empty case)."""
+    return f"{expr} or 0 * group by ({NODE_LABELS}) ({BUILD_INFO})"
+
+
+def _failing_charters() -> str:
+    """Per node and charter: runs failed in the exporter's window, only where > 0."""
+    failed = _charter("governance_schedule_failed_runs")
+    return f"sum by ({NODE_LABELS}, charter) ({failed}) > 0"
+
+
+def _node_alerts_firing() -> str:
+    """Firing alerts that name a node, a warning hidden by the same alert's critical on
+    the same node (as Alertmanager inhibits it) left out, as in 'Governance alerts firing'."""
+    firing = ('alertstate="firing"', 'instance!=""')
+    critical = _alerts(*firing, 'severity="critical"')
+    warning = _alerts(*firing, 'severity="warning"')
+    return f"{critical} or ({warning} unless on (alertname, account, {NODE_LABELS}) {critical})"
+
+
+def _health_mapping() -> dict[str, tuple[str, str | None]]:
+    return {
+        str(level): (health.upper(), health.value) for level, health in enumerate(HEALTH_LEVELS)
+    }
+
+
+def fleet_health_stat(*, x: int, y: int, w: int, h: int) -> stat.Panel:
+    def nodes_at(level: int) -> str:
+        return f"count({_node_health()} == {level}) or vector(0)"
+
+    return (
+        _stat(
+            "Fleet: nodes by credit health",
+            "How many nodes are red, yellow and green, from the recording rule "
+            f"{HEALTH_LEVEL} (0 green, 1 yellow, 2 red: red below "
+            f"{RED_RUNWAY_SECONDS // 3600} h of runway or at a zero balance, yellow up to "
+            f"{YELLOW_RUNWAY_SECONDS // 3600} h). A node is one scrape target (job, instance "
+            "and the cluster/node labels). 'down': targets whose exporter Prometheus cannot "
+            "scrape.",
+            "short",
+            grid(x=x, y=y, w=w, h=h),
+        )
+        .with_target(_query(nodes_at(HEALTH_LEVELS.index(Health.RED)), "A", "red"))
+        .with_target(_query(nodes_at(HEALTH_LEVELS.index(Health.YELLOW)), "B", "yellow"))
+        .with_target(_query(nodes_at(HEALTH_LEVELS.index(Health.GREEN)), "C", "green"))
+        .with_target(
+            _query(
+                f"count({_sel('up')} == 0 and on ({NODE_LABELS}) "
+                f"last_over_time({BUILD_INFO}[1d])) or vector(0)",
+                "D",
+                "down",
+            )
+        )
+        .text_mode(cm.BigValueTextMode.VALUE_AND_NAME)
+        .thresholds(_steps((None, GREEN), (1.0, RED)))
+        .override_by_query("B", [_prop("thresholds", _steps_json((None, GREEN), (1, YELLOW)))])
+        .override_by_query("C", [_prop("thresholds", _steps_json((None, NEUTRAL), (1, GREEN)))])
+    )
+
+
+def fleet_nodes_table(*, x: int, y: int, w: int, h: int) -> table.Panel:
+    return (
+        _table(
+            "Fleet: nodes, worst first",
+            "One row per node (scrape target), sorted by credit health (red first), then by "
+            "failing charters. 'Credit health' is the recording rule "
+            f"{HEALTH_LEVEL}; 'Runway' the node's lowest; 'Failing charters' how many of its "
+            "charters have failed runs in the exporter's window (which ones: the table to the "
+            "right); 'Alerts firing' its firing Governance* alerts (critical and warning, those "
+            "labelled with its instance); 'Exporter' whether "
+            "Prometheus scrapes it. Pick a node in the 'Node' variable to read the rows "
+            "below for that node alone.",
+            "none",
+            grid(x=x, y=y, w=w, h=h),
+        )
+        .with_target(_query(_node_health(), "A", table_format=True))
+        .with_target(
+            _query(
+                f"min by ({NODE_LABELS}) ({_acct('governance_credit_runway_seconds')})",
+                "B",
+                table_format=True,
+            )
+        )
+        .with_target(
+            _query(
+                _or_zero_per_node(f"count by ({NODE_LABELS}) ({_failing_charters()})"),
+                "C",
+                table_format=True,
+            )
+        )
+        .with_target(
+            _query(
+                _or_zero_per_node(f"count by ({NODE_LABELS}) ({_node_alerts_firing()})"),
+                "D",
+                table_format=True,
+            )
+        )
+        .with_target(
+            _query(
+                f"min by ({NODE_LABELS}) ({_sel('up')} and on ({NODE_LABELS}) "
+                f"last_over_time({BUILD_INFO}[1d]))",
+                "E",
+                table_format=True,
+            )
+        )
+        .with_transformation(MERGE)
+        .with_transformation(_organize(["Time"], _FLEET_COLUMNS, list(_FLEET_COLUMNS)))
+        .sort_by(
+            [
+                cb.TableSortByFieldState().display_name("Credit health").desc(True),
+                cb.TableSortByFieldState().display_name("Failing charters").desc(True),
+            ]
+        )
+        .override_by_name(
+            "Credit health",
+            [
+                _prop("mappings", [_map_json(_health_mapping()), _no_data_json("no data")]),
+                _background(),
+            ],
+        )
+        .override_by_name("Runway", [_prop("unit", "dtdurations")])
+        .override_by_name(
+            "Failing charters",
+            [_prop("thresholds", _steps_json((None, GREEN), (1, RED))), _colour_text()],
+        )
+        .override_by_name(
+            "Alerts firing",
+            [_prop("thresholds", _steps_json((None, GREEN), (1, RED))), _colour_text()],
+        )
+        .override_by_name(
+            "Exporter",
+            [
+                _prop("mappings", [_map_json({"1": ("UP", GREEN), "0": ("DOWN", RED)})]),
+                _background(),
+            ],
+        )
+    )
+
+
+def fleet_failing_charters_table(*, x: int, y: int, w: int, h: int) -> table.Panel:
+    last_success = _charter("governance_schedule_last_success_timestamp_seconds")
+    return (
+        _table(
+            "Fleet: failing charters",
+            "Every node's charters with failed runs (errors and failed grant checks) in the "
+            "exporter's trailing window, most failures first, with the charter's last "
+            "success on that node. A node absent here may still be unhealthy: a charter "
+            "without a schedule row records no runs (see 'Alerts firing').",
+            "short",
+            grid(x=x, y=y, w=w, h=h),
+        )
+        .with_target(_query(_failing_charters(), "A", table_format=True))
+        .with_target(
+            _query(
+                f"max by ({NODE_LABELS}, charter) ({last_success}) * 1000 "
+                f"and on ({NODE_LABELS}, charter) ({_failing_charters()})",
+                "B",
+                table_format=True,
+            )
+        )
+        .with_transformation(MERGE)
+        .with_transformation(
+            _organize(
+                ["Time", "job"],
+                {
+                    "node": "Node",
+                    "cluster": "Cluster",
+                    "instance": "Instance",
+                    "charter": "Charter",
+                    "Value #A": "Failed in window",
+                    "Value #B": "Last success",
+                },
+                ["node", "cluster", "instance", "charter", "Value #A", "Value #B"],
+            )
+        )
+        .sort_by([cb.TableSortByFieldState().display_name("Failed in window").desc(True)])
+        .override_by_name(
+            "Failed in window",
+            [_prop("thresholds", _steps_json((None, NEUTRAL), (1, RED))), _colour_text()],
+        )
+        .override_by_name(
+            "Last success",
+            [
+                _prop("unit", "dateTimeFromNow"),
+                _prop("mappings", [_map_json({"0": ("never", RED)})]),
+            ],
+        )
+    )
+
+
+def fleet_row(*, y: int) -> list[Panel]:
+    h = 7
+    return [
+        fleet_health_stat(x=0, y=y, w=4, h=h),
+        fleet_nodes_table(x=4, y=y, w=12, h=h),
+        fleet_failing_charters_table(x=16, y=y, w=8, h=h),
+    ]
 
 
 # --- 1. credit health -------------------------------------------------------------
 
 
-def credit_row() -> list[Any]:
-    runway = (
+def runway_stat(*, x: int, y: int, w: int, h: int) -> stat.Panel:
+    return (
         _stat(
             "Credit health: runway",
             "How long the governance account lasts at the current burn rate "
@@ -244,8 +527,7 @@ def credit_row() -> list[Any]:
             "GovernanceCreditRunwayLow alert. \u221e means nothing was charged in the window: "
             "healthy only if runs are really succeeding (see Charters).",
             "dtdurations",
-            6,
-            5,
+            grid(x=x, y=y, w=w, h=h),
         )
         .with_target(_query(f"min by (account) ({_acct('governance_credit_runway_seconds')})", "A"))
         .thresholds(runway_steps())
@@ -262,15 +544,17 @@ def credit_row() -> list[Any]:
             ]
         )
     )
-    balance = (
+
+
+def balance_stat(*, x: int, y: int, w: int, h: int) -> stat.Panel:
+    return (
         _stat(
             "Balance",
             "Current balance of the governance billing account, in credits and in USD "
             f"({CREDITS_PER_USD:,} credits per USD). Red at zero or below: every run is then "
             "rejected with insufficient_credits, as on 2026-02-15.",
             "short",
-            5,
-            5,
+            grid(x=x, y=y, w=w, h=h),
         )
         .with_target(_query(BALANCE, "A", "credits"))
         .with_target(_query(f"{BALANCE} / {CREDITS_PER_USD}", "B", "USD"))
@@ -281,22 +565,21 @@ def credit_row() -> list[Any]:
             [
                 _prop("unit", "currencyUSD"),
                 _prop("decimals", 2),
-                _prop(
-                    "thresholds",
-                    _steps_json((None, RED), (1 / CREDITS_PER_USD, NEUTRAL)),
-                ),
+                _prop("thresholds", _steps_json((None, RED), (1 / CREDITS_PER_USD, NEUTRAL))),
             ],
         )
     )
-    burn = (
+
+
+def burn_rate_stat(*, x: int, y: int, w: int, h: int) -> stat.Panel:
+    return (
         _stat(
             "Burn rate (credits/hour)",
             "Credits charged per hour, averaged over the exporter's trailing window "
             "(governance_credit_burn_rate_credits_per_second x 3600). The USD figure is the "
             "same rate in dollars.",
             "short",
-            4,
-            5,
+            grid(x=x, y=y, w=w, h=h),
         )
         .with_target(_query(BURN_PER_HOUR, "A", "credits/h"))
         .with_target(_query(f"{BURN_PER_HOUR} / {CREDITS_PER_USD}", "B", "USD/h"))
@@ -305,7 +588,10 @@ def credit_row() -> list[Any]:
         .thresholds(_steps((None, NEUTRAL)))
         .override_by_query("B", [_prop("unit", "currencyUSD"), _prop("decimals", 2)])
     )
-    spent = (
+
+
+def spent_stat(*, x: int, y: int, w: int, h: int) -> stat.Panel:
+    return (
         _stat(
             "Spent in window",
             "Credits charged and number of charges in the exporter's trailing window "
@@ -313,8 +599,7 @@ def credit_row() -> list[Any]:
             "was spent, which with enabled schedules usually means runs are rejected "
             "before they spend (the 2026-02-15 pattern), not that all is well.",
             "short",
-            4,
-            5,
+            grid(x=x, y=y, w=w, h=h),
         )
         .with_target(
             _query(f"max by (account) ({_acct('governance_credit_spent_credits')})", "A", "credits")
@@ -322,37 +607,32 @@ def credit_row() -> list[Any]:
         .with_target(
             _query(f"max by (account) ({_acct('governance_credit_charges')})", "B", "charges")
         )
-        .with_target(_query("max(governance_credit_window_seconds)", "C", "window"))
+        .with_target(_query(f"max({_sel('governance_credit_window_seconds')})", "C", "window"))
         .text_mode(cm.BigValueTextMode.VALUE_AND_NAME)
         .color_mode(cm.BigValueColorMode.VALUE)
         .thresholds(_steps((None, NEUTRAL)))
         .mappings([_value_map({"0": ("0 (nothing spent)", ORANGE)})])
         .override_by_query("C", [_prop("unit", "dtdurations")])
     )
-    alerts = (
+
+
+def alerts_firing_stat(*, x: int, y: int, w: int, h: int) -> stat.Panel:
+    critical = _alerts('alertstate="firing"', 'severity="critical"')
+    warning = _alerts('alertstate="firing"', 'severity="warning"')
+    return (
         _stat(
             "Governance alerts firing",
             "Firing Prometheus alerts named Governance* for this account (and the account-less "
-            "exporter alerts), by severity. A warning hidden by a critical of the same alert "
-            "and account (as Alertmanager inhibits it: the yellow runway warning while red) is "
-            "not counted. Details in the 'Governance alerts' table below.",
+            "exporter alerts), by severity. A warning hidden by a critical of the same alert, "
+            "account and node (as Alertmanager inhibits it: the yellow runway warning while "
+            "red) is not counted. Details in the 'Governance alerts' table below.",
             "short",
-            5,
-            5,
+            grid(x=x, y=y, w=w, h=h),
         )
+        .with_target(_query(f"count({critical}) or vector(0)", "A", "critical"))
         .with_target(
             _query(
-                f'count(ALERTS{{{ALERT_SELECTOR}, alertstate="firing", severity="critical"}}) '
-                "or vector(0)",
-                "A",
-                "critical",
-            )
-        )
-        .with_target(
-            _query(
-                f'count(ALERTS{{{ALERT_SELECTOR}, alertstate="firing", severity="warning"}} '
-                "unless on(alertname, account) "
-                f'ALERTS{{{ALERT_SELECTOR}, alertstate="firing", severity="critical"}}) '
+                f"count({warning} unless on (alertname, account, {NODE_LABELS}) {critical}) "
                 "or vector(0)",
                 "B",
                 "warning",
@@ -360,17 +640,19 @@ def credit_row() -> list[Any]:
         )
         .text_mode(cm.BigValueTextMode.VALUE_AND_NAME)
         .thresholds(_steps((None, GREEN), (1.0, RED)))
-        .override_by_query(
-            "B",
-            [
-                _prop(
-                    "thresholds",
-                    _steps_json((None, GREEN), (1, YELLOW)),
-                )
-            ],
-        )
+        .override_by_query("B", [_prop("thresholds", _steps_json((None, GREEN), (1, YELLOW)))])
     )
-    return [runway, balance, burn, spent, alerts]
+
+
+def credit_row(*, y: int) -> list[Panel]:
+    h = 5
+    return [
+        runway_stat(x=0, y=y, w=6, h=h),
+        balance_stat(x=6, y=y, w=5, h=h),
+        burn_rate_stat(x=11, y=y, w=4, h=h),
+        spent_stat(x=15, y=y, w=4, h=h),
+        alerts_firing_stat(x=19, y=y, w=5, h=h),
+    ]
 
 
 # --- 2. charters ------------------------------------------------------------------
@@ -386,9 +668,9 @@ _CHARTER_COLUMNS = {
 }
 
 
-def charter_row() -> list[Any]:
+def charters_table(*, x: int, y: int, w: int, h: int) -> table.Panel:
     by = "max by (account, charter)"
-    charters = (
+    return (
         _table(
             "Charters",
             "One row per governance charter. Configured 'MISSING' means the charter is expected "
@@ -398,8 +680,7 @@ def charter_row() -> list[Any]:
             "stale cache). 'Failed in window' counts errors and failed grant checks in the "
             "exporter's trailing window.",
             "none",
-            14,
-            7,
+            grid(x=x, y=y, w=w, h=h),
         )
         .with_target(
             _query(f"{by} ({_charter('governance_charter_configured')})", "A", table_format=True)
@@ -439,11 +720,7 @@ def charter_row() -> list[Any]:
         )
         .with_transformation(MERGE)
         .with_transformation(
-            _organize(
-                ["Time", "account"],
-                _CHARTER_COLUMNS,
-                ["charter", *(_CHARTER_COLUMNS)],
-            )
+            _organize(["Time", "account"], _CHARTER_COLUMNS, ["charter", *(_CHARTER_COLUMNS)])
         )
         .override_by_name("charter", [_prop("displayName", "Charter")])
         .override_by_name(
@@ -480,23 +757,22 @@ def charter_row() -> list[Any]:
             "Failed in window",
             [
                 _prop("unit", "short"),
-                _prop(
-                    "thresholds",
-                    _steps_json((None, GREEN), (1, RED)),
-                ),
-                _prop("custom.cellOptions", {"type": "color-text"}),
+                _prop("thresholds", _steps_json((None, GREEN), (1, RED))),
+                _colour_text(),
             ],
         )
     )
-    runs = (
+
+
+def runs_by_status_table(*, x: int, y: int, w: int, h: int) -> table.Panel:
+    return (
         _table(
             "Runs in window by status",
             "Runs per charter and status in the exporter's trailing window "
             "(governance_schedule_runs; already a windowed count, so no rate()). A charter "
             "with only skipped or error runs is not working even if it fires on time.",
             "short",
-            10,
-            7,
+            grid(x=x, y=y, w=w, h=h),
         )
         .with_target(
             _query(
@@ -514,30 +790,25 @@ def charter_row() -> list[Any]:
         .override_by_name("charter\\status", [_prop("displayName", "Charter")])
         .override_by_regexp(
             "error|cancelled|unknown",
-            [
-                _prop(
-                    "thresholds",
-                    _steps_json((None, NEUTRAL), (1, RED)),
-                ),
-                _prop("custom.cellOptions", {"type": "color-text"}),
-            ],
+            [_prop("thresholds", _steps_json((None, NEUTRAL), (1, RED))), _colour_text()],
         )
     )
-    return [charters, runs]
 
 
-def _map_json(mapping: Mapping[str, tuple[str, str | None]]) -> dict[str, object]:
-    """A value mapping as plain JSON (override properties are untyped in the schema)."""
-    data: dict[str, object] = json.loads(json.dumps(_value_map(mapping), cls=JSONEncoder))
-    return data
+def charter_row(*, y: int) -> list[Panel]:
+    h = 7
+    return [
+        charters_table(x=0, y=y, w=14, h=h),
+        runs_by_status_table(x=14, y=y, w=10, h=h),
+    ]
 
 
 # --- 3. failed runs and alerts ----------------------------------------------------
 
 
-def failure_row() -> list[Any]:
+def failed_runs_table(*, x: int, y: int, w: int, h: int) -> table.Panel:
     by = "by (account, charter, reason)"
-    failed = (
+    return (
         _table(
             "Failed runs by charter and reason",
             "Failed runs (errors and failed grant checks) per charter and reason. 'In window "
@@ -546,8 +817,7 @@ def failure_row() -> list[Any]:
             "charter without a schedule row are never recorded (the 2026-02-15 case), so "
             "read it with the runway and 'Last success'.",
             "short",
-            12,
-            7,
+            grid(x=x, y=y, w=w, h=h),
         )
         .with_target(
             _query(
@@ -579,56 +849,42 @@ def failure_row() -> list[Any]:
         )
         .override_by_name(
             "In window now",
-            [
-                _prop(
-                    "thresholds",
-                    _steps_json((None, NEUTRAL), (1, RED)),
-                ),
-                _prop("custom.cellOptions", {"type": "color-text"}),
-            ],
+            [_prop("thresholds", _steps_json((None, NEUTRAL), (1, RED))), _colour_text()],
         )
     )
-    alerts = (
+
+
+_ALERT_LABELS = {
+    "alertname": "Alert",
+    "alertstate": "State",
+    "severity": "Severity",
+    "condition": "Condition",
+    "account": "Account",
+    "charter": "Charter",
+    "reason": "Reason",
+}
+_ALERT_ORDER = ["alertname", "severity", "alertstate", "condition", "account", "charter", "reason"]
+
+
+def alerts_table(*, x: int, y: int, w: int, h: int) -> table.Panel:
+    return (
         _table(
             "Governance alerts",
             "Governance alerts Prometheus is evaluating right now: pending (condition true, "
             "waiting for its 'for:' duration) and firing. What to do for each is in the "
             "runbook linked from the alert.",
             "none",
-            12,
-            7,
+            grid(x=x, y=y, w=w, h=h),
         )
         .with_target(
             _query(
-                "max by (alertname, alertstate, severity, condition, account, charter, reason) "
-                f'(ALERTS{{{ALERT_SELECTOR}, charter=~"$charter|"}})',
+                f"max by ({', '.join(_ALERT_LABELS)}) "
+                f"""({_alerts('charter=~"$charter|"')})""",
                 "A",
                 table_format=True,
             )
         )
-        .with_transformation(
-            _organize(
-                ["Time", "Value"],
-                {
-                    "alertname": "Alert",
-                    "alertstate": "State",
-                    "severity": "Severity",
-                    "condition": "Condition",
-                    "account": "Account",
-                    "charter": "Charter",
-                    "reason": "Reason",
-                },
-                [
-                    "alertname",
-                    "severity",
-                    "alertstate",
-                    "condition",
-                    "account",
-                    "charter",
-                    "reason",
-                ],
-            )
-        )
+        .with_transformation(_organize(["Time", "Value"], _ALERT_LABELS, _ALERT_ORDER))
         .override_by_name(
             "State",
             [
@@ -646,11 +902,18 @@ def failure_row() -> list[Any]:
                     "mappings",
                     [_map_json({"critical": ("critical", RED), "warning": ("warning", YELLOW)})],
                 ),
-                _prop("custom.cellOptions", {"type": "color-text"}),
+                _colour_text(),
             ],
         )
     )
-    return [failed, alerts]
+
+
+def failure_row(*, y: int) -> list[Panel]:
+    h = 7
+    return [
+        failed_runs_table(x=0, y=y, w=12, h=h),
+        alerts_table(x=12, y=y, w=12, h=h),
+    ]
 
 
 # --- 4. gateway memory: heartbeats and the budget gate ---------------------------------
@@ -701,14 +964,9 @@ def _state_props(
     return [_prop("mappings", [mapping, _no_data_json(missing)])]
 
 
-def _no_data_json(text: str, color: str | None = None) -> dict[str, object]:
-    data: dict[str, object] = json.loads(json.dumps(_no_data(text, color), cls=JSONEncoder))
-    return data
-
-
-def memory_row() -> list[Any]:
+def budget_gate_stat(*, x: int, y: int, w: int, h: int) -> stat.Panel:
     max_age_h = BUDGET_HEADER_MAX_AGE_SECONDS // 3600
-    gate = (
+    return (
         _stat(
             "Budget gate",
             "The budget header memory/_budget_header.md that GOVERN writes and the gateway "
@@ -721,10 +979,9 @@ def memory_row() -> list[Any]:
             "malformed or unreadable. 'Memory dir': whether the exporter can list the "
             "directory at all.",
             "none",
-            10,
-            7,
+            grid(x=x, y=y, w=w, h=h),
         )
-        .with_target(_query("min(governance_budget_allow_runs)", "A", "Runs"))
+        .with_target(_query(f"min({_sel('governance_budget_allow_runs')})", "A", "Runs"))
         .with_target(
             _query(
                 _state_index("governance_budget_status", "status", BUDGET_STATUSES), "B", "Budget"
@@ -738,7 +995,11 @@ def memory_row() -> list[Any]:
             )
         )
         .with_target(
-            _query("time() - max(governance_budget_updated_timestamp_seconds)", "D", "Updated")
+            _query(
+                f"time() - max({_sel('governance_budget_updated_timestamp_seconds')})",
+                "D",
+                "Updated",
+            )
         )
         .with_target(
             _query(
@@ -747,7 +1008,9 @@ def memory_row() -> list[Any]:
                 "Header file",
             )
         )
-        .with_target(_query("min(governance_memory_directory_readable)", "F", "Memory dir"))
+        .with_target(
+            _query(f"min({_sel('governance_memory_directory_readable')})", "F", "Memory dir")
+        )
         .text_mode(cm.BigValueTextMode.VALUE_AND_NAME)
         .thresholds(_steps((None, NEUTRAL)))
         .mappings([_no_data("no data")])
@@ -786,22 +1049,34 @@ def memory_row() -> list[Any]:
             ],
         )
     )
-    caps = (
+
+
+def budget_caps_stat(*, x: int, y: int, w: int, h: int) -> stat.Panel:
+    return (
         _stat(
             "Budget gate caps",
             "Per-run limits the budget header sets for the gateway: max_tokens_per_charter_run, "
             "max_tool_calls_per_charter_run and max_brain_spawns_per_hour ('not set' when the "
             "header lacks them or cannot be read).",
             "short",
-            4,
-            7,
-        )
-        .with_target(_query("min(governance_budget_max_tokens_per_charter_run)", "A", "tokens/run"))
-        .with_target(
-            _query("min(governance_budget_max_tool_calls_per_charter_run)", "B", "tool calls/run")
+            grid(x=x, y=y, w=w, h=h),
         )
         .with_target(
-            _query("min(governance_budget_max_brain_spawns_per_hour)", "C", "brain spawns/h")
+            _query(
+                f"min({_sel('governance_budget_max_tokens_per_charter_run')})", "A", "tokens/run"
+            )
+        )
+        .with_target(
+            _query(
+                f"min({_sel('governance_budget_max_tool_calls_per_charter_run')})",
+                "B",
+                "tool calls/run",
+            )
+        )
+        .with_target(
+            _query(
+                f"min({_sel('governance_budget_max_brain_spawns_per_hour')})", "C", "brain spawns/h"
+            )
         )
         .text_mode(cm.BigValueTextMode.VALUE_AND_NAME)
         .color_mode(cm.BigValueColorMode.NONE)
@@ -809,8 +1084,11 @@ def memory_row() -> list[Any]:
         .mappings([_no_data("not set")])
         .decimals(0)
     )
+
+
+def heartbeats_table(*, x: int, y: int, w: int, h: int) -> table.Panel:
     by = "max by (charter)"
-    heartbeats = (
+    return (
         _table(
             "Charter heartbeats",
             "The heartbeat each charter's gateway run leaves in memory/{CHARTER}/heartbeat.md. "
@@ -822,8 +1100,7 @@ def memory_row() -> list[Any]:
             "touched it. A heartbeat older than two of the charter's intervals raises "
             "GovernanceHeartbeatStale (see 'Governance alerts').",
             "none",
-            10,
-            7,
+            grid(x=x, y=y, w=w, h=h),
         )
         .with_target(
             _query(
@@ -883,16 +1160,13 @@ def memory_row() -> list[Any]:
         .override_by_name("File written", [_prop("unit", "dateTimeFromNow")])
         .override_by_name(
             "Decision",
-            [
-                _prop("mappings", [_map_json(_names(DECISIONS, DECISION_COLOURS))]),
-                _prop("custom.cellOptions", {"type": "color-text"}),
-            ],
+            [_prop("mappings", [_map_json(_names(DECISIONS, DECISION_COLOURS))]), _colour_text()],
         )
         .override_by_name(
             "No-op reason",
             [
                 _prop("mappings", [_map_json(_names(NO_OP_REASONS, NO_OP_REASON_COLOURS))]),
-                _prop("custom.cellOptions", {"type": "color-text"}),
+                _colour_text(),
             ],
         )
         .override_by_name(
@@ -903,43 +1177,39 @@ def memory_row() -> list[Any]:
             ],
         )
     )
-    return [gate, caps, heartbeats]
 
 
-def _names(
-    states: tuple[str, ...], colours: Mapping[str, str]
-) -> dict[str, tuple[str, str | None]]:
-    """Label value -> (itself, colour): colours a table column that shows a label."""
-    return {str(state): (str(state), colours[str(state)]) for state in states}
+def memory_row(*, y: int) -> list[Panel]:
+    h = 7
+    return [
+        budget_gate_stat(x=0, y=y, w=10, h=h),
+        budget_caps_stat(x=10, y=y, w=4, h=h),
+        heartbeats_table(x=14, y=y, w=10, h=h),
+    ]
 
 
 # --- 5. trends ----------------------------------------------------------------------
 
 
-def trend_row() -> list[Any]:
-    balance = (
+def balance_timeseries(*, x: int, y: int, w: int, h: int) -> timeseries.Panel:
+    return (
         _timeseries(
             "Balance over time",
             "Balance of the governance account in credits. The dashed line is the red "
             "threshold at 1 credit: balances are whole credits, so below it means 0 or "
             "less, where every governance run is rejected with insufficient_credits.",
             "short",
-            8,
-            8,
+            grid(x=x, y=y, w=w, h=h),
         )
-        .with_target(
-            _query(
-                BALANCE,
-                "A",
-                "{{account}}",
-                instant=False,
-            )
-        )
-        .thresholds(_steps((None, RED), (1.0, "transparent")))
+        .with_target(_query(BALANCE, "A", "{{account}}", instant=False))
+        .thresholds(_steps((None, RED), (1.0, TRANSPARENT)))
         .thresholds_style(cb.GraphThresholdsStyleConfig().mode(cm.GraphThresholdsStyleMode.DASHED))
         .axis_soft_min(0)
     )
-    runway = (
+
+
+def runway_timeseries(*, x: int, y: int, w: int, h: int) -> timeseries.Panel:
+    return (
         _timeseries(
             "Runway over time",
             f"Runway with the alert thresholds drawn: red below {RED_RUNWAY_SECONDS // 3600} h, "
@@ -947,8 +1217,7 @@ def trend_row() -> list[Any]:
             f"{RUNWAY_PLOT_CAP_SECONDS // 86400} days so that an unbounded runway (nothing "
             "spent, reported as +Inf) stays on the chart.",
             "s",
-            8,
-            8,
+            grid(x=x, y=y, w=w, h=h),
         )
         .with_target(
             _query(
@@ -965,17 +1234,19 @@ def trend_row() -> list[Any]:
         )
         .axis_soft_min(0)
         .axis_soft_max(2 * YELLOW_RUNWAY_SECONDS)
-        .color_scheme(db.FieldColor().mode(dm.FieldColorModeId.FIXED).fixed_color("blue"))
+        .color_scheme(db.FieldColor().mode(dm.FieldColorModeId.FIXED).fixed_color(BLUE))
     )
-    failures = (
+
+
+def failures_timeseries(*, x: int, y: int, w: int, h: int) -> timeseries.Panel:
+    return (
         _timeseries(
             "Failed runs over time by reason",
             "Failed runs in the exporter's trailing window, summed over the selected "
             "charters, by reason (a windowed count: a step up is a new failure, a step "
             "down is an old one leaving the window).",
             "short",
-            8,
-            8,
+            grid(x=x, y=y, w=w, h=h),
         )
         .with_target(
             _query(
@@ -985,19 +1256,26 @@ def trend_row() -> list[Any]:
                 instant=False,
             )
         )
-        .thresholds(_steps((None, "transparent")))
+        .thresholds(_steps((None, TRANSPARENT)))
         .axis_soft_min(0)
         .decimals(0)
     )
-    return [balance, runway, failures]
+
+
+def trend_row(*, y: int) -> list[Panel]:
+    h = 8
+    return [
+        balance_timeseries(x=0, y=y, w=8, h=h),
+        runway_timeseries(x=8, y=y, w=8, h=h),
+        failures_timeseries(x=16, y=y, w=8, h=h),
+    ]
 
 
 # --- 6. exporter health ---------------------------------------------------------------
 
 
-def exporter_row() -> list[Any]:
-    build = "governance_exporter_build_info"
-    up = (
+def exporter_up_stat(*, x: int, y: int, w: int, h: int) -> stat.Panel:
+    return (
         _stat(
             "Exporter up",
             "'scrape': Prometheus reaches the exporter (up, for targets that exported "
@@ -1005,59 +1283,69 @@ def exporter_row() -> list[Any]:
             "DOWN rather than vanishing). 'collect': the exporter's last collection from "
             "the database succeeded (governance_exporter_up).",
             "none",
-            4,
-            5,
+            grid(x=x, y=y, w=w, h=h),
         )
         .with_target(
             _query(
-                f"up and on (job, instance) last_over_time({build}[1d])",
+                f"{_sel('up')} and on ({NODE_LABELS}) last_over_time({BUILD_INFO}[1d])",
                 "A",
                 "scrape {{instance}}",
             )
         )
         .with_target(
-            _query("min by (job, instance) (governance_exporter_up)", "B", "collect {{instance}}")
+            _query(
+                f"min by ({NODE_LABELS}) ({_sel('governance_exporter_up')})",
+                "B",
+                "collect {{instance}}",
+            )
         )
         .text_mode(cm.BigValueTextMode.VALUE_AND_NAME)
         .thresholds(_steps((None, RED), (1.0, GREEN)))
         .mappings([_value_map({"1": ("UP", GREEN), "0": ("DOWN", RED)}), _no_data("no data")])
     )
-    last = (
+
+
+def last_collection_stat(*, x: int, y: int, w: int, h: int) -> stat.Panel:
+    return (
         _stat(
             "Since last successful collection",
             "Time since the exporter last read the database successfully "
             "(time() - governance_exporter_last_success_timestamp_seconds). Yellow after "
-            "5 min, red after 15 min: the dashboard's numbers are then stale.",
+            f"{COLLECTION_AGE_YELLOW_SECONDS / 60:.0f} min, red after "
+            f"{COLLECTION_AGE_RED_SECONDS / 60:.0f} min: the dashboard's numbers are then stale.",
             "s",
-            4,
-            5,
+            grid(x=x, y=y, w=w, h=h),
         )
         .with_target(
             _query(
-                "time() - max by (job, instance) "
-                "(last_over_time(governance_exporter_last_success_timestamp_seconds[1d]))",
+                f"time() - max by ({NODE_LABELS}) "
+                f"(last_over_time({_sel('governance_exporter_last_success_timestamp_seconds')}[1d]))",
                 "A",
                 "{{instance}}",
             )
         )
-        .thresholds(_steps((None, GREEN), (300.0, YELLOW), (900.0, RED)))
+        .thresholds(
+            _steps(
+                (None, GREEN),
+                (COLLECTION_AGE_YELLOW_SECONDS, YELLOW),
+                (COLLECTION_AGE_RED_SECONDS, RED),
+            )
+        )
         .decimals(0)
     )
-    info = (
+
+
+def build_info_table(*, x: int, y: int, w: int, h: int) -> table.Panel:
+    return (
         _table(
             "Exporter build",
             "Version of each exporter and the Cogni schema it found: 2026-02 (schedule_runs) "
             "or 2026-03 (graph_runs).",
             "none",
-            6,
-            5,
+            grid(x=x, y=y, w=w, h=h),
         )
         .with_target(
-            _query(
-                f"max by (instance, version, schema) ({build})",
-                "A",
-                table_format=True,
-            )
+            _query(f"max by (instance, version, schema) ({BUILD_INFO})", "A", table_format=True)
         )
         .with_transformation(
             _organize(
@@ -1067,84 +1355,145 @@ def exporter_row() -> list[Any]:
             )
         )
     )
-    duration = (
+
+
+def collection_duration_timeseries(*, x: int, y: int, w: int, h: int) -> timeseries.Panel:
+    return (
         _timeseries(
             "Collection duration",
             "Seconds one collection (all database queries) took, per exporter.",
             "s",
-            5,
-            5,
+            grid(x=x, y=y, w=w, h=h),
         )
         .with_target(
             _query(
-                "max by (job, instance) (governance_exporter_collect_duration_seconds)",
+                f"max by ({NODE_LABELS}) ({_sel('governance_exporter_collect_duration_seconds')})",
                 "A",
                 "{{instance}}",
                 instant=False,
             )
         )
-        .thresholds(_steps((None, "transparent")))
+        .thresholds(_steps((None, TRANSPARENT)))
         .axis_soft_min(0)
     )
-    errors = (
+
+
+def collection_errors_timeseries(*, x: int, y: int, w: int, h: int) -> timeseries.Panel:
+    return (
         _timeseries(
             "Collection errors",
             "Failed collections per interval by reason "
             "(increase of governance_exporter_collection_errors_total).",
             "short",
-            5,
-            5,
+            grid(x=x, y=y, w=w, h=h),
         )
         .with_target(
             _query(
-                "sum by (reason) "
-                "(increase(governance_exporter_collection_errors_total[$__rate_interval]))",
+                "sum by (reason) (increase("
+                f"{_sel('governance_exporter_collection_errors_total')}[$__rate_interval]))",
                 "A",
                 "{{reason}}",
                 instant=False,
             )
         )
-        .thresholds(_steps((None, "transparent")))
+        .thresholds(_steps((None, TRANSPARENT)))
         .draw_style(cm.GraphDrawStyle.BARS)
         .fill_opacity(60)
         .axis_soft_min(0)
     )
-    return [up, last, info, duration, errors]
+
+
+def exporter_row(*, y: int) -> list[Panel]:
+    h = 5
+    return [
+        exporter_up_stat(x=0, y=y, w=4, h=h),
+        last_collection_stat(x=4, y=y, w=4, h=h),
+        build_info_table(x=8, y=y, w=6, h=h),
+        collection_duration_timeseries(x=14, y=y, w=5, h=h),
+        collection_errors_timeseries(x=19, y=y, w=5, h=h),
+    ]
 
 
 # --- the dashboard --------------------------------------------------------------------
 
 
+def _all_of(variable: db.QueryVariable) -> db.QueryVariable:
+    """Multi-value with All, whose value ``.*`` also matches a label a series lacks."""
+    return (
+        variable.multi(True)
+        .include_all(True)
+        .all_value(".*")
+        .current(dm.VariableOption(text="All", value="$__all"))
+    )
+
+
+def _query_variable(name: str, label: str, description: str, query: str) -> db.QueryVariable:
+    return (
+        db.QueryVariable(name)
+        .label(label)
+        .description(description)
+        .datasource(DS)
+        .query(query)
+        .refresh(dm.VariableRefresh.ON_TIME_RANGE_CHANGED)
+        .sort(dm.VariableSort.ALPHABETICAL_ASC)
+    )
+
+
 def _variables() -> list[Any]:
-    account_query = "label_values(governance_credit_balance_credits, account)"
-    charter_query = 'label_values(governance_charter_configured{account=~"$account"}, charter)'
+    # Each narrows the next: cluster -> node -> account -> charter. build_info is on
+    # every exporter whatever its database says, so every node is listed.
+    cluster_query = "label_values(governance_exporter_build_info, cluster)"
+    node_query = 'label_values(governance_exporter_build_info{cluster=~"$cluster"}, node)'
+    account_query = f"label_values({_sel('governance_credit_balance_credits')}, account)"
+    charter_query = f"label_values({_sel('governance_charter_configured', ACCOUNT)}, charter)"
     return [
         db.DatasourceVariable("datasource")
         .label("Data source")
         .type("prometheus")
         .current(dm.VariableOption(text="Prometheus", value=DATASOURCE_UID)),
-        db.QueryVariable("account")
-        .label("Account")
-        .description("Billing account slug (label 'account' of the exporter).")
-        .datasource(DS)
-        .query(account_query)
-        .refresh(dm.VariableRefresh.ON_TIME_RANGE_CHANGED)
-        .sort(dm.VariableSort.ALPHABETICAL_ASC),
-        db.QueryVariable("charter")
-        .label("Charter")
-        .description("Governance charters of the selected account.")
-        .datasource(DS)
-        .query(charter_query)
-        .refresh(dm.VariableRefresh.ON_TIME_RANGE_CHANGED)
-        .sort(dm.VariableSort.ALPHABETICAL_ASC)
-        .multi(True)
-        .include_all(True)
-        .all_value(".*")
-        .current(dm.VariableOption(text="All", value="$__all")),
+        _all_of(
+            _query_variable(
+                "cluster",
+                "Cluster",
+                "Label 'cluster' the operator adds to each node's scrape target; All also "
+                "shows targets without it (a single node).",
+                cluster_query,
+            )
+        ),
+        _all_of(
+            _query_variable(
+                "node",
+                "Node",
+                "Label 'node' the operator adds to each node's scrape target (one Cogni node, "
+                "one exporter); All also shows targets without it.",
+                node_query,
+            )
+        ),
+        _query_variable(
+            "account",
+            "Account",
+            "Billing account slug (label 'account' of the exporter).",
+            account_query,
+        ),
+        _all_of(
+            _query_variable(
+                "charter",
+                "Charter",
+                "Governance charters of the selected account.",
+                charter_query,
+            )
+        ),
     ]
 
 
-ROWS = (
+class Row(Protocol):
+    """A row of the dashboard: its panels, laid out from grid row ``y`` down."""
+
+    def __call__(self, *, y: int) -> list[Panel]: ...
+
+
+ROWS: tuple[tuple[str, Row], ...] = (
+    ("Fleet", fleet_row),
     ("Credit health", credit_row),
     ("Charters", charter_row),
     ("Failed runs and alerts", failure_row),
@@ -1152,6 +1501,17 @@ ROWS = (
     ("Trends", trend_row),
     ("Exporter health", exporter_row),
 )
+
+
+def _bottom(panels: list[Panel]) -> int:
+    """The first grid row below ``panels``."""
+    bottoms = []
+    for panel in panels:
+        pos = panel.build().grid_pos
+        if pos is None:
+            raise ValueError("every panel is placed by grid()")
+        bottoms.append(pos.y + pos.h)
+    return max(bottoms)
 
 
 def build() -> dict[str, Any]:
@@ -1175,7 +1535,7 @@ def build() -> dict[str, Any]:
             db.AnnotationQuery()
             .name("Governance alerts firing")
             .datasource(DS)
-            .expr(f'ALERTS{{{ALERT_SELECTOR}, alertstate="firing"}}')
+            .expr(_alerts('alertstate="firing"'))
             .enable(True)
             .hide(False)
             .icon_color("red")
@@ -1183,13 +1543,17 @@ def build() -> dict[str, Any]:
     )
     for variable in _variables():
         dash = dash.with_variable(variable)
-    panel_id = 0
+    panel_id, y = 0, 0
     for title, make in ROWS:
         panel_id += 1
-        dash = dash.with_row(db.Row(title).id(panel_id))
-        for panel in make():
+        dash = dash.with_row(
+            db.Row(title).id(panel_id).grid_pos(grid(x=0, y=y, w=GRID_COLUMNS, h=1))
+        )
+        row_panels = make(y=y + 1)
+        for panel in row_panels:
             panel_id += 1
             dash = dash.with_panel(panel.id(panel_id))
+        y = _bottom(row_panels)
     data: dict[str, Any] = json.loads(json.dumps(dash.build(), cls=JSONEncoder))
     return data
 

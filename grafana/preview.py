@@ -329,7 +329,17 @@ def _table_frame(
     columns = [c for c in columns if c != "Time"]
     first = columns[0] if columns else ""
     table.sort(key=lambda r: str(r.get(first, "")))
+    # The panel's sortBy, last key first: Python's sort is stable, as Grafana's is.
+    for key in reversed(panel.get("options", {}).get("sortBy", [])):
+        table.sort(key=lambda r, k=key["displayName"]: _sort_key(r.get(k)), reverse=key["desc"])
     return columns, table
+
+
+def _sort_key(value: Any) -> tuple[int, float | str]:
+    """Numbers by value; an empty cell below every number, text above."""
+    if isinstance(value, float | int):
+        return (1, float(value))
+    return (0, "") if value is None else (2, str(value))
 
 
 def render_table(panel: Mapping[str, Any], results: dict[str, list[Series]]) -> str:
@@ -518,6 +528,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--prometheus", help="query this Prometheus instead of the incident")
     parser.add_argument("--account", default="cogni_system")
+    parser.add_argument("--cluster", default=".*", help="regex, as Grafana's variable (All: .*)")
+    parser.add_argument("--node", default=".*", help="regex, as Grafana's variable (All: .*)")
     parser.add_argument("--range-seconds", type=int, default=None)
     parser.add_argument("--html", type=Path, default=None, help="also keep the HTML here")
     parser.add_argument("--png", type=Path, default=HERE / "preview.png")
@@ -526,6 +538,8 @@ def main(argv: list[str] | None = None) -> int:
     dashboard = json.loads(generator.OUTPUT.read_text(encoding="utf-8"))
     values = {
         "datasource": "",
+        "cluster": args.cluster,
+        "node": args.node,
         "account": args.account,
         "charter": ".*",
         "__rate_interval": "5m" if args.prometheus else "5s",

@@ -43,11 +43,14 @@ PROVIDERS_YML = GRAFANA / "provisioning" / "dashboards" / "governance.yml"
 RULES_YML = ROOT / "prometheus" / "rules" / "governance.rules.yml"
 
 DS_VARIABLE = "${datasource}"
+FLEET_SELECTOR = 'cluster=~"$cluster", node=~"$node"'
 
 # Values the template variables take when a query is checked or run (the live test
 # uses the same substitution, with the range of its own run).
 TEMPLATE_VALUES = {
     "datasource": "governance-prometheus",
+    "cluster": ".*",
+    "node": ".*",
     "account": "cogni_system",
     "charter": ".*",
     "__range": "1h",
@@ -56,7 +59,10 @@ TEMPLATE_VALUES = {
 }
 
 # The exporter's metric contract: metric -> its labels (besides target labels).
-TARGET_LABELS = frozenset({"job", "instance"})
+# cluster and node are target labels an operator adds to tell the nodes of a fleet apart.
+FLEET_LABELS = frozenset({"cluster", "node"})
+NODE_LABELS = frozenset({"job", "instance"}) | FLEET_LABELS
+TARGET_LABELS = NODE_LABELS
 _ACCOUNT = frozenset({"account"})
 _CHARTER = frozenset({"account", "charter"})
 CONTRACT: dict[str, frozenset[str]] = {
@@ -101,6 +107,8 @@ CONTRACT: dict[str, frozenset[str]] = {
     "governance_memory_ignored_entries": frozenset(),
     "governance_memory_directory_readable": frozenset(),
     "governance_memory_collect_duration_seconds": frozenset(),
+    # Recording rules of prometheus/rules/governance.rules.yml.
+    "governance:credit_health:level": _ACCOUNT,
     # Prometheus' own series.
     "up": frozenset(),
     "ALERTS": frozenset(
@@ -140,6 +148,8 @@ REQUIRED_METRICS = frozenset(
         "governance_heartbeat_run_timestamp_seconds",
         "governance_heartbeat_decision",
         "governance_heartbeat_no_op_reason",
+        # The fleet row.
+        "governance:credit_health:level",
     }
 )
 MEMORY_PREFIXES = ("governance_heartbeat_", "governance_budget_", "governance_memory_")
@@ -290,21 +300,35 @@ def test_uid_is_fixed_unique_and_dashboard_is_read_only(
 
 def test_template_variables(dashboard: dict[str, Any]) -> None:
     variables = {v["name"]: v for v in dashboard["templating"]["list"]}
-    assert set(variables) == {"datasource", "account", "charter"}
+    assert list(variables) == ["datasource", "cluster", "node", "account", "charter"]
     ds = variables["datasource"]
     assert (ds["type"], ds["query"]) == ("datasource", "prometheus")
-    account = variables["account"]
-    assert account["type"] == "query"
-    assert account["query"] == "label_values(governance_credit_balance_credits, account)"
-    charter = variables["charter"]
-    assert charter["type"] == "query"
-    assert charter["query"] == (
-        'label_values(governance_charter_configured{account=~"$account"}, charter)'
+    fleet = 'cluster=~"$cluster", node=~"$node"'
+    assert variables["cluster"]["query"] == (
+        "label_values(governance_exporter_build_info, cluster)"
     )
-    assert charter["multi"] is True
-    assert charter["includeAll"] is True
-    for name in ("account", "charter"):
+    assert variables["node"]["query"] == (
+        'label_values(governance_exporter_build_info{cluster=~"$cluster"}, node)'
+    )
+    account = variables["account"]
+    assert account["query"] == (
+        f"label_values(governance_credit_balance_credits{{{fleet}}}, account)"
+    )
+    assert account.get("multi", False) is False
+    charter = variables["charter"]
+    assert charter["query"] == (
+        f'label_values(governance_charter_configured{{account=~"$account", {fleet}}}, charter)'
+    )
+    for name in ("cluster", "node", "account", "charter"):
+        assert variables[name]["type"] == "query"
         assert variables[name]["datasource"]["uid"] == DS_VARIABLE
+    for name in ("cluster", "node", "charter"):
+        # All is ".*", which also matches a series without the label: a single node
+        # whose targets carry no cluster/node label shows in full.
+        variable = variables[name]
+        assert (variable["multi"], variable["includeAll"]) == (True, True), name
+        assert variable["allValue"] == ".*", name
+        assert variable["current"]["value"] == "$__all", name
 
 
 def test_panels_tile_the_grid_without_overlap(dashboard: dict[str, Any]) -> None:
@@ -319,9 +343,12 @@ def test_panels_tile_the_grid_without_overlap(dashboard: dict[str, Any]) -> None
                 cells[(x, y)] = panel["title"]
 
 
-def test_credit_health_comes_first_and_fits_a_laptop_screen(dashboard: dict[str, Any]) -> None:
+def test_fleet_then_credit_health_come_first_and_fit_a_laptop_screen(
+    dashboard: dict[str, Any],
+) -> None:
     rows = [p for p in dashboard["panels"] if p["type"] == "row"]
     assert [r["title"] for r in rows] == [
+        "Fleet",
         "Credit health",
         "Charters",
         "Failed runs and alerts",
@@ -329,14 +356,16 @@ def test_credit_health_comes_first_and_fits_a_laptop_screen(dashboard: dict[str,
         "Trends",
         "Exporter health",
     ]
-    first = [
-        p
-        for p in dashboard["panels"]
-        if p["type"] != "row" and p["gridPos"]["y"] < rows[1]["gridPos"]["y"]
-    ]
-    assert first[0]["title"] == "Credit health: runway"
-    # ~30 px per grid unit: the first row ends well inside a 768 px-high laptop screen.
-    assert max(p["gridPos"]["y"] + p["gridPos"]["h"] for p in first) <= 8
+
+    def row_panels(index: int) -> list[dict[str, Any]]:
+        top, bottom = rows[index]["gridPos"]["y"], rows[index + 1]["gridPos"]["y"]
+        return [p for p in dashboard["panels"] if top < p["gridPos"]["y"] < bottom]
+
+    assert row_panels(0)[0]["title"] == "Fleet: nodes by credit health"
+    assert row_panels(1)[0]["title"] == "Credit health: runway"
+    # ~30 px per grid unit: the fleet and the node's credit health end inside a
+    # 768 px-high laptop screen.
+    assert max(p["gridPos"]["y"] + p["gridPos"]["h"] for p in row_panels(1)) <= 15
 
 
 # --- per panel ---------------------------------------------------------------------
@@ -402,6 +431,9 @@ def test_metrics_and_labels_are_those_of_the_contract(dashboard: dict[str, Any])
             matchers = _matchers(selector)
             assert set(matchers) <= known, f"{where}: {name} has no label {set(matchers) - known}"
             labels_in_expr |= CONTRACT[name]
+            # The fleet: every selector, of every panel and the annotation, by node.
+            for label in sorted(FLEET_LABELS):
+                assert matchers.get(label) == ".*", f"{where}: {name} not by ${label}"
             # One dashboard, several exporters/accounts: filter by the variables.
             if "account" in CONTRACT[name] and name != "ALERTS":
                 assert matchers.get("account") == "cogni_system", f"{where}: {name} not by $account"
@@ -539,6 +571,103 @@ def test_balance_is_shown_in_credits_and_usd(dashboard: dict[str, Any]) -> None:
     assert _grafana_colour(props["thresholds"]["steps"], 1 / model.CREDITS_PER_USD) != "red"
 
 
+# --- the fleet -------------------------------------------------------------------------
+
+
+FLEET_PANELS = (
+    "Fleet: nodes by credit health",
+    "Fleet: nodes, worst first",
+    "Fleet: failing charters",
+)
+
+
+def test_fleet_row_panels(dashboard: dict[str, Any]) -> None:
+    assert [p["title"] for p in _panels(dashboard) if p["title"].startswith("Fleet")] == list(
+        FLEET_PANELS
+    )
+
+
+@pytest.mark.parametrize("title", FLEET_PANELS)
+def test_fleet_queries_keep_every_node_apart(dashboard: dict[str, Any], title: str) -> None:
+    """Every grouping and every vector matching of the fleet row keeps the target's labels
+    (job, instance, cluster, node): two nodes differing only in instance are two rows.
+    The only aggregation without them is count(): how many nodes, in the stat."""
+    for target in _panel(dashboard, title)["targets"]:
+        nodes = _nodes_of(_parse(target["expr"]))
+        for kind, labels in nodes:
+            if kind == "count()":
+                assert title == FLEET_PANELS[0], target["expr"]
+            else:
+                assert labels >= NODE_LABELS, f"{title} {target['refId']}: {kind} {labels}"
+        assert nodes, target["expr"]
+
+
+def _nodes_of(node: Any) -> list[tuple[str, frozenset[str]]]:
+    """(kind, labels) of every aggregation and every vector matching in the expression."""
+    found: list[tuple[str, frozenset[str]]] = []
+    if isinstance(node, promql_parser.AggregateExpr):
+        if node.modifier is None:
+            assert str(node.op) in {"count", "sum"}, node
+            found.append((f"{node.op}()", frozenset()))
+        else:
+            found.append((f"{node.op} by", frozenset(node.modifier.labels)))
+    if isinstance(node, promql_parser.BinaryExpr) and node.modifier is not None:
+        matching = node.modifier.matching
+        if matching is not None:
+            # on(...), never ignoring(...): the labels kept are the ones named.
+            assert str(matching.type).endswith("Include"), node
+            found.append(("on", frozenset(matching.labels)))
+    for child in _children(node):
+        found.extend(_nodes_of(child))
+    return found
+
+
+def test_the_fleet_lint_catches_a_grouping_that_mixes_nodes() -> None:
+    kinds = _nodes_of(_parse("max by (account) (governance_credit_balance_credits)"))
+    assert kinds == [("max by", frozenset({"account"}))]
+    assert not kinds[0][1] >= NODE_LABELS
+
+
+def test_fleet_health_is_the_recording_rule_coloured_as_the_model(
+    dashboard: dict[str, Any],
+) -> None:
+    """Level 0/1/2 of governance:credit_health:level reads as the model's green, yellow,
+    red, in the table and in the count of nodes per level."""
+    rules = yaml.safe_load(RULES_YML.read_text(encoding="utf-8"))
+    recorded = {r.get("record") for group in rules["groups"] for r in group["rules"]}
+    assert "governance:credit_health:level" in recorded
+    # The generator's levels are the exporter's own Health members, in the rule's order.
+    levels = list(load_generator().HEALTH_LEVELS)
+    assert set(levels) == set(type(levels[0]))
+    assert [level.value for level in levels] == ["green", "yellow", "red"]
+    nodes = _panel(dashboard, "Fleet: nodes, worst first")
+    health = _override(nodes, "byName", "Credit health")
+    assert health["custom.cellOptions"]["type"] == "color-background"
+    options = health["mappings"][0]["options"]
+    assert sorted(options) == ["0", "1", "2"]
+    for level, colour in enumerate(levels):
+        assert options[str(level)]["color"] == colour.value
+        assert options[str(level)]["text"] == colour.value.upper()
+    counts = _panel(dashboard, "Fleet: nodes by credit health")
+    for ref, colour in zip("ABC", reversed(levels), strict=True):
+        (target,) = (t for t in counts["targets"] if t["refId"] == ref)
+        assert target["legendFormat"] == colour.value
+        assert f"== {levels.index(colour)})" in target["expr"]
+
+
+def test_fleet_tables_sort_worst_first(dashboard: dict[str, Any]) -> None:
+    nodes = _panel(dashboard, "Fleet: nodes, worst first")
+    assert nodes["options"]["sortBy"] == [
+        {"displayName": "Credit health", "desc": True},
+        {"displayName": "Failing charters", "desc": True},
+    ]
+    renamed = nodes["transformations"][-1]["options"]["renameByName"]
+    assert {"Credit health", "Failing charters"} <= set(renamed.values())
+    failing = _panel(dashboard, "Fleet: failing charters")
+    assert failing["options"]["sortBy"] == [{"displayName": "Failed in window", "desc": True}]
+    assert "Failed in window" in failing["transformations"][-1]["options"]["renameByName"].values()
+
+
 # --- gateway memory: heartbeats and the budget gate ---------------------------------
 
 
@@ -587,7 +716,7 @@ def _evaluate(node: Any, values: dict[tuple[str, str], float]) -> float:
     if isinstance(node, promql_parser.AggregateExpr) and str(node.op) in {"max", "min"}:
         return _evaluate(node.expr, values)
     if isinstance(node, promql_parser.VectorSelector):
-        (matcher,) = node.matchers.matchers
+        (matcher,) = (m for m in node.matchers.matchers if m.name not in FLEET_LABELS)
         return values[(str(node.name), matcher.value)]
     if isinstance(node, promql_parser.BinaryExpr) and str(node.op) in {"+", "*"}:
         lhs, rhs = _evaluate(node.lhs, values), _evaluate(node.rhs, values)
@@ -623,7 +752,8 @@ def test_budget_gate_colours(dashboard: dict[str, Any]) -> None:
     runs = _override(panel, "byFrameRefID", "A")["mappings"][0]["options"]
     assert (runs["0"]["text"], runs["0"]["color"]) == ("CLOSED", "red")
     assert (runs["1"]["text"], runs["1"]["color"]) == ("OPEN", "green")
-    assert _target(panel, "A") == "min(governance_budget_allow_runs)"  # closed wins
+    # Closed wins.
+    assert _target(panel, "A") == f"min(governance_budget_allow_runs{{{FLEET_SELECTOR}}})"
     files = _override(panel, "byFrameRefID", "E")["mappings"][0]["options"]
     colours = {option["text"]: option["color"] for option in files.values()}
     assert colours["ok"] == "green"
@@ -636,7 +766,9 @@ def test_budget_header_age_turns_red_where_the_gateway_and_the_alert_call_it_sta
     dashboard: dict[str, Any],
 ) -> None:
     panel = _panel(dashboard, "Budget gate")
-    assert _target(panel, "D") == "time() - max(governance_budget_updated_timestamp_seconds)"
+    assert _target(panel, "D") == (
+        f"time() - max(governance_budget_updated_timestamp_seconds{{{FLEET_SELECTOR}}})"
+    )
     props = _override(panel, "byFrameRefID", "D")
     assert props["unit"] == "dtdurations"
     steps = props["thresholds"]["steps"]

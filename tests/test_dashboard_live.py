@@ -17,6 +17,7 @@ series and values that the incident implies.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib.util
 import json
 import math
@@ -167,6 +168,7 @@ notes: balance exhausted; no governance runs until credits are topped up
 @dataclass
 class Stack:
     prometheus_url: str
+    exporter_target: str  # host:port of the incident's exporter
     schema: str
     rules_loaded: bool
     spent_credits: float  # charged in the trailing 24 h, read back from the database
@@ -218,11 +220,19 @@ def seed_incident_with_gaps(database: Database) -> tuple[float, int]:
     return float(row[0]), int(row[1])
 
 
-def _write_prometheus_config(directory: Path, target: str) -> bool:
-    """prometheus.yml scraping ``target`` every second; the repo's rules, 1 s groups."""
+# A scrape target: host:port and the labels the operator adds to it (none on one node).
+Target = tuple[str, dict[str, str]]
+
+
+def _write_prometheus_config(directory: Path, targets: list[Target]) -> bool:
+    """prometheus.yml scraping ``targets`` every second; the repo's rules, 1 s groups."""
+    static_configs = [
+        {"targets": [address], **({"labels": labels} if labels else {})}
+        for address, labels in targets
+    ]
     config: dict[str, Any] = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-        "scrape_configs": [{"job_name": "governance", "static_configs": [{"targets": [target]}]}],
+        "scrape_configs": [{"job_name": "governance", "static_configs": static_configs}],
     }
     rules_loaded = RULES.exists()
     if rules_loaded:
@@ -236,11 +246,11 @@ def _write_prometheus_config(directory: Path, target: str) -> bool:
 
 
 @contextlib.contextmanager
-def prometheus_server(target: str) -> Iterator[tuple[str, bool]]:
+def prometheus_server(*targets: Target) -> Iterator[tuple[str, bool]]:
     # Never a skip: .ci/run installs it, and a missing tool must fail loudly.
     assert PROMETHEUS is not None, "needs the prometheus binary (apt-get install prometheus)"
     directory = Path(tempfile.mkdtemp(prefix="govexp-prom-"))
-    rules_loaded = _write_prometheus_config(directory, target)
+    rules_loaded = _write_prometheus_config(directory, list(targets))
     port = free_port()
     log_path = directory / "prometheus.log"
     with log_path.open("wb") as log:
@@ -283,27 +293,30 @@ def incident_stack(pg_admin_url: str) -> Iterator[Stack]:
         assert 4 * 17 <= charges <= 4 * 18, charges  # 17-18 hourly charges per charter
         memory = write_gateway_memory(memory_root / "memory", time.time())
         env = {"GOVERNANCE_EXPORTER_MEMORY_DIR": str(memory.directory)}
-        with (
-            run_exporter(database.monitor_url, env=env) as exporter_process,
-            prometheus_server(exporter_process.url.removeprefix("http://")) as (url, rules),
-        ):
-            live = Stack(url, database.schema, rules, spent, charges, memory)
-            # Enough samples for the range panels, and the rules evaluated on them.
-            wait_for(
-                live,
-                f"count_over_time(governance_exporter_up[1m]) >= {RANGE_SECONDS + 2}",
-                "scrapes",
-            )
-            if rules:
-                wait_for(
-                    live,
-                    'ALERTS{alertname="GovernanceRunsFailing", alertstate="firing"}',
-                    "rule evaluation",
-                )
-            yield live
+        with run_exporter(database.monitor_url, env=env) as exporter_process:
+            target = exporter_process.url.removeprefix("http://")
+            with prometheus_server((target, {})) as (url, rules):
+                live = Stack(url, target, database.schema, rules, spent, charges, memory)
+                _wait_until_ready(live)
+                yield live
     finally:
         drop_database(database)
         shutil.rmtree(memory_root, ignore_errors=True)
+
+
+def _wait_until_ready(live: Stack) -> None:
+    """Enough samples for the range panels, and the rules evaluated on them."""
+    wait_for(
+        live,
+        f"count_over_time(governance_exporter_up[1m]) >= {RANGE_SECONDS + 2}",
+        "scrapes",
+    )
+    if live.rules_loaded:
+        wait_for(
+            live,
+            'ALERTS{alertname="GovernanceRunsFailing", alertstate="firing"}',
+            "rule evaluation",
+        )
 
 
 @pytest.fixture(scope="module")
@@ -318,6 +331,9 @@ GENERATOR = load_generator()
 DASHBOARD: dict[str, Any] = json.loads(DASHBOARD_JSON.read_text(encoding="utf-8"))
 VALUES = {
     "datasource": "",
+    # All: the single node's target has no cluster/node label, and ".*" still matches.
+    "cluster": ".*",
+    "node": ".*",
     "account": ACCOUNT,
     "charter": ".*",
     "__range": f"{RANGE_SECONDS}s",
@@ -392,10 +408,12 @@ def _per_charter(expected: dict[str, float], *, at_least: set[str] | None = None
 def _last_success(result: list[Series], _: Stack) -> None:
     values = _by(result, "charter")
     assert values.keys() == set(CONFIGURED)
-    # Runs failed for the last 6 h: the newest success is between 6 and 7 h old.
+    # Runs failed for the last 6 h: the newest success fired between 6 and 7 h ago and
+    # completed 3 minutes later (seed_governance), so it is up to 3 min younger than 6 h
+    # when the test runs just after a charter's minute.
     for charter, millis in values.items():
         age = time.time() - millis / 1000
-        assert 6 * 3600 - 120 <= age <= 7 * 3600 + 120, (charter, age)
+        assert 6 * 3600 - 180 - 120 <= age <= 7 * 3600 + 120, (charter, age)
 
 
 def _next_run_in(result: list[Series], _: Stack) -> None:
@@ -539,12 +557,54 @@ def _heartbeat_millis(field: str) -> Check:
     return check
 
 
+def _node_count(expected: int) -> Check:
+    """A count of nodes: one label-less series."""
+
+    def check(result: list[Series], _: Stack) -> None:
+        assert _labels(result) == {frozenset()}, result
+        assert _last(result[0]) == expected
+
+    return check
+
+
+def _one_node(expected: float | None = None, *, at_least: float | None = None) -> Check:
+    """One series per node: here the single node, labelled only by its target."""
+
+    def check(result: list[Series], stack: Stack) -> None:
+        assert _labels(result) == {frozenset({"job", "instance"})}, result
+        ((job, instance, value),) = (
+            (s["metric"]["job"], s["metric"]["instance"], _last(s)) for s in result
+        )
+        assert (job, instance) == ("governance", stack.exporter_target)
+        assert expected is None or value == expected, value
+        assert at_least is None or value >= at_least, value
+
+    return check
+
+
+def _failing_charters(result: list[Series], stack: Stack) -> None:
+    assert _labels(result) == {frozenset({"job", "instance", "charter"})}
+    assert {s["metric"]["instance"] for s in result} == {stack.exporter_target}
+    assert _by(result, "charter") == dict.fromkeys(CONFIGURED, 6.0)
+
+
 # The incident: balance 0; charges of 1,000,000 credits until six hours ago, none since.
 def _burn_per_hour(stack: Stack) -> float:
     return stack.spent_credits / 86400 * 3600
 
 
 EXPECTED: dict[str, Check] = {
+    "Fleet: nodes by credit health/A": _node_count(1),  # red
+    "Fleet: nodes by credit health/B": _node_count(0),  # yellow
+    "Fleet: nodes by credit health/C": _node_count(0),  # green
+    "Fleet: nodes by credit health/D": _node_count(0),  # exporter down
+    "Fleet: nodes, worst first/A": _one_node(2),  # red
+    "Fleet: nodes, worst first/B": _one_node(0),  # runway
+    "Fleet: nodes, worst first/C": _one_node(len(CONFIGURED)),  # failing charters
+    "Fleet: nodes, worst first/D": _one_node(at_least=1),  # alerts firing
+    "Fleet: nodes, worst first/E": _one_node(1),  # scraped
+    "Fleet: failing charters/A": _failing_charters,
+    "Fleet: failing charters/B": _last_success,
     "Credit health: runway/A": _one_account(0),
     "Balance/A": _one_account(0),
     "Balance/B": _one_account(0),
@@ -625,16 +685,22 @@ def test_annotation_shows_firing_alerts(stack: Stack) -> None:
         assert result == []
 
 
-def test_template_variables_list_the_account_and_every_charter(stack: Stack) -> None:
+def variable_values(stack: Stack, name: str, values: dict[str, str] = VALUES) -> list[str]:
     """label_values(metric, label) is Grafana's call of Prometheus' label values API."""
     variables = {v["name"]: v["query"] for v in DASHBOARD["templating"]["list"]}
-    for name, expected in (("account", [ACCOUNT]), ("charter", sorted([*CONFIGURED, MISSING]))):
-        query = GENERATOR.substitute(variables[name], VALUES)
-        assert query.startswith("label_values(")
-        selector, label = query.removeprefix("label_values(").removesuffix(")").rsplit(", ", 1)
-        assert label == name
-        values = stack.api(f"label/{label}/values", **{"match[]": selector})
-        assert sorted(values) == expected
+    query = GENERATOR.substitute(variables[name], values)
+    assert query.startswith("label_values(")
+    selector, label = query.removeprefix("label_values(").removesuffix(")").rsplit(", ", 1)
+    assert label == name
+    return sorted(stack.api(f"label/{label}/values", **{"match[]": selector}))
+
+
+def test_template_variables_list_the_account_and_every_charter(stack: Stack) -> None:
+    assert variable_values(stack, "account") == [ACCOUNT]
+    assert variable_values(stack, "charter") == sorted([*CONFIGURED, MISSING])
+    # One node without cluster/node labels: nothing to list, and All (".*") shows it all.
+    assert variable_values(stack, "cluster") == []
+    assert variable_values(stack, "node") == []
 
 
 def test_rendered_preview_shows_the_incident(stack: Stack) -> None:
@@ -666,3 +732,136 @@ def test_rendered_preview_shows_the_incident(stack: Stack) -> None:
     assert "Decision" not in by_charter[MISSING]
     if stack.rules_loaded:
         assert "GovernanceCreditRunwayLow" in page
+
+
+# --- the fleet: two nodes in one Prometheus ------------------------------------------
+#
+# A second Prometheus scrapes two nodes, told apart by the cluster/node labels an
+# operator adds to their targets: the incident's exporter (red, three charters failing)
+# and a healthy node's (500,000,000 credits, every run a success). The fleet row must
+# show both, the incident first, and the node variable must pick either one alone.
+
+CLUSTER = "eu-1"
+INCIDENT_NODE = "dao-incident"
+HEALTHY_NODE = "dao-healthy"
+HEALTHY_BALANCE = 500_000_000  # scenario.seed_governance's default
+
+
+@pytest.fixture(scope="module")
+def fleet(stack: Stack, pg_admin_url: str) -> Iterator[Stack]:
+    """The incident's exporter and a healthy node's, scraped by one more Prometheus."""
+    database = create_database(pg_admin_url, SCHEMA_2026_02)
+    try:
+        with database.connect() as conn:
+            scenario.seed_governance(conn, database.schema, datetime.now(UTC))
+        with run_exporter(database.monitor_url) as healthy:
+            targets = (
+                (stack.exporter_target, {"cluster": CLUSTER, "node": INCIDENT_NODE}),
+                (healthy.url.removeprefix("http://"), {"cluster": CLUSTER, "node": HEALTHY_NODE}),
+            )
+            with prometheus_server(*targets) as (url, _rules):
+                live = dataclasses.replace(stack, prometheus_url=url)
+                _wait_until_ready(live)
+                wait_for(live, "count(governance:credit_health:level) == 2", "both nodes")
+                yield live
+    finally:
+        drop_database(database)
+
+
+def _panel_targets(title: str) -> dict[str, dict[str, Any]]:
+    (panel,) = (p for p in GENERATOR.panels(DASHBOARD) if p["title"] == title)
+    return {t["refId"]: t for t in panel["targets"]}
+
+
+def _instant(stack: Stack, title: str, ref: str, **values: str) -> list[Series]:
+    expr = GENERATOR.substitute(_panel_targets(title)[ref]["expr"], {**VALUES, **values})
+    result: list[Series] = stack.query(expr)["result"]
+    return result
+
+
+def _per_node(result: list[Series]) -> dict[str, float]:
+    """{node: value}, every series labelled by its whole target."""
+    assert _labels(result) == {frozenset({"job", "instance", "cluster", "node"})}, result
+    assert {s["metric"]["cluster"] for s in result} == {CLUSTER}
+    return _by(result, "node")
+
+
+def _load_preview() -> Any:
+    spec = importlib.util.spec_from_file_location("governance_preview", PREVIEW)
+    assert spec is not None
+    assert spec.loader is not None
+    preview = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(preview)
+    return preview
+
+
+def test_fleet_counts_nodes_by_credit_health(fleet: Stack) -> None:
+    title = "Fleet: nodes by credit health"
+    counts = {ref: _last(_instant(fleet, title, ref)[0]) for ref in "ABCD"}
+    assert counts == {"A": 1, "B": 0, "C": 1, "D": 0}  # red, yellow, green, down
+
+
+def test_fleet_nodes_table_keeps_the_nodes_apart(fleet: Stack) -> None:
+    title = "Fleet: nodes, worst first"
+    health, runway, failing, alerts, up = (
+        _per_node(_instant(fleet, title, ref)) for ref in "ABCDE"
+    )
+    assert health == {INCIDENT_NODE: 2, HEALTHY_NODE: 0}
+    assert runway[INCIDENT_NODE] == 0
+    assert runway[HEALTHY_NODE] > 24 * 3600  # green
+    assert failing == {INCIDENT_NODE: len(CONFIGURED), HEALTHY_NODE: 0}
+    assert alerts[INCIDENT_NODE] >= 1
+    assert alerts[HEALTHY_NODE] == 0  # the incident's alerts stay on the incident's node
+    assert up == {INCIDENT_NODE: 1, HEALTHY_NODE: 1}
+
+
+def test_fleet_nodes_table_shows_the_worst_node_first(fleet: Stack) -> None:
+    """As Grafana would show it: merged per node, renamed, sorted by the panel's sortBy."""
+    preview = _load_preview()
+    prometheus = preview.Prometheus(fleet.prometheus_url, VALUES, RANGE_SECONDS)
+    (panel,) = (p for p in GENERATOR.panels(DASHBOARD) if p["title"] == "Fleet: nodes, worst first")
+    results = {t["refId"]: prometheus.run(t) for t in panel["targets"]}
+    columns, rows = preview._table_frame(panel, results)
+    assert columns[:4] == ["Cluster", "Node", "Instance", "Job"]
+    assert [row["Node"] for row in rows] == [INCIDENT_NODE, HEALTHY_NODE]
+    assert [row["Credit health"] for row in rows] == [2, 0]
+    assert [row["Failing charters"] for row in rows] == [len(CONFIGURED), 0]
+    page = preview.render_table(panel, results)
+    assert page.index("RED") < page.index("GREEN")
+
+
+def test_fleet_failing_charters_are_the_incident_nodes(fleet: Stack) -> None:
+    title = "Fleet: failing charters"
+    failed = _instant(fleet, title, "A")
+    assert {s["metric"]["node"] for s in failed} == {INCIDENT_NODE}
+    assert _by(failed, "node", "charter") == {(INCIDENT_NODE, c): 6 for c in CONFIGURED}
+    last_success = _instant(fleet, title, "B")
+    assert {(s["metric"]["node"], s["metric"]["charter"]) for s in last_success} == {
+        (INCIDENT_NODE, c) for c in CONFIGURED
+    }
+
+
+def test_node_variable_shows_one_node_alone(fleet: Stack) -> None:
+    """The rows below the fleet row read one node when one is picked (Grafana's regex
+    of a multi-value variable is (a|b); one value is itself)."""
+    runway = "Credit health: runway"
+    for node, balance in ((INCIDENT_NODE, 0), (HEALTHY_NODE, HEALTHY_BALANCE)):
+        (series,) = _instant(fleet, "Balance", "A", node=node)
+        assert _last(series) == balance
+    (series,) = _instant(fleet, runway, "A", node=HEALTHY_NODE)
+    assert _last(series) > 24 * 3600
+    (series,) = _instant(fleet, runway, "A", node=f"({INCIDENT_NODE}|{HEALTHY_NODE})")
+    assert _last(series) == 0  # min by account: the worst of the selected nodes
+    assert _instant(fleet, "Balance", "A", cluster="elsewhere") == []
+    assert _instant(fleet, "Exporter up", "A", node=HEALTHY_NODE)[0]["metric"]["node"] == (
+        HEALTHY_NODE
+    )
+
+
+def test_fleet_variables_list_the_cluster_and_both_nodes(fleet: Stack) -> None:
+    assert variable_values(fleet, "cluster") == [CLUSTER]
+    assert variable_values(fleet, "node") == sorted([INCIDENT_NODE, HEALTHY_NODE])
+    assert variable_values(fleet, "account") == [ACCOUNT]
+    assert variable_values(fleet, "charter", {**VALUES, "node": HEALTHY_NODE}) == sorted(
+        scenario.CHARTER_CRONS
+    )
