@@ -18,13 +18,15 @@ of a rule.
 - Many nodes (prometheus/ha/, prometheus/global/): ``render_ha_prometheus_config``
   renders an HA replica's config the same way, keeping its alert relabeling;
   ``alertmanager_cluster`` starts clustered Alertmanagers; ``seed_healthy_node`` and
-  ``start_credit_outage`` play the 2026-02-15 incident as tests/test_e2e.py does.
+  ``start_credit_outage`` play the 2026-02-15 incident as tests/test_e2e.py does;
+  ``run_victoria_metrics`` starts the global store (Debian: victoria-metrics).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import subprocess
 import threading
 import time
@@ -67,9 +69,11 @@ __all__ = [
     "Received",
     "Stack",
     "StackTiming",
+    "VictoriaMetrics",
     "alertmanager_cluster",
     "find_alertmanager",
     "find_prometheus",
+    "find_victoria_metrics",
     "governance_stack",
     "render_alertmanager_config",
     "render_ha_prometheus_config",
@@ -77,6 +81,7 @@ __all__ = [
     "render_rules",
     "run_alertmanager",
     "run_prometheus",
+    "run_victoria_metrics",
     "scenario",
     "seed_healthy_node",
     "start_credit_outage",
@@ -316,7 +321,7 @@ def render_ha_prometheus_config(
         )
     )
     relabeling = committed.get("alerting", {}).get("alert_relabel_configs")
-    if keep_alert_relabeling and relabeling:
+    if keep_alert_relabeling and relabeling and "alerting" in config:
         config["alerting"]["alert_relabel_configs"] = relabeling
     if remote_write is not None:
         config["remote_write"] = remote_write
@@ -417,3 +422,61 @@ def alertmanager_cluster(
     finally:
         for peer in peers:
             stop_process(peer.process)
+
+
+class VictoriaMetrics:
+    """A started single-node VictoriaMetrics: Prometheus' query API and raw export."""
+
+    def __init__(self, process: subprocess.Popen[bytes], url: str, log_path: Path) -> None:
+        self.process = process
+        self.url = url
+        self.log_path = log_path
+        self.api = PrometheusAPI(url)
+
+    @property
+    def write_url(self) -> str:
+        """Where Prometheus' ``remote_write`` sends."""
+        return f"{self.url}/api/v1/write"
+
+    def export(self, selector: str) -> list[dict[str, Any]]:
+        """The stored samples of ``selector``'s series (deduplicated, if configured):
+        ``[{"metric": {...}, "values": [...], "timestamps": [ms, ...]}, ...]``."""
+        query = urllib.parse.urlencode({"match[]": selector})
+        with urllib.request.urlopen(f"{self.url}/api/v1/export?{query}", timeout=10) as response:
+            return [json.loads(line) for line in response.read().splitlines() if line.strip()]
+
+
+def find_victoria_metrics() -> str | None:
+    return shutil.which("victoria-metrics")
+
+
+@contextlib.contextmanager
+def run_victoria_metrics(
+    workdir: Path, args: list[str], *, ready_timeout: float = 60
+) -> Iterator[VictoriaMetrics]:
+    """VictoriaMetrics with ``args`` (no storage path or listen address: those are set
+    here, to ``workdir`` and a free loopback port); stopped on exit."""
+    binary = find_victoria_metrics()
+    if binary is None:
+        raise AssertionError("victoria-metrics must be on PATH (Debian: victoria-metrics)")
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    argv = [
+        binary,
+        *args,
+        f"-storageDataPath={workdir / 'data'}",
+        f"-httpListenAddr=127.0.0.1:{port}",
+    ]
+    log_path = workdir / "victoria-metrics.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+    store = VictoriaMetrics(process, f"http://127.0.0.1:{port}", log_path)
+    try:
+        wait_for(
+            lambda: process.poll() is None and _ready(store.url + "/health"),
+            timeout=ready_timeout,
+            what=f"VictoriaMetrics at {store.url} ({log_path})",
+        )
+        yield store
+    finally:
+        stop_process(process)
