@@ -15,20 +15,31 @@ of a rule.
   exporter, both with the repository's files; stopped on exit, even on failure.
 - ``run_prometheus``/``run_alertmanager`` (re-exported) start either alone with
   any config, on a free port, and wait until it is ready.
+- Many nodes (prometheus/ha/, prometheus/global/): ``render_ha_prometheus_config``
+  renders an HA replica's config the same way, keeping its alert relabeling;
+  ``alertmanager_cluster`` starts clustered Alertmanagers; ``seed_healthy_node`` and
+  ``start_credit_outage`` play the 2026-02-15 incident as tests/test_e2e.py does;
+  ``run_victoria_metrics`` starts the global store (Debian: victoria-metrics).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import shutil
+import subprocess
 import threading
 import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
+
+import yaml
+from harness import Database, free_port, scenario, stop_process
 
 from exporter.demo.driver import WebhookReceiver
 from exporter.demo.stack import (
@@ -48,20 +59,32 @@ from exporter.demo.stack import (
 
 __all__ = [
     "FAST",
+    "GLOBAL_DIR",
+    "HA_DIR",
+    "HEALTHY_BALANCE",
     "REPO",
     "NotificationSink",
+    "Peer",
     "PrometheusAPI",
     "Received",
     "Stack",
     "StackTiming",
+    "VictoriaMetrics",
+    "alertmanager_cluster",
     "find_alertmanager",
     "find_prometheus",
+    "find_victoria_metrics",
     "governance_stack",
     "render_alertmanager_config",
+    "render_ha_prometheus_config",
     "render_prometheus_config",
     "render_rules",
     "run_alertmanager",
     "run_prometheus",
+    "run_victoria_metrics",
+    "scenario",
+    "seed_healthy_node",
+    "start_credit_outage",
 ]
 
 REPO = RepoFiles(Path(__file__).resolve().parent.parent)
@@ -222,3 +245,238 @@ def governance_stack(
             monitoring,
             timing,
         )
+
+
+# --- many nodes: a Prometheus HA pair, clustered Alertmanagers, a global store ------------
+#
+# The seeding helpers (``scenario``) come through harness.py, which follows the demo
+# package wherever it lives: tests that need them import them from here.
+
+HA_DIR = REPO.root / "prometheus" / "ha"
+GLOBAL_DIR = REPO.root / "prometheus" / "global"
+HEALTHY_BALANCE = 500_000_000  # with 96M spent a day: 125 h of runway, green
+
+
+def seed_healthy_node(database: Database) -> dict[str, str]:
+    """A green node with a day of successful hourly runs; its schedules by charter."""
+    with database.connect() as conn:
+        _, schedules = scenario.seed_governance(
+            conn,
+            database.schema,
+            datetime.now(UTC),
+            balance_credits=HEALTHY_BALANCE,
+            hours=24,
+        )
+    return schedules
+
+
+def start_credit_outage(database: Database, schedules: dict[str, str]) -> None:
+    """The 2026-02-15 outage, as tests/test_e2e.py plays it: balance 0, the latest run
+    of every schedule rejected with ``insufficient_credits``."""
+    now = datetime.now(UTC)
+    with database.connect() as conn:
+        row = conn.execute(
+            "SELECT a.owner_user_id, a.id, g.id::text, k.id::text FROM billing_accounts a"
+            " JOIN execution_grants g ON g.billing_account_id = a.id"
+            " JOIN virtual_keys k ON k.billing_account_id = a.id WHERE a.slug = %s",
+            (scenario.SYSTEM_SLUG,),
+        ).fetchone()
+        assert row is not None
+        scenario.set_balance(conn, scenario.Tenant(*row), 0)
+        for offset, schedule_id in enumerate(schedules.values()):
+            scenario.add_run(
+                conn,
+                database.schema,
+                schedule_id,
+                now - timedelta(seconds=offset + 1),
+                "error",
+                error_message="insufficient_credits",
+                error_code="insufficient_credits",
+                completed_at=now,
+            )
+
+
+def render_ha_prometheus_config(
+    text: str,
+    *,
+    targets: dict[str, list[str]],
+    rule_files: list[Path],
+    alertmanagers: list[str],
+    timing: StackTiming,
+    keep_alert_relabeling: bool = True,
+    remote_write: list[dict[str, Any]] | None = None,
+) -> str:
+    """An HA replica's config (prometheus/ha/), rendered like the single server's
+    (``render_prometheus_config``: addresses and durations), with its
+    ``alert_relabel_configs`` kept (``keep_alert_relabeling=False``: removed, the
+    misconfiguration that pages twice) and ``remote_write`` set if given."""
+    committed = yaml.safe_load(text)
+    config = yaml.safe_load(
+        render_prometheus_config(
+            text,
+            targets=targets,
+            rule_files=rule_files,
+            alertmanagers=alertmanagers,
+            timing=timing,
+        )
+    )
+    relabeling = committed.get("alerting", {}).get("alert_relabel_configs")
+    if keep_alert_relabeling and relabeling and "alerting" in config:
+        config["alerting"]["alert_relabel_configs"] = relabeling
+    if remote_write is not None:
+        config["remote_write"] = remote_write
+    return str(yaml.safe_dump(config, sort_keys=False))
+
+
+@dataclass
+class Peer:
+    """One started member of an Alertmanager cluster."""
+
+    process: subprocess.Popen[bytes]
+    url: str
+    cluster_address: str
+    log_path: Path
+
+    def get(self, path: str) -> Any:
+        with urllib.request.urlopen(f"{self.url}{path}", timeout=10) as response:
+            return json.load(response)
+
+    def cluster(self) -> dict[str, Any]:
+        """``/api/v2/status``'s cluster: ``{"status": "ready", "peers": [...]}``."""
+        return dict(self.get("/api/v2/status")["cluster"])
+
+    def alerts(self) -> list[dict[str, Any]]:
+        return list(self.get("/api/v2/alerts"))
+
+
+def _ready(url: str) -> bool:
+    with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as response:
+        return bool(response.status == 200)
+    return False
+
+
+@contextlib.contextmanager
+def alertmanager_cluster(
+    workdir: Path,
+    config_text: str,
+    *,
+    size: int = 2,
+    peer_timeout: str = "3s",
+    clustered: bool = True,
+    ready_timeout: float = 60,
+) -> Iterator[list[Peer]]:
+    """``size`` Alertmanagers with one config, gossiping on loopback (each started with
+    every other one as ``--cluster.peer``), yielded once the cluster has settled with
+    all of them; ``clustered=False``: the same number, each alone. ``peer_timeout``:
+    how long the second waits for the first's notification before sending its own
+    (Alertmanager's default is 15s; on loopback gossip takes milliseconds)."""
+    binary = find_alertmanager()
+    if binary is None:
+        raise AssertionError(
+            "alertmanager must be on PATH: apt-get install prometheus-alertmanager"
+        )
+    web_ports = [free_port() for _ in range(size)]
+    gossip = [f"127.0.0.1:{free_port()}" for _ in range(size)]
+    peers: list[Peer] = []
+    try:
+        for index, (web_port, address) in enumerate(zip(web_ports, gossip, strict=True)):
+            home = workdir / f"alertmanager-{index}"
+            home.mkdir(parents=True, exist_ok=True)
+            (home / "alertmanager.yml").write_text(config_text, encoding="utf-8")
+            argv = [
+                binary,
+                f"--config.file={home / 'alertmanager.yml'}",
+                f"--storage.path={home / 'data'}",
+                f"--web.listen-address=127.0.0.1:{web_port}",
+            ]
+            if clustered:
+                argv += [
+                    f"--cluster.listen-address={address}",
+                    f"--cluster.advertise-address={address}",
+                    f"--cluster.peer-timeout={peer_timeout}",
+                    *(f"--cluster.peer={other}" for other in gossip if other != address),
+                ]
+            else:
+                argv.append("--cluster.listen-address=")
+            log_path = home / "alertmanager.log"
+            with log_path.open("wb") as log:
+                process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+            peers.append(Peer(process, f"http://127.0.0.1:{web_port}", address, log_path))
+        for peer in peers:
+            wait_for(
+                lambda peer=peer: peer.process.poll() is None and _ready(peer.url + "/-/ready"),
+                timeout=ready_timeout,
+                what=f"Alertmanager at {peer.url} ({peer.log_path})",
+            )
+        if clustered:
+            for peer in peers:
+                wait_for(
+                    lambda peer=peer: (
+                        peer.cluster().get("status") == "ready"
+                        and len(peer.cluster().get("peers", [])) == size
+                    ),
+                    timeout=ready_timeout,
+                    what=f"Alertmanager {peer.url} to settle in a cluster of {size}",
+                )
+        yield peers
+    finally:
+        for peer in peers:
+            stop_process(peer.process)
+
+
+class VictoriaMetrics:
+    """A started single-node VictoriaMetrics: Prometheus' query API and raw export."""
+
+    def __init__(self, process: subprocess.Popen[bytes], url: str, log_path: Path) -> None:
+        self.process = process
+        self.url = url
+        self.log_path = log_path
+        self.api = PrometheusAPI(url)
+
+    @property
+    def write_url(self) -> str:
+        """Where Prometheus' ``remote_write`` sends."""
+        return f"{self.url}/api/v1/write"
+
+    def export(self, selector: str) -> list[dict[str, Any]]:
+        """The stored samples of ``selector``'s series (deduplicated, if configured):
+        ``[{"metric": {...}, "values": [...], "timestamps": [ms, ...]}, ...]``."""
+        query = urllib.parse.urlencode({"match[]": selector})
+        with urllib.request.urlopen(f"{self.url}/api/v1/export?{query}", timeout=10) as response:
+            return [json.loads(line) for line in response.read().splitlines() if line.strip()]
+
+
+def find_victoria_metrics() -> str | None:
+    return shutil.which("victoria-metrics")
+
+
+@contextlib.contextmanager
+def run_victoria_metrics(
+    workdir: Path, args: list[str], *, ready_timeout: float = 60
+) -> Iterator[VictoriaMetrics]:
+    """VictoriaMetrics with ``args`` (no storage path or listen address: those are set
+    here, to ``workdir`` and a free loopback port); stopped on exit."""
+    binary = find_victoria_metrics()
+    if binary is None:
+        raise AssertionError("victoria-metrics must be on PATH (Debian: victoria-metrics)")
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    argv = [
+        binary,
+        *args,
+        f"-storageDataPath={workdir / 'data'}",
+        f"-httpListenAddr=127.0.0.1:{port}",
+    ]
+    log_path = workdir / "victoria-metrics.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+    store = VictoriaMetrics(process, f"http://127.0.0.1:{port}", log_path)
+    try:
+        wait_for(
+            lambda: process.poll() is None and _ready(store.url + "/health"),
+            timeout=ready_timeout,
+            what=f"VictoriaMetrics at {store.url} ({log_path})",
+        )
+        yield store
+    finally:
+        stop_process(process)
