@@ -25,10 +25,7 @@ from psycopg_pool import ConnectionPool
 
 from exporter.model import (
     FAILURE_REASONS,
-    OTHER_KIND,
     OUTCOMES,
-    RUN_KINDS,
-    UNKNOWN_KIND,
     finished_failures,
     finished_outcomes,
 )
@@ -38,7 +35,9 @@ from exporter.source import COLLECTION_ERROR_REASONS, CollectionError, Source
 
 logger = logging.getLogger(__name__)
 
-FINISHED_RUN_KINDS = (*RUN_KINDS, OTHER_KIND, UNKNOWN_KIND)
+# The kinds of governance work whose counters exist from the first scrape on;
+# other kinds appear when first seen.
+FINISHED_RUN_KINDS = ("system_scheduled", "system_webhook")
 
 Clock = Callable[[], datetime]
 Monotonic = Callable[[], float]
