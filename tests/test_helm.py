@@ -341,6 +341,23 @@ def test_the_prometheusrule_is_the_repositorys_rules() -> None:
     )
 
 
+def test_the_prometheusrule_loads_in_prometheus(tmp_path: Path) -> None:
+    """What the operator hands Prometheus passes promtool, as the repository's file does."""
+    promtool = shutil.which("promtool")
+    assert promtool, "no promtool: .ci/run installs Debian's prometheus"
+    rule = only(render(CHART / "ci" / "monitoring-values.yaml"), "PrometheusRule")
+    rendered = tmp_path / "rendered.rules.yml"
+    rendered.write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}))
+    result = subprocess.run(
+        [promtool, "check", "rules", "--lint=all", "--lint-fatal", str(rendered)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_monitoring_is_off_by_default() -> None:
     kinds = {m["kind"] for m in render(CHART / "ci" / "minimal-values.yaml")}
     assert kinds == {"Deployment", "Service", "ServiceAccount"}
