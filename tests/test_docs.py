@@ -34,6 +34,7 @@ class FixedSource:
     def read(self, now: datetime) -> Snapshot:
         return self._snapshot
 
+
 README = (ROOT / "README.md").read_text()
 
 
