@@ -243,7 +243,10 @@ class GovernanceCollector(Collector):
         return iter(())
 
     def collect(self) -> Iterator[Metric]:
-        result = self._snapshots.get()
+        yield from self.families(self._snapshots.get())
+
+    def families(self, result: CollectionResult) -> Iterator[Metric]:
+        """The families of one collection (``exporter.exposition`` builds them once)."""
         if result.snapshot is None:
             yield from health_families(result, SCHEMA_UNKNOWN)
             return
