@@ -70,7 +70,13 @@ def serve_command(importtime: bool) -> list[str]:
 
 
 @contextlib.contextmanager
-def run_serve(monitor_url: str, cache_seconds: str, importtime: bool) -> Iterator[Serve]:
+def run_serve(
+    command: list[str],
+    monitor_url: str,
+    cache_seconds: str,
+    extra_env: dict[str, str],
+    start_seconds: float = 20,
+) -> Iterator[Serve]:
     port = free_port()
     log_dir = Path(tempfile.mkdtemp(prefix="govexp-rss-"))
     log = log_dir / "serve.log"
@@ -79,13 +85,12 @@ def run_serve(monitor_url: str, cache_seconds: str, importtime: bool) -> Iterato
         "GOVERNANCE_EXPORTER_DATABASE_URL": monitor_url,
         "GOVERNANCE_EXPORTER_LISTEN_ADDRESS": f"127.0.0.1:{port}",
         "GOVERNANCE_EXPORTER_CACHE_SECONDS": cache_seconds,
+        **extra_env,
     }
     with log.open("wb") as out:
-        process = subprocess.Popen(
-            serve_command(importtime), stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO
-        )
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO)
     try:
-        wait_for_http(f"http://127.0.0.1:{port}/healthz", process, log)
+        wait_for_http(f"http://127.0.0.1:{port}/healthz", process, log, start_seconds)
         yield Serve(process, port, log)
     finally:
         stop_process(process)
@@ -185,7 +190,26 @@ def main() -> int:
     parser.add_argument(
         "--import-scrapes", type=int, default=20, help="scrapes of the -X importtime run"
     )
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra environment of the exporter, e.g. MALLOC_ARENA_MAX=2 (repeatable)",
+    )
+    parser.add_argument(
+        "--tracemalloc",
+        action="store_true",
+        help="a third run under tracemalloc: Python allocations live after the scrapes, by package",
+    )
+    parser.add_argument(
+        "--trace-scrapes",
+        type=int,
+        default=100,
+        help="scrapes of the tracemalloc run (slow: about 0.5 s each on 2 cores)",
+    )
     args = parser.parse_args()
+    extra_env = dict(item.split("=", 1) for item in args.env)
     headers = {"Accept": args.accept} if args.accept else {}
     if args.gzip:
         headers["Accept-Encoding"] = "gzip"
@@ -195,17 +219,21 @@ def main() -> int:
         try:
             with database.connect() as conn:
                 scenario.seed_governance(conn, SCHEMA_2026_03, datetime.now(UTC))
-            with run_serve(database.monitor_url, args.cache_seconds, importtime=False) as serve:
+            common = (database.monitor_url, args.cache_seconds, extra_env)
+            with run_serve(serve_command(False), *common) as serve:
                 at_start = status_kib(serve.process.pid)
                 size = scrape(serve.port, args.scrapes, headers)
                 after = status_kib(serve.process.pid)
-            with run_serve(database.monitor_url, args.cache_seconds, importtime=True) as serve:
+            with run_serve(serve_command(True), *common) as serve:
                 scrape(serve.port, args.import_scrapes, headers)
                 modules = imported_modules(serve.log.read_text(errors="replace"))
+            traced = traced_serve(common, args.trace_scrapes, headers) if args.tracemalloc else None
         finally:
             drop_database(database)
 
-    print(f"command: {' '.join(serve_command(False))}  (cache_seconds={args.cache_seconds})")
+    shown_env = " ".join(args.env)
+    print(f"command: {shown_env} {' '.join(serve_command(False))}".strip())
+    print(f"cache_seconds={args.cache_seconds}")
     print(f"scrape headers: {headers or '(none)'}; body {size} bytes")
     print(f"after start-up: {fmt_status(at_start)}")
     print(f"after {args.scrapes} scrapes: {fmt_status(after)}")
@@ -219,8 +247,75 @@ def main() -> int:
         print(f"{top:<28} {counts.get(top, 0):>7} {millis.get(top, 0) / 1000:>9.1f} {value:>8}")
     rest = after["VmRSS"] - sum(kib.values())
     print(f"{'(rest: the running process)':<28} {'':>7} {'':>9} {rest:>8}")
+    if traced is not None:
+        print_traced(traced)
     print("\nmodules:", " ".join(name for name, _ in modules))
     return 0
+
+
+TRACED_SERVE = """
+import json, os, signal, sys, threading, time, tracemalloc
+tracemalloc.start(40)
+trigger, out, repo = sys.argv[1], sys.argv[2], sys.argv[3]
+def package_of(filename, cache={}):
+    if filename not in cache:
+        parts = filename.split("/")
+        if "site-packages" in parts:
+            key = parts[parts.index("site-packages") + 1].removesuffix(".py")
+        elif filename.startswith(repo + "/exporter/"):
+            key = "exporter." + parts[-1].removesuffix(".py")
+        elif filename.startswith("<"):
+            key = None
+        else:
+            key = "(standard library)"
+        cache[filename] = key
+    return cache[filename]
+def dump():
+    while not os.path.exists(trigger):
+        time.sleep(0.05)
+    snapshot = tracemalloc.take_snapshot()
+    packages = {}
+    for trace in snapshot.traces:
+        for key in {package_of(frame.filename) for frame in trace.traceback} - {None}:
+            packages[key] = packages.get(key, 0) + trace.size
+    with open(out, "w") as f:
+        json.dump({"packages": packages, "traced": tracemalloc.get_traced_memory()[0]}, f)
+    os.kill(os.getpid(), signal.SIGTERM)
+threading.Thread(target=dump, daemon=True).start()
+from exporter.cli import main
+sys.exit(main(["serve"]))
+"""
+
+
+def traced_serve(
+    common: tuple[str, str, dict[str, str]], scrapes: int, headers: dict[str, str]
+) -> dict[str, object]:
+    """serve under tracemalloc (from before its first import), dumped after the scrapes."""
+    work = Path(tempfile.mkdtemp(prefix="govexp-trace-"))
+    trigger, out = work / "dump", work / "out.json"
+    command = [sys.executable, "-c", TRACED_SERVE, str(trigger), str(out), str(REPO)]
+    try:
+        with run_serve(command, *common, start_seconds=300) as serve:
+            scrape(serve.port, scrapes, headers)
+            trigger.touch()
+            serve.process.wait(600)
+        loaded: dict[str, object] = json.loads(out.read_text())
+        return loaded
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def print_traced(traced: dict[str, object]) -> None:
+    """Cumulative: a block counts for every package with a frame on its allocation's stack
+    (so an import counts for its importers too, as ``-X importtime``'s cumulative column)."""
+    packages = traced["packages"]
+    assert isinstance(packages, dict)
+    total = traced["traced"]
+    assert isinstance(total, int)
+    print(f"\ntracemalloc after the scrapes: {total / 2**20:.1f} MiB of Python allocations live,")
+    print("by package with a frame on the allocation's stack (cumulative, KiB):")
+    for key, size in sorted(packages.items(), key=lambda row: -row[1])[:30]:
+        print(f"{key:<40} {size // 1024:>8}")
 
 
 def fmt_status(fields: dict[str, int]) -> str:
