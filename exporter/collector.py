@@ -1,4 +1,4 @@
-"""Maps one collection onto Prometheus metric families, fresh on every scrape."""
+"""Maps one collection onto Prometheus metric families, built fresh from each collection."""
 
 from __future__ import annotations
 
