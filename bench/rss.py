@@ -231,8 +231,7 @@ def main() -> int:
         finally:
             drop_database(database)
 
-    shown_env = " ".join(args.env)
-    print(f"command: {shown_env} {' '.join(serve_command(False))}".strip())
+    print("command:", " ".join([*args.env, *serve_command(False)]))
     print(f"cache_seconds={args.cache_seconds}")
     print(f"scrape headers: {headers or '(none)'}; body {size} bytes")
     print(f"after start-up: {fmt_status(at_start)}")
