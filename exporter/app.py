@@ -17,6 +17,7 @@ from psycopg_pool import ConnectionPool
 from exporter import __version__
 from exporter.collection import Clock, SnapshotCache, build_snapshots, utc_now
 from exporter.collector import GovernanceCollector
+from exporter.exposition import ExpositionCache, collection_families
 from exporter.memory_collector import MemoryCollector
 from exporter.server import ExporterServer, Route, healthz_route, metrics_route
 from exporter.settings import Settings
@@ -35,6 +36,7 @@ class App:
     snapshots: SnapshotCache
     registry: CollectorRegistry
     server: ExporterServer
+    exposition: ExpositionCache
 
     def serve_forever(self) -> None:
         self.server.serve_forever(poll_interval=0.5)
@@ -45,11 +47,11 @@ class App:
 
 
 def build_routes(
-    settings: Settings, snapshots: SnapshotCache, registry: CollectorRegistry, watch: Watch
+    settings: Settings, snapshots: SnapshotCache, exposition: ExpositionCache, watch: Watch
 ) -> dict[str, Route]:
     return {
         "/": status_route(settings, snapshots, watch),
-        "/metrics": metrics_route(registry),
+        "/metrics": metrics_route(exposition),
         "/healthz": healthz_route(snapshots),
     }
 
@@ -70,18 +72,22 @@ def build_app(
     )
     snapshots = build_snapshots(settings, pool, clock)
     registry = registry or CollectorRegistry()
-    registry.register(GovernanceCollector(snapshots, watch))
+    governance = GovernanceCollector(snapshots, watch)
+    registry.register(governance)
+    others: list[MemoryCollector] = []
     if settings.memory_dir is not None:
-        registry.register(MemoryCollector(settings.memory_dir, watch.memory_charters()))
+        others.append(MemoryCollector(settings.memory_dir, watch.memory_charters()))
+        registry.register(others[-1])
+    exposition = ExpositionCache(snapshots, collection_families(governance, others))
     server = ExporterServer(
         settings.listen_host_port,
-        build_routes(settings, snapshots, registry, watch),
+        build_routes(settings, snapshots, exposition, watch),
         max_concurrent=settings.web_max_requests,
         request_timeout=settings.web_request_timeout_seconds,
         wrap_socket=web.wrap_socket,
         authorize=web.authorize,
     )
-    return App(settings, pool, snapshots, registry, server)
+    return App(settings, pool, snapshots, registry, server, exposition)
 
 
 def describe_database(conninfo: str) -> str:

@@ -1,4 +1,4 @@
-"""Maps one collection onto Prometheus metric families, fresh on every scrape."""
+"""Maps one collection onto Prometheus metric families, built fresh from each collection."""
 
 from __future__ import annotations
 
@@ -409,7 +409,10 @@ class GovernanceCollector(Collector):
         return iter(())
 
     def collect(self) -> Iterator[Metric]:
-        result = self._snapshots.get()
+        yield from self.families(self._snapshots.get())
+
+    def families(self, result: CollectionResult) -> Iterator[Metric]:
+        """The families of one collection (``exporter.exposition`` builds them once)."""
         spec = self._watch.spec_state()
         yield from repo_spec_families(spec)
         if result.snapshot is None:

@@ -10,7 +10,6 @@ with a bare 500. TLS and basic auth plug in as ``wrap_socket`` and ``authorize``
 from __future__ import annotations
 
 import contextlib
-import gzip
 import json
 import logging
 import math
@@ -25,11 +24,9 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from prometheus_client.exposition import choose_encoder
-from prometheus_client.registry import CollectorRegistry
-
 from exporter import __version__
 from exporter.collection import SnapshotCache
+from exporter.exposition import ExpositionCache
 
 logger = logging.getLogger(__name__)
 
@@ -57,15 +54,15 @@ class Response:
 Route = Callable[[Request], Response]
 
 
-def metrics_route(registry: CollectorRegistry) -> Route:
+def metrics_route(exposition: ExpositionCache) -> Route:
+    """/metrics: the latest collection's exposition, in the format the scraper asks for."""
+
     def serve(request: Request) -> Response:
-        encoder, content_type = choose_encoder(request.headers.get("accept", ""))
-        body = encoder(registry)
-        headers: dict[str, str] = {}
-        if "gzip" in request.headers.get("accept-encoding", ""):
-            body = gzip.compress(body)
-            headers["Content-Encoding"] = "gzip"
-        return Response(HTTPStatus.OK, body, content_type, headers)
+        body = exposition.body(
+            request.headers.get("accept", ""), request.headers.get("accept-encoding", "")
+        )
+        headers = {"Content-Encoding": "gzip"} if body.gzipped else {}
+        return Response(HTTPStatus.OK, body.data, body.content_type, headers)
 
     return serve
 
