@@ -166,6 +166,15 @@ def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
     return {name: getattr(args, name) for name in Settings.model_fields if hasattr(args, name)}
 
 
+def configuration_error(exc: Exception) -> str | None:
+    """The one line for a library's typed configuration error, ``None`` for any other."""
+    from exporter.webconfig import WebConfigError  # noqa: PLC0415 - only on the failure path
+
+    if isinstance(exc, WebConfigError):
+        return f"--web-config-file {exc.path}: {exc.problem}"
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser(chosen_command(argv))
@@ -175,6 +184,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _command_module(command).run(args, overrides_from(args))
     except UsageError as exc:
         fail(str(exc))
+    except ValueError as exc:
+        message = configuration_error(exc)
+        if message is None:
+            raise
+        fail(message)
 
 
 if __name__ == "__main__":
