@@ -26,7 +26,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from prometheus_client.exposition import choose_encoder
+from prometheus_client.exposition import choose_encoder, gzip_accepted
 from prometheus_client.registry import CollectorRegistry
 
 from exporter import __version__
@@ -64,7 +64,7 @@ def metrics_route(registry: CollectorRegistry) -> Route:
         encoder, content_type = choose_encoder(request.headers.get("accept", ""))
         body = encoder(registry)
         headers: dict[str, str] = {}
-        if "gzip" in request.headers.get("accept-encoding", ""):
+        if gzip_accepted(request.headers.get("accept-encoding", "")):
             body = gzip.compress(body)
             headers["Content-Encoding"] = "gzip"
         return Response(HTTPStatus.OK, body, content_type, headers)
@@ -119,7 +119,7 @@ class ExporterServer(ThreadingHTTPServer):
         address: tuple[str, int],
         routes: Mapping[str, Route],
         *,
-        max_concurrent: int = 16,
+        max_concurrent: int,
         request_timeout: float = REQUEST_TIMEOUT_SECONDS,
         wrap_socket: Callable[[socket.socket], socket.socket] | None = None,
         authorize: Authorizer | None = None,
