@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import importlib
 import os
+import pkgutil
+import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 
+import exporter
 from exporter import __version__
 from exporter.cli import COMMANDS, EXIT_INTERRUPTED, configuration_error, main
 from exporter.settings import Settings
@@ -200,3 +204,60 @@ def test_a_bad_web_config_file_is_one_line_from_the_command_layer(tmp_path: Path
     assert result.stderr == (
         f"governance-exporter: error: --web-config-file {path}: {caught.value.problem}\n"
     )
+
+
+DEV_TOOLS = {
+    "pytest",
+    "hypothesis",
+    "testcontainers",
+    "playwright",
+    "promql-parser",
+    "grafana-foundation-sdk",
+    "kubernetes-validate",
+    "ruff",
+    "mypy",
+    "types-pyyaml",
+}
+
+
+def _name(requirement: str) -> str:
+    return re.split(r"[\[<>=!~; ]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+
+
+def test_the_plain_install_is_the_runtime_only() -> None:
+    """`pip install .` (the Dockerfile's install) pulls no test or lint tool; they
+    are all in `[dev]`, the only extra."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    runtime = {_name(requirement) for requirement in project["dependencies"]}
+    assert not runtime & DEV_TOOLS
+    assert set(project["optional-dependencies"]) == {"dev"}
+    dev = {_name(requirement) for requirement in project["optional-dependencies"]["dev"]}
+    assert dev >= DEV_TOOLS
+    lines = (REPO / "Dockerfile").read_text().splitlines()
+    commands = "\n".join(line for line in lines if not line.lstrip().startswith("#"))
+    installs = re.findall(r"pip install (\S+)", commands)
+    assert installs == ["."], installs
+
+
+def test_no_module_of_the_package_needs_a_dev_tool() -> None:
+    """Every module imports in a process where the dev tools are hidden."""
+    modules = [
+        info.name
+        for info in pkgutil.walk_packages(exporter.__path__, "exporter.")
+        if not info.name.endswith("__main__")
+    ]
+    hidden = sorted(name.replace("-", "_") for name in DEV_TOOLS)
+    code = (
+        "import sys, importlib\n"
+        f"for name in {hidden!r}: sys.modules[name] = None\n"
+        f"for name in {modules!r}: importlib.import_module(name)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
