@@ -31,7 +31,7 @@ from prometheus_client.registry import CollectorRegistry
 
 from exporter import __version__
 from exporter.collection import SnapshotCache
-from exporter.webconfig import Authorizer, Verdict
+from exporter.webconfig import Authorizer, SocketWrapper, Verdict
 
 logger = logging.getLogger(__name__)
 
@@ -155,7 +155,7 @@ class ExporterServer(ThreadingHTTPServer):
         try:
             request.settimeout(min(self.request_timeout, IDLE_TIMEOUT_SECONDS))
             if self.wrap_socket is not None:
-                request = self._secure(connection, request)
+                request = self._secure(connection, request, self.wrap_socket)
             self.finish_request(request, client_address)
         except OSError as exc:  # resets, timeouts, TLS failures: the client's doing
             logger.debug("connection from %s dropped: %s", client_address, exc)
@@ -166,9 +166,10 @@ class ExporterServer(ThreadingHTTPServer):
             self.shutdown_request(request)
             self.slots.release()
 
-    def _secure(self, connection: _Connection, request: socket.socket) -> socket.socket:
-        assert self.wrap_socket is not None
-        wrapped = self.wrap_socket(request)
+    def _secure(
+        self, connection: _Connection, request: socket.socket, wrap: SocketWrapper
+    ) -> socket.socket:
+        wrapped = wrap(request)
         with self._connections_lock:
             connection.sock = wrapped  # the deadline now cuts the TLS socket
         if isinstance(wrapped, ssl.SSLSocket):
