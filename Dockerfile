@@ -14,6 +14,8 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY exporter ./exporter
+# `pip install .`, no extra: the runtime dependencies only (test and lint tools
+# are in the `[dev]` extra and never enter the image).
 RUN python -m venv /opt/governance-exporter \
  && /opt/governance-exporter/bin/pip install . \
  && /opt/governance-exporter/bin/governance-exporter --version

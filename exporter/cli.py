@@ -1,27 +1,35 @@
 """The ``governance-exporter`` command.
 
 Options come from ``GOVERNANCE_EXPORTER_*`` environment variables and from
-flags; a flag wins. A bad option stops the command with one line and exit 2.
+flags; a flag wins. A bad option stops the command with one line and exit 2;
+Ctrl-C at any moment stops it with exit 130 and no traceback.
+
+Only the standard library is imported at the top: everything else (settings,
+the chosen command) is imported inside ``main``, where a Ctrl-C is caught.
 """
 
 from __future__ import annotations
 
-import argparse
-import importlib
-import logging
 import sys
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, NoReturn, Protocol
 
-from exporter import __version__
-from exporter.settings import Settings, option_env, option_flag
-from exporter.startup import UsageError
+try:  # A Ctrl-C while even these load ends the command quietly too.
+    import argparse
+    import importlib
+    import logging
+    from collections.abc import Sequence
+    from dataclasses import dataclass
+    from typing import Any, NoReturn, Protocol
+
+    from exporter import __version__
+except KeyboardInterrupt:
+    exec("")  # noqa: S102 - see _clear_unhandled_interrupt_mark
+    sys.exit(130)
 
 logger = logging.getLogger(__name__)
 
 PROG = "governance-exporter"
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
 
 DESCRIPTION = """\
 Prometheus exporter for the governance of a Cogni node: the system billing
@@ -91,6 +99,8 @@ def fail(message: str) -> NoReturn:
 
 
 def _option_help(name: str, field: Any) -> str:
+    from exporter.settings import option_env  # noqa: PLC0415 - see the module docstring
+
     default = field.default
     if isinstance(default, tuple):
         default = ",".join(default)
@@ -101,6 +111,8 @@ def _option_help(name: str, field: Any) -> str:
 def settings_options(names: tuple[str, ...] | None = None) -> argparse.ArgumentParser:
     """A parent parser with one flag per settings field (only ``names``, when given);
     unset flags stay absent."""
+    from exporter.settings import Settings, option_flag  # noqa: PLC0415 - see the module docstring
+
     parent = argparse.ArgumentParser(add_help=False)
     group = parent.add_argument_group("exporter options")
     for name, field in Settings.model_fields.items():
@@ -163,10 +175,46 @@ def build_parser(chosen: str | None = None) -> argparse.ArgumentParser:
 
 
 def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
+    from exporter.settings import Settings  # noqa: PLC0415 - see the module docstring
+
     return {name: getattr(args, name) for name in Settings.model_fields if hasattr(args, name)}
 
 
+def configuration_error(exc: Exception) -> str | None:
+    """The one line for a library's typed configuration error, ``None`` for any other."""
+    from exporter.webconfig import WebConfigError  # noqa: PLC0415 - only on the failure path
+
+    if isinstance(exc, WebConfigError):
+        return f"--web-config-file {exc.path}: {exc.problem}"
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        # Ctrl-C before a command installed its own handling (or in one that has
+        # none, such as check): stop quietly. The commands clean up in `finally`.
+        _clear_unhandled_interrupt_mark()
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _clear_unhandled_interrupt_mark() -> None:
+    """Let the status returned here be the exit status.
+
+    CPython marks a KeyboardInterrupt that passes through ``exec()`` of a string
+    (dataclasses and pydantic build methods that way while being imported) as
+    unhandled even when it is caught later, and then ends the process by SIGINT
+    instead of with the status it was given. Each ``exec()`` of a string resets
+    that mark first, so an empty one clears it.
+    """
+    exec("")  # noqa: S102 - a constant empty string, see above
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    from exporter.startup import UsageError  # noqa: PLC0415 - see the module docstring
+
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser(chosen_command(argv))
     args = parser.parse_args(argv)
@@ -175,6 +223,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _command_module(command).run(args, overrides_from(args))
     except UsageError as exc:
         fail(str(exc))
+    except ValueError as exc:
+        message = configuration_error(exc)
+        if message is None:
+            raise
+        fail(message)
 
 
 if __name__ == "__main__":

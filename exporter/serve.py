@@ -9,7 +9,7 @@ from typing import Any
 
 from exporter.app import build_app, log_start
 from exporter.repospec import RepoSpecError
-from exporter.startup import UsageError, configure_logging, load_settings, stop_on_signals
+from exporter.startup import Stop, UsageError, configure_logging, load_settings, stop_on_signals
 
 logger = logging.getLogger(__name__)
 
@@ -19,6 +19,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
+    """Serve until SIGTERM (exit 0) or Ctrl-C (exit 130), at whatever moment it comes.
+
+    The signals are taken over first: a Ctrl-C during start-up then lets the
+    start-up finish (it does not wait on the database) and stops before serving.
+    """
+    stop = Stop()
+    stop_on_signals(stop)
     settings = load_settings(overrides)
     configure_logging(settings.log_level)
     try:
@@ -29,13 +36,16 @@ def run(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
         raise UsageError(
             f"--listen-address {settings.listen_address}: cannot listen ({exc.strerror})"
         ) from None
-    log_start(app)
-    stop = threading.Event()
-    stop_on_signals(stop)
-    serving = threading.Thread(target=app.serve_forever, name="http", daemon=True)
-    serving.start()
-    stop.wait()
-    app.server.shutdown()
-    app.close()
+    try:
+        if stop.is_set():
+            logger.info("interrupted during start-up; stopped")
+            return stop.exit_status
+        log_start(app)
+        serving = threading.Thread(target=app.serve_forever, name="http", daemon=True)
+        serving.start()
+        stop.wait()
+        app.server.shutdown()
+    finally:
+        app.close()
     logger.info("stopped")
-    return 0
+    return stop.exit_status

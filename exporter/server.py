@@ -3,8 +3,9 @@
 Only GET and HEAD on known paths (405 otherwise); at most ``max_concurrent``
 requests are handled at once (a flood gets 503 instead of a thread each), each
 within a deadline; an unexpected error is logged with its traceback and answered
-with a bare 500. TLS and basic auth plug in as ``wrap_socket`` and ``authorize``
-(see ``exporter.webconfig``).
+with a bare 500. TLS, basic auth and the rate limit plug in as ``wrap_socket``
+and ``authorize`` (see ``exporter.webconfig``): a refused request is answered
+401, or 429 when the rate limit or the bounded bcrypt work turns it away.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any
 from exporter import __version__
 from exporter.collection import SnapshotCache
 from exporter.exposition import ExpositionCache
+from exporter.webconfig import Authorizer, SocketWrapper, Verdict
 
 logger = logging.getLogger(__name__)
 
@@ -114,10 +116,10 @@ class ExporterServer(ThreadingHTTPServer):
         address: tuple[str, int],
         routes: Mapping[str, Route],
         *,
-        max_concurrent: int = 16,
+        max_concurrent: int,
         request_timeout: float = REQUEST_TIMEOUT_SECONDS,
         wrap_socket: Callable[[socket.socket], socket.socket] | None = None,
-        authorize: Callable[[Mapping[str, str]], bool] | None = None,
+        authorize: Authorizer | None = None,
     ) -> None:
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.routes = dict(routes)
@@ -150,7 +152,7 @@ class ExporterServer(ThreadingHTTPServer):
         try:
             request.settimeout(min(self.request_timeout, IDLE_TIMEOUT_SECONDS))
             if self.wrap_socket is not None:
-                request = self._secure(connection, request)
+                request = self._secure(connection, request, self.wrap_socket)
             self.finish_request(request, client_address)
         except OSError as exc:  # resets, timeouts, TLS failures: the client's doing
             logger.debug("connection from %s dropped: %s", client_address, exc)
@@ -161,9 +163,10 @@ class ExporterServer(ThreadingHTTPServer):
             self.shutdown_request(request)
             self.slots.release()
 
-    def _secure(self, connection: _Connection, request: socket.socket) -> socket.socket:
-        assert self.wrap_socket is not None
-        wrapped = self.wrap_socket(request)
+    def _secure(
+        self, connection: _Connection, request: socket.socket, wrap: SocketWrapper
+    ) -> socket.socket:
+        wrapped = wrap(request)
         with self._connections_lock:
             connection.sock = wrapped  # the deadline now cuts the TLS socket
         if isinstance(wrapped, ssl.SSLSocket):
@@ -257,6 +260,19 @@ class _BusyLog:
 
 
 ALLOWED_METHODS = frozenset({"GET", "HEAD"})
+REFUSALS: Mapping[Verdict, Response] = {
+    Verdict.DENIED: Response(
+        HTTPStatus.UNAUTHORIZED,
+        b"unauthorized\n",
+        headers={"WWW-Authenticate": 'Basic realm="governance-exporter"'},
+    ),
+    # Not checked: the bcrypt workers were busy or too slow. Try again.
+    Verdict.BUSY: Response(
+        HTTPStatus.TOO_MANY_REQUESTS, b"too many requests\n", headers={"Retry-After": "1"}
+    ),
+    # rate_limit's bucket is empty, answered as exporter-toolkit answers it.
+    Verdict.LIMITED: Response(HTTPStatus.TOO_MANY_REQUESTS, b"too many requests\n"),
+}
 
 
 class RequestHandler(BaseHTTPRequestHandler):
@@ -299,12 +315,10 @@ class RequestHandler(BaseHTTPRequestHandler):
 
     def _handle(self) -> Response:
         headers = {k.lower(): v for k, v in self.headers.items()}
-        if self.server.authorize is not None and not self.server.authorize(headers):
-            return Response(
-                HTTPStatus.UNAUTHORIZED,
-                b"unauthorized\n",
-                headers={"WWW-Authenticate": 'Basic realm="governance-exporter"'},
-            )
+        if self.server.authorize is not None:
+            refusal = REFUSALS.get(self.server.authorize(headers))
+            if refusal is not None:
+                return refusal
         path, _, query = self.path.partition("?")
         route = self.server.routes.get(path)
         if route is None:

@@ -18,8 +18,22 @@ from exporter.settings import MISSING_DATABASE_URL, Settings, option_env, option
 logger = logging.getLogger(__name__)
 
 
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
+
+
 class UsageError(Exception):
     """Bad configuration: shown as one line, exit status 2."""
+
+
+class Stop(threading.Event):
+    """Set by SIGTERM or SIGINT (see ``stop_on_signals``); remembers the first one."""
+
+    signum: int | None = None
+
+    @property
+    def exit_status(self) -> int:
+        """0 after SIGTERM (an orderly stop), 130 after Ctrl-C, as a shell reports it."""
+        return EXIT_INTERRUPTED if self.signum == signal.SIGINT else 0
 
 
 def _describe_error(error: ErrorDetails) -> str:
@@ -63,10 +77,12 @@ def configure_logging(level: str) -> None:
 
 
 def stop_on_signals(stop: threading.Event) -> None:
-    """Turn SIGTERM and SIGINT into a clean stop."""
+    """Turn SIGTERM and SIGINT into a clean stop; a ``Stop`` also learns which."""
 
     def handle(signum: int, _frame: FrameType | None) -> None:
         logger.info("received signal %d, stopping", signum)
+        if isinstance(stop, Stop) and stop.signum is None:
+            stop.signum = signum
         stop.set()
 
     signal.signal(signal.SIGTERM, handle)

@@ -12,32 +12,61 @@ The format is the one Prometheus' own exporters read (exporter-toolkit's
       client_ca_file: clients-ca.crt
     basic_auth_users:
       prometheus: $2y$10$...         # bcrypt hash (htpasswd -nBC 10 "" | tr -d ':')
+    rate_limit:                      # optional token bucket over every request
+      interval: 1s                   # one more request allowed per interval; 0 = off
+      burst: 10                      # requests allowed at once
 
-Everything is read and checked at start: a bad file stops the exporter with one
-line (``UsageError``, exit 2) instead of serving without the protection it asks
-for. Keys this server does not implement (cipher_suites, curve_preferences,
-client certificates accepted without verification, ...) are refused by name.
+Everything is read and checked at start: a bad file raises ``WebConfigError``
+(the command turns it into one line and exit 2) instead of serving without the
+protection it asks for. Keys this server does not implement (cipher_suites,
+curve_preferences, client certificates accepted without verification, ...) are
+refused by name.
+
+Basic auth is built so that guessing cannot be turned against the scraper:
+bcrypt runs on a few worker threads with a short queue (a guess that finds them
+busy is answered 429 at once instead of holding a request slot), a request waits
+a bounded time for its check, proven credentials are remembered (the scraper
+pays bcrypt once, and is not counted by ``rate_limit``), and an unknown user is
+checked against a dummy hash of the configured cost capped at
+``DUMMY_COST_CAP``, so timing does not tell users apart while one costly hash
+does not make every guess costly.
 """
 
 from __future__ import annotations
 
 import base64
+import enum
 import hashlib
+import logging
+import queue
 import re
+import secrets
 import socket
 import ssl
 import threading
+import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
-from exporter.startup import UsageError
+logger = logging.getLogger(__name__)
+
+
+class Verdict(enum.Enum):
+    """What the server is told about a request before it answers it."""
+
+    GRANTED = "granted"
+    DENIED = "denied"  # 401: no or wrong credentials
+    BUSY = "busy"  # 429: the bcrypt workers are taken, or the check did not finish in time
+    LIMITED = "limited"  # 429: rate_limit's bucket is empty
+
 
 SocketWrapper = Callable[[socket.socket], socket.socket]
-Authorizer = Callable[[Mapping[str, str]], bool]
+Authorizer = Callable[[Mapping[str, str]], Verdict]
 
 TLS_VERSIONS = {
     "TLS10": ssl.TLSVersion.TLSv1,
@@ -70,6 +99,29 @@ _UNSUPPORTED_TLS_KEYS = (
 # $2a$, $2b$ or $2y$; the bare "$2$" of 1999 is refused by the bcrypt library.
 _BCRYPT_HASH = re.compile(r"^\$2[aby]\$(\d\d)\$[./A-Za-z0-9]{53}$")
 _SUCCESS_CACHE_SIZE = 64
+_BCRYPT_MAX_PASSWORD = 72  # bytes; the bcrypt library refuses longer ones
+# An unknown user is checked against a dummy hash of the highest configured
+# cost, but at most this one (about 0.25 s): a cost-18 hash must not make every
+# guessed user name cost seconds of CPU.
+DUMMY_COST_CAP = 12
+# bcrypt work at once, guesses queued behind it, and how long a request waits
+# for its check before it is answered 429 (the check still finishes and a
+# success is remembered, so the next scrape is served).
+BCRYPT_WORKERS = 2
+BCRYPT_QUEUE = 4
+CHECK_WAIT_SECONDS = 2.0
+# Go's time.ParseDuration units, as exporter-toolkit reads rate_limit.interval.
+_GO_DURATION_UNITS = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "\u00b5s": 1e-6,
+    "\u03bcs": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+}
+_GO_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|\u00b5s|\u03bcs|ms|s|m|h)")
 # What Go's exporters answer to plain HTTP on a TLS port.
 PLAIN_HTTP_ANSWER = (
     b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
@@ -78,8 +130,16 @@ PLAIN_HTTP_ANSWER = (
 _TLS_HANDSHAKE_RECORD = 0x16
 
 
-class WebConfigError(UsageError):
-    """The web config file cannot be used; the message is one line."""
+class WebConfigError(ValueError):
+    """The web config file cannot be used: which file (once known) and the problem, one line."""
+
+    def __init__(self, problem: str, path: Path | None = None) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.path = path
+
+    def __str__(self) -> str:
+        return self.problem if self.path is None else f"{self.path}: {self.problem}"
 
 
 class PlainHTTPOnTLSPort(ConnectionError):
@@ -154,12 +214,56 @@ class HTTPServerConfig(_Strict):
         return data
 
 
+def parse_go_duration(value: Any) -> float:
+    """Seconds from a Go duration string ("1s", "1m30s", "250ms", "0")."""
+    if value == 0 and not isinstance(value, bool):
+        return 0.0
+    if not isinstance(value, str):
+        raise ValueError("expected a duration with its unit, such as 1s or 250ms")
+    text = value.strip()
+    if text == "0":
+        return 0.0
+    parts = _GO_DURATION_PART.findall(text)
+    if not parts or "".join(number + unit for number, unit in parts) != text:
+        raise ValueError(f"{value!r} is not a duration such as 1s, 250ms or 1m30s")
+    return sum(float(number) * _GO_DURATION_UNITS[unit] for number, unit in parts)
+
+
+class RateLimitConfig(_Strict):
+    """exporter-toolkit's ``rate_limit``: a token bucket over every request."""
+
+    interval: float = 0.0  # seconds between two requests once the burst is spent; 0 = off
+    burst: int = 0
+
+    @field_validator("interval", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> float:
+        return parse_go_duration(value)
+
+    @model_validator(mode="after")
+    def _check(self) -> RateLimitConfig:
+        if self.interval < 0:
+            raise ValueError("interval must not be negative")
+        if self.burst < 0:
+            raise ValueError("burst must not be negative")
+        if self.enabled and self.burst == 0:
+            raise ValueError("burst 0 would refuse every request: set it to 1 or more")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return self.interval > 0
+
+
 class WebConfigFile(_Strict):
     tls_server_config: TLSServerConfig = TLSServerConfig()
     http_server_config: HTTPServerConfig = HTTPServerConfig()
     basic_auth_users: dict[str, str] = {}
+    rate_limit: RateLimitConfig = RateLimitConfig()
 
-    @field_validator("tls_server_config", "http_server_config", "basic_auth_users", mode="before")
+    @field_validator(
+        "tls_server_config", "http_server_config", "basic_auth_users", "rate_limit", mode="before"
+    )
     @classmethod
     def _null_is_empty(cls, value: Any) -> Any:
         return {} if value is None else value
@@ -191,13 +295,17 @@ class WebConfig:
 
 
 def load_web_config(path: Path | None) -> WebConfig:
-    """Read, check and prepare the file; ``WebConfigError`` in one line if it is bad."""
+    """Read, check and prepare the file; ``WebConfigError`` naming it if it is bad.
+
+    No bcrypt work happens here, whatever the configured cost: start-up is not
+    held up by a costly hash.
+    """
     if path is None:
         return WebConfig()
     try:
         return _prepare(parse_web_config(_read_yaml(path)), path.parent)
     except WebConfigError as exc:
-        raise WebConfigError(f"--web-config-file {path}: {exc}") from None
+        raise WebConfigError(exc.problem, path) from None
 
 
 def _read_yaml(path: Path) -> Any:
@@ -238,7 +346,14 @@ def _describe(exc: ValidationError) -> str:
 
 def _prepare(config: WebConfigFile, base: Path) -> WebConfig:
     wrap = tls_wrapper(ssl_context(config.tls_server_config, base))
-    authorize = BasicAuth(config.basic_auth_users).authorize if config.basic_auth_users else None
+    auth = BasicAuth(config.basic_auth_users) if config.basic_auth_users else None
+    limit = config.rate_limit
+    limiter = RateLimiter(limit.interval, limit.burst) if limit.enabled else None
+    if limiter is not None:
+        logger.info(
+            "rate limit: bursts of %d request(s), then one per %g s", limit.burst, limit.interval
+        )
+    authorize = AccessControl(auth, limiter) if auth or limiter else None
     return WebConfig(wrap_socket=wrap, authorize=authorize)
 
 
@@ -306,51 +421,189 @@ def tls_wrapper(context: ssl.SSLContext | None) -> SocketWrapper | None:
     return wrap
 
 
-# --- basic auth ----------------------------------------------------------------------
+# --- access: rate limit and basic auth -----------------------------------------------
+
+
+class AccessControl:
+    """The server's ``authorize`` hook: ``rate_limit`` first, then basic auth.
+
+    Credentials already proven are let through before the rate limit is asked:
+    they cost one SHA-256 lookup, and counting them would let a flood of guesses
+    spend the bucket and lock the scraper out. Everything else (guesses, and
+    every request when no users are configured) is limited as exporter-toolkit
+    limits it.
+    """
+
+    def __init__(self, auth: BasicAuth | None, limiter: RateLimiter | None) -> None:
+        self._auth = auth
+        self._limiter = limiter
+
+    def __call__(self, headers: Mapping[str, str]) -> Verdict:
+        credentials = _basic_credentials(headers.get("authorization", ""))
+        if self._auth is not None and credentials is not None and self._auth.proven(*credentials):
+            return Verdict.GRANTED
+        if self._limiter is not None and not self._limiter.allow():
+            return Verdict.LIMITED
+        if self._auth is None:
+            return Verdict.GRANTED
+        if credentials is None:
+            return Verdict.DENIED
+        return self._auth.verify(*credentials)
+
+
+class RateLimiter:
+    """A token bucket as Go's ``rate.NewLimiter(rate.Every(interval), burst)``:
+    it starts full with ``burst`` tokens and gains one every ``interval`` seconds."""
+
+    def __init__(
+        self, interval: float, burst: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._interval = interval
+        self._burst = burst
+        self._clock = clock
+        self._tokens = float(burst)
+        self._at = clock()
+        self._lock = threading.Lock()
+
+    def allow(self) -> bool:
+        with self._lock:
+            now = self._clock()
+            self._tokens = min(self._burst, self._tokens + (now - self._at) / self._interval)
+            self._at = now
+            if self._tokens < 1:
+                return False
+            self._tokens -= 1
+            return True
+
+
+@dataclass(eq=False)
+class _Check:
+    """One bcrypt check handed to the workers."""
+
+    key: bytes
+    password: bytes
+    hashed: bytes
+    known: bool
+    done: threading.Event = field(default_factory=threading.Event)
+    matches: bool = False
 
 
 class BasicAuth:
-    """Checks ``Authorization: Basic`` against bcrypt hashes.
+    """Checks ``Authorization: Basic`` against bcrypt hashes without letting
+    guesses use up the server.
 
-    An unknown user costs one bcrypt check too, so timing does not tell which
-    users exist. Successful (user, password) pairs are remembered by SHA-256 so
-    that a scrape every few seconds does not pay for bcrypt each time.
+    - bcrypt runs on ``workers`` daemon threads behind a queue of ``queued``
+      checks; a guess that finds the queue full is answered BUSY at once, so at
+      most ``workers + queued`` requests wait for bcrypt, however many guess.
+    - A request waits at most ``wait_seconds`` for its check; a check that takes
+      longer (a costly hash) still finishes, and a success is remembered.
+    - Proven (user, password) pairs are remembered by SHA-256, so a scrape every
+      few seconds pays for bcrypt once.
+    - An unknown user takes the same path against a dummy hash whose cost is the
+      highest configured one capped at ``DUMMY_COST_CAP``. The dummy is made
+      without hashing at that cost, so no costly work happens at start.
     """
 
-    def __init__(self, users: Mapping[str, str]) -> None:
-        import bcrypt  # noqa: PLC0415 - only needed when basic auth is configured
+    def __init__(
+        self,
+        users: Mapping[str, str],
+        *,
+        workers: int = BCRYPT_WORKERS,
+        queued: int = BCRYPT_QUEUE,
+        wait_seconds: float = CHECK_WAIT_SECONDS,
+    ) -> None:
+        import bcrypt  # noqa: PLC0415 - only needed (and loaded) when basic auth is configured
 
-        self._bcrypt = bcrypt
+        self._checkpw = bcrypt.checkpw
         self._users = {user: hashed.encode() for user, hashed in users.items()}
-        cost = max(_bcrypt_cost(hashed) for hashed in users.values())
-        self._dummy = bcrypt.hashpw(b"not a password", bcrypt.gensalt(rounds=cost))
-        self._granted: dict[bytes, None] = {}
+        costs = {user: _bcrypt_cost(hashed) for user, hashed in users.items()}
+        for user, cost in costs.items():
+            if cost > DUMMY_COST_CAP:
+                logger.warning(
+                    "basic_auth_users: the hash of %r has cost %d, so each check of a password "
+                    "for it takes seconds of CPU; cost %d or less is advised",
+                    user,
+                    cost,
+                    DUMMY_COST_CAP,
+                )
+        self.dummy_cost = min(max(costs.values()), DUMMY_COST_CAP)
+        self._dummy = _dummy_hash(bcrypt.hashpw, bcrypt.gensalt, self.dummy_cost)
+        self._proven: OrderedDict[bytes, None] = OrderedDict()
         self._lock = threading.Lock()
+        self._wait = wait_seconds
+        self._workers = max(1, workers)
+        self._checks: queue.Queue[_Check] = queue.Queue(maxsize=max(1, queued))
+        self._started = False
 
-    def authorize(self, headers: Mapping[str, str]) -> bool:
-        credentials = _basic_credentials(headers.get("authorization", ""))
-        if credentials is None:
-            return False
-        user, password = credentials
-        key = hashlib.sha256(f"{user}\0{password}".encode()).digest()
+    def proven(self, user: str, password: str) -> bool:
+        """Whether this pair was granted before: no bcrypt work."""
+        key = _pair_key(user, password)
         with self._lock:
-            if key in self._granted:
-                return True
-        if not self._check(user, password.encode()):
-            return False
-        with self._lock:
-            if len(self._granted) >= _SUCCESS_CACHE_SIZE:
-                self._granted.pop(next(iter(self._granted)))
-            self._granted[key] = None
-        return True
+            return key in self._proven
 
-    def _check(self, user: str, password: bytes) -> bool:
+    def verify(self, user: str, password: str) -> Verdict:
+        """GRANTED, DENIED, or BUSY when no worker got to the check in time."""
+        if self.proven(user, password):
+            return Verdict.GRANTED
+        encoded = password.encode()
+        if len(encoded) > _BCRYPT_MAX_PASSWORD:  # refused by bcrypt before any work
+            return Verdict.DENIED
         hashed = self._users.get(user)
+        check = _Check(
+            _pair_key(user, password), encoded, hashed or self._dummy, hashed is not None
+        )
+        self._start_workers()
         try:
-            matches = self._bcrypt.checkpw(password, hashed or self._dummy)
-        except ValueError:  # longer than bcrypt's 72 bytes, or a malformed hash
-            return False
-        return matches and hashed is not None
+            self._checks.put_nowait(check)
+        except queue.Full:
+            return Verdict.BUSY
+        if not check.done.wait(self._wait):
+            return Verdict.BUSY
+        return Verdict.GRANTED if check.matches and check.known else Verdict.DENIED
+
+    def _start_workers(self) -> None:
+        with self._lock:
+            if self._started:
+                return
+            self._started = True
+        for number in range(self._workers):
+            # Daemon threads: a costly check in progress must not hold up the exit.
+            threading.Thread(target=self._work, name=f"bcrypt-{number}", daemon=True).start()
+
+    def _work(self) -> None:
+        while True:
+            check = self._checks.get()
+            try:
+                check.matches = self._checkpw(check.password, check.hashed)
+            except ValueError:  # a malformed hash
+                check.matches = False
+            if check.matches and check.known:
+                self._remember(check.key)
+            check.done.set()
+
+    def _remember(self, key: bytes) -> None:
+        with self._lock:
+            self._proven[key] = None
+            while len(self._proven) > _SUCCESS_CACHE_SIZE:
+                self._proven.popitem(last=False)
+
+
+def _pair_key(user: str, password: str) -> bytes:
+    # The length prefix keeps ("a", "b:c") and ("a:b", "c") apart.
+    return hashlib.sha256(f"{len(user)}:{user}:{password}".encode()).digest()
+
+
+def _dummy_hash(
+    hashpw: Callable[[bytes, bytes], bytes], gensalt: Callable[..., bytes], cost: int
+) -> bytes:
+    """A well-formed hash of a random secret at ``cost``, computed at the cheapest cost.
+
+    Checking a password against a bcrypt hash costs what its cost field says,
+    whatever produced the digest, so the cost-4 hash with its cost field raised
+    is as slow to check as a real one, and made in a millisecond.
+    """
+    cheap = hashpw(secrets.token_bytes(16), gensalt(rounds=4))
+    return cheap[:4] + f"{cost:02d}".encode() + cheap[6:]
 
 
 def _bcrypt_cost(hashed: str) -> int:

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import importlib
 import os
+import pkgutil
+import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 
+import exporter
 from exporter import __version__
+from exporter.cli import COMMANDS, EXIT_INTERRUPTED, configuration_error, main
 from exporter.settings import Settings
 from exporter.startup import UsageError, load_settings
+from exporter.webconfig import WebConfigError, load_web_config
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -161,3 +168,96 @@ def test_settings_repr_hides_the_password() -> None:
 def test_usage_error_is_raised_not_printed() -> None:
     with pytest.raises(UsageError, match="--window-seconds"):
         load_settings({"database_url": "x", "window_seconds": "0"})
+
+
+def test_ctrl_c_in_any_command_exits_130_quietly(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """cli.main catches a KeyboardInterrupt from whichever command (the demo's
+    included) and from its own imports: one line, status 130, no traceback."""
+
+    def interrupted(_args: object, _overrides: object) -> int:
+        raise KeyboardInterrupt
+
+    for command in COMMANDS:
+        module = importlib.import_module(COMMANDS[command].module)
+        monkeypatch.setattr(module, "run", interrupted)
+        assert main(["--database-url", "x", command]) == EXIT_INTERRUPTED == 130
+        assert capsys.readouterr().err == "governance-exporter: interrupted\n"
+
+
+def test_a_bad_web_config_file_is_one_line_from_the_command_layer(tmp_path: Path) -> None:
+    """webconfig raises its own typed error (file and problem); the CLI words it."""
+    path = tmp_path / "web.yml"
+    path.write_text("rate_limit: {interval: 1s, burst: 0}\n")
+    with pytest.raises(WebConfigError) as caught:
+        load_web_config(path)
+    assert isinstance(caught.value, ValueError)
+    assert not isinstance(caught.value, UsageError)
+    assert caught.value.path == path
+    assert caught.value.problem.startswith("rate_limit: ")
+    assert configuration_error(caught.value) == f"--web-config-file {path}: {caught.value.problem}"
+    assert configuration_error(ValueError("a bug")) is None
+    url = "postgresql://nobody@127.0.0.1:1/none"
+    result = run_cli("--database-url", url, "--web-config-file", str(path))
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"governance-exporter: error: --web-config-file {path}: {caught.value.problem}\n"
+    )
+
+
+DEV_TOOLS = {
+    "pytest",
+    "hypothesis",
+    "testcontainers",
+    "playwright",
+    "promql-parser",
+    "grafana-foundation-sdk",
+    "kubernetes-validate",
+    "ruff",
+    "mypy",
+    "types-pyyaml",
+}
+
+
+def _name(requirement: str) -> str:
+    return re.split(r"[\[<>=!~; ]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+
+
+def test_the_plain_install_is_the_runtime_only() -> None:
+    """`pip install .` (the Dockerfile's install) pulls no test or lint tool; they
+    are all in `[dev]`, the only extra."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    runtime = {_name(requirement) for requirement in project["dependencies"]}
+    assert not runtime & DEV_TOOLS
+    assert set(project["optional-dependencies"]) == {"dev"}
+    dev = {_name(requirement) for requirement in project["optional-dependencies"]["dev"]}
+    assert dev >= DEV_TOOLS
+    lines = (REPO / "Dockerfile").read_text().splitlines()
+    commands = "\n".join(line for line in lines if not line.lstrip().startswith("#"))
+    installs = re.findall(r"pip install (\S+)", commands)
+    assert installs == ["."], installs
+
+
+def test_no_module_of_the_package_needs_a_dev_tool() -> None:
+    """Every module imports in a process where the dev tools are hidden."""
+    modules = [
+        info.name
+        for info in pkgutil.walk_packages(exporter.__path__, "exporter.")
+        if not info.name.endswith("__main__")
+    ]
+    hidden = sorted(name.replace("-", "_") for name in DEV_TOOLS)
+    code = (
+        "import sys, importlib\n"
+        f"for name in {hidden!r}: sys.modules[name] = None\n"
+        f"for name in {modules!r}: importlib.import_module(name)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr

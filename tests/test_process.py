@@ -3,18 +3,26 @@ coming back, what it logs, and a scrape checked by promtool."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
+import signal
+import socket
 import subprocess
+import sys
 import time
-from collections.abc import Callable
+import urllib.request
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from harness import (
     MONITOR_PASSWORD,
+    REPO,
     Database,
     create_database,
+    free_port,
     local_postgres,
     run_exporter,
     samples,
@@ -170,3 +178,93 @@ def test_golden_exposition_when_the_database_is_unreachable(update_golden: bool)
 @pytest.fixture
 def update_golden(request: pytest.FixtureRequest) -> bool:
     return bool(request.config.getoption("--update-golden"))
+
+
+# --- Ctrl-C at any moment --------------------------------------------------------------
+
+
+def _python_start_seconds() -> float:
+    """How long Python takes here, now, to start and import the ``exporter`` package.
+
+    A Ctrl-C before that lands in Python's own start-up (``site``, the ``.pth``
+    files of an editable install), which no program can catch; the moments
+    below start well after it: twice the slowest of three runs, since the
+    machine may be busy.
+    """
+    slowest = 0.0
+    for _ in range(3):
+        started = time.monotonic()
+        subprocess.run([sys.executable, "-c", "import exporter"], check=True, timeout=30)
+        slowest = max(slowest, time.monotonic() - started)
+    return slowest
+
+
+@contextlib.contextmanager
+def silent_database() -> Iterator[str]:
+    """A loopback port that accepts connections and never answers: a collection
+    then waits there for its timeout, so a Ctrl-C finds the command mid-collection."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)
+        yield f"postgresql://nobody@127.0.0.1:{listener.getsockname()[1]}/none"
+
+
+def interrupt(command: str, database_url: str, moment: float | str) -> tuple[int, str]:
+    """Start ``python -m exporter <command>``, send SIGINT at ``moment`` seconds
+    after the start (or once it serves, for "serving"), and let it finish."""
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("GOVERNANCE_EXPORTER_")},
+        "GOVERNANCE_EXPORTER_DATABASE_URL": database_url,
+        "GOVERNANCE_EXPORTER_LISTEN_ADDRESS": f"127.0.0.1:{port}",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "exporter", command],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=REPO,
+    )
+    try:
+        if moment == "serving":
+            _wait_serving(port, process)
+        else:
+            assert isinstance(moment, float)
+            time.sleep(moment)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    return process.returncode, stderr
+
+
+def _wait_serving(port: int, process: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "exited before serving"
+        with contextlib.suppress(OSError):
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).close()
+            return
+        time.sleep(0.05)
+    raise AssertionError("not serving within 20 s")
+
+
+@pytest.mark.parametrize("command", ["serve", "check"])
+def test_ctrl_c_at_any_moment_exits_130_without_a_traceback(command: str) -> None:
+    """From the first fraction of a second (imports, settings, building the app)
+    to serving or waiting on the database: exit 130 (what a shell reports for
+    Ctrl-C; an interrupted start-up is not a success) and no traceback."""
+    early = 2 * _python_start_seconds() + 0.05
+    moments: list[float | str] = [m for m in (early, 0.25, 0.6, 1.5) if m >= early]
+    if command == "serve":
+        moments.append("serving")
+    with silent_database() as url:
+        outcomes = {moment: interrupt(command, url, moment) for moment in moments}
+    for moment, (returncode, stderr) in outcomes.items():
+        assert "Traceback" not in stderr, (moment, stderr)
+        assert returncode == 130, (moment, returncode, stderr)
+    if command == "serve":
+        assert "stopped" in outcomes["serving"][1]

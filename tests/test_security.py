@@ -44,6 +44,7 @@ from prometheus_client import generate_latest
 from prometheus_client.registry import CollectorRegistry
 from psycopg import errors
 
+from exporter.cli import configuration_error
 from exporter.collection import SnapshotCache
 from exporter.collector import GovernanceCollector
 from exporter.demo import scenario
@@ -59,7 +60,14 @@ from exporter.snapshot import (
 )
 from exporter.source import CollectionError, Source, open_pool
 from exporter.startup import UsageError, load_settings
-from exporter.webconfig import load_web_config
+from exporter.webconfig import (
+    DUMMY_COST_CAP,
+    BasicAuth,
+    RateLimiter,
+    WebConfigError,
+    load_web_config,
+    parse_go_duration,
+)
 
 DOC = REPO / "docs" / "least-privilege.md"
 UNREACHABLE = "postgresql://nobody@127.0.0.1:1/none?connect_timeout=1"
@@ -349,8 +357,8 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
 USER, PASSWORD = "prometheus", "s3cret-scrape-pw"
 
 
-def bcrypt_hash(password: str) -> str:
-    return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=4)).decode()
+def bcrypt_hash(password: str, cost: int = 4) -> str:
+    return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=cost)).decode()
 
 
 @dataclass
@@ -414,11 +422,15 @@ def wait_listening(exporter: ExporterProcess, timeout: float = 20) -> None:
 
 @contextlib.contextmanager
 def exporter_with_web_config(
-    url: str, directory: Path, config: dict[str, Any], *args: str
+    url: str,
+    directory: Path,
+    config: dict[str, Any],
+    *args: str,
+    env: dict[str, str] | None = None,
 ) -> Iterator[ExporterProcess]:
     path = directory / "web-config.yml"
     path.write_text(yaml.safe_dump(config))
-    with run_exporter(url, "--web-config-file", str(path), *args, wait=False) as exporter:
+    with run_exporter(url, "--web-config-file", str(path), *args, env=env, wait=False) as exporter:
         wait_listening(exporter)
         yield exporter
 
@@ -526,6 +538,11 @@ BAD_WEB_CONFIGS = [
     # the bare $2$ prefix, which the bcrypt library refuses at every login
     ("basic_auth_users: {prometheus: '$2$04$" + "a" * 53 + "'}\n", "not a bcrypt hash"),
     ("basic_auth_user: {prometheus: x}\n", "basic_auth_user: unknown key"),
+    ("rate_limit: {interval: 1s, burst: 0}\n", "burst 0 would refuse every request"),
+    ("rate_limit: {interval: 10, burst: 5}\n", "rate_limit.interval: expected a duration"),
+    ("rate_limit: {interval: 1 second, burst: 5}\n", "is not a duration such as 1s"),
+    ("rate_limit: {interval: 1s, burst: 5, per_client: true}\n", "rate_limit.per_client"),
+    ("rate_limit: {interval: 1s, burst: -1}\n", "burst must not be negative"),
 ]
 
 
@@ -542,9 +559,12 @@ def test_bad_web_config_is_a_one_line_usage_error(
     pki: Path, tmp_path: Path, text: str, expected: str
 ) -> None:
     path = write_web_config(pki, tmp_path, text)
-    with pytest.raises(UsageError) as caught:
+    with pytest.raises(WebConfigError) as caught:
         load_web_config(path)
-    message = str(caught.value)
+    assert caught.value.path == path  # the library names the file; the CLI adds the flag
+    assert expected in caught.value.problem or expected in str(caught.value)
+    message = configuration_error(caught.value)
+    assert message is not None
     assert message.startswith(f"--web-config-file {path}: ")
     assert expected in message
     assert "\n" not in message
@@ -586,6 +606,178 @@ def test_empty_web_config_means_plain_http_without_auth(tmp_path: Path) -> None:
     config = load_web_config(path)
     assert config.wrap_socket is None
     assert config.authorize is None
+
+
+# --- basic auth that guessing cannot turn against the scraper ------------------------
+
+
+def test_go_durations_as_exporter_toolkit_reads_rate_limit_interval() -> None:
+    assert parse_go_duration("1s") == 1.0
+    assert parse_go_duration("250ms") == 0.25
+    assert parse_go_duration("1m30s") == 90.0
+    assert parse_go_duration("1.5h") == 5400.0
+    assert parse_go_duration("0") == parse_go_duration(0) == 0.0
+    for bad in ("1", 10, "1x", "s", "1s2", True, None):
+        with pytest.raises(ValueError, match="duration"):
+            parse_go_duration(bad)
+
+
+def test_rate_limiter_is_a_token_bucket_that_starts_full() -> None:
+    now = [100.0]
+    limiter = RateLimiter(interval=2.0, burst=3, clock=lambda: now[0])
+    assert [limiter.allow() for _ in range(4)] == [True, True, True, False]
+    now[0] += 1.9
+    assert not limiter.allow()  # not a whole token yet
+    now[0] += 0.1
+    assert limiter.allow()
+    assert not limiter.allow()
+    now[0] += 3600
+    assert sum(limiter.allow() for _ in range(10)) == 3  # never more than the burst
+
+
+def test_unknown_users_are_checked_at_the_configured_cost_capped() -> None:
+    """Same cost as the users' hashes (timing does not tell users apart), but a
+    costly hash does not make every guessed user name costly. Made without
+    hashing at that cost: a cost-31 dummy would take days."""
+    cheap = BasicAuth({"a": bcrypt_hash("x", 4), "b": bcrypt_hash("y", 5)})
+    costly = BasicAuth({"a": bcrypt_hash("x", 4), "b": bcrypt_hash("y", 4).replace("$04$", "$31$")})
+    assert cheap.dummy_cost == 5
+    assert costly.dummy_cost == DUMMY_COST_CAP == 12
+
+
+def test_a_costly_hash_holds_up_neither_the_start_nor_other_logins(
+    cogni: Database, tmp_path: Path
+) -> None:
+    """A cost-20 hash takes about a minute per check: the exporter still listens at
+    once, an unknown user is answered after a capped-cost check, and a wrong
+    guess for that user is answered 429 within the bounded wait instead of
+    holding its request slot for the minute."""
+    costly = bcrypt_hash(PASSWORD).replace("$04$", "$20$")
+    config = {"basic_auth_users": {USER: costly, "other": bcrypt_hash("x")}}
+    with cogni.connect() as conn:
+        scenario.create_tenant(conn, balance_credits=1)
+    with exporter_with_web_config(cogni.monitor_url, tmp_path, config) as exporter:
+        port = port_of(exporter)
+        unknown = request(port, headers=basic("nobody", PASSWORD), timeout=10)
+        slow = request(port, headers=basic(USER, "wrong"), timeout=10)
+        other = request(port, headers=basic("other", "x"), timeout=10)
+        log = exporter.log()
+    assert unknown.status == 401
+    assert slow.status == 429
+    assert slow.headers["retry-after"] == "1"
+    assert other.status == 200
+    assert f"the hash of {USER!r} has cost 20" in log
+
+
+def test_a_flood_of_wrong_guesses_leaves_the_scraper_served(
+    cogni: Database, tmp_path: Path
+) -> None:
+    """140 clients guess user names (and, one guess in five, the real user's
+    password) against a cost-14 hash, more clients than the 128 request slots.
+    The scraper, already logged in once, is answered 200 throughout: guesses
+    queue for two bcrypt workers or are turned away at once, never filling the
+    slots. Loopback only; the flood is bounded in requests and in time."""
+    with cogni.connect() as conn:
+        scenario.create_tenant(conn, balance_credits=1)
+    config = {"basic_auth_users": {USER: bcrypt_hash(PASSWORD, 14)}}
+    env = {"GOVERNANCE_EXPORTER_CACHE_SECONDS": "1"}
+    directory = tmp_path
+    with exporter_with_web_config(cogni.monitor_url, directory, config, env=env) as exporter:
+        port = port_of(exporter)
+        first = log_in(port)
+        flood = Flood(port, clients=140, per_client=25, seconds=12)
+        flood.start()
+        try:
+            time.sleep(2)  # the flood is at full strength
+            during = [request(port, headers=basic(USER, PASSWORD), timeout=5) for _ in range(3)]
+        finally:
+            flood.stop()
+        log = exporter.log()
+    assert first.status == 200
+    assert [answer.status for answer in during] == [200, 200, 200]
+    assert up(during[-1].body.decode()) == 1
+    assert len(flood.statuses) >= 280, flood.statuses  # it did flood
+    assert set(flood.statuses) <= {401, 429}, set(flood.statuses)
+    assert 429 in flood.statuses  # the bcrypt queue was full and turned guesses away
+    assert "Traceback" not in log
+
+
+def log_in(port: int, within: float = 30) -> Answer:
+    """The first login against a costly hash may outlast the bounded wait (429); its
+    check still finishes and is remembered, so a later try, like the next scrape, is 200."""
+    deadline = time.monotonic() + within
+    while True:
+        answer = request(port, headers=basic(USER, PASSWORD), timeout=10)
+        if answer.status != 429 or time.monotonic() > deadline:
+            return answer
+        time.sleep(0.5)
+
+
+class Flood:
+    """``clients`` threads, each sending up to ``per_client`` wrong guesses in a row."""
+
+    def __init__(self, port: int, *, clients: int, per_client: int, seconds: float) -> None:
+        self.port = port
+        self.per_client = per_client
+        self.deadline = time.monotonic() + seconds
+        self.statuses: list[int] = []
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._guess, args=(number,), daemon=True)
+            for number in range(clients)
+        ]
+
+    def start(self) -> None:
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(15)
+
+    def _guess(self, number: int) -> None:
+        for attempt in range(self.per_client):
+            if self._stop.is_set() or time.monotonic() > self.deadline:
+                return
+            user = USER if attempt % 5 == 0 else f"guess-{number}-{attempt}"
+            try:
+                answer = request(self.port, headers=basic(user, f"pw-{attempt}"), timeout=5)
+            except OSError as exc:  # a full accept queue: the client's problem, counted
+                self.errors.append(type(exc).__name__)
+                continue
+            self.statuses.append(answer.status)
+
+
+def test_rate_limit_as_exporter_toolkit_reads_it(cogni: Database, tmp_path: Path) -> None:
+    """``rate_limit: {interval, burst}`` at the top of the file: a token bucket over
+    every request, the refusals 429. Credentials already proven are not counted,
+    so spent guesses do not lock the scraper out."""
+    with cogni.connect() as conn:
+        scenario.create_tenant(conn, balance_credits=1)
+    directory = tmp_path
+    open_config = {"rate_limit": {"interval": "1h", "burst": 2}}
+    with exporter_with_web_config(UNREACHABLE, directory, open_config) as exporter:
+        port = port_of(exporter)
+        time.sleep(0.5)
+        plain = [request(port, "/healthz").status for _ in range(3)]
+    with_auth = {
+        "basic_auth_users": {USER: bcrypt_hash(PASSWORD)},
+        "rate_limit": {"interval": "1h", "burst": 1},
+    }
+    with exporter_with_web_config(cogni.monitor_url, directory, with_auth) as exporter:
+        port = port_of(exporter)
+        scraper = request(port, headers=basic(USER, PASSWORD))  # spends the one token
+        guesses = [request(port, headers=basic("nobody", "x")).status for _ in range(3)]
+        again = request(port, headers=basic(USER, PASSWORD))
+        log = exporter.log()
+    # the readiness probe of wait_listening is a bare TCP connect: no request, no token
+    assert plain == [200, 200, 429]
+    assert scraper.status == 200
+    assert guesses == [429, 429, 429]
+    assert again.status == 200
+    assert "rate limit: bursts of 1 request(s), then one per 3600 s" in log
 
 
 # --- what the endpoint answers -------------------------------------------------------

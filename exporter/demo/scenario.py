@@ -83,8 +83,8 @@ def create_tenant(
         " VALUES (%s, 'default', true) RETURNING id::text",
         (account_id,),
     ).fetchone()
-    assert grant is not None
-    assert key is not None
+    if grant is None or key is None:  # INSERT ... RETURNING yields its row
+        raise RuntimeError("the tenant's grant or virtual key was not created")
     return Tenant(user_id, account_id, grant[0], key[0])
 
 
@@ -121,7 +121,8 @@ def add_schedule(
             tsid,
         ),
     ).fetchone()
-    assert row is not None
+    if row is None:  # INSERT ... RETURNING yields its row
+        raise RuntimeError(f"schedule {charter!r} was not created")
     return str(row[0])
 
 
