@@ -24,6 +24,9 @@ ROOT = Path(__file__).resolve().parent.parent
 PROMETHEUS = ROOT / "prometheus"
 PROMETHEUS_CONFIG = PROMETHEUS / "prometheus.yml"
 RULES = PROMETHEUS / "rules" / "governance.rules.yml"
+# The fleet objective: for the global Prometheus, not loaded by prometheus.yml.
+SLO_RULES = PROMETHEUS / "rules" / "governance-slo.rules.yml"
+RULE_FILES = sorted((PROMETHEUS / "rules").glob("*.rules.yml"))
 RUNBOOK = PROMETHEUS / "RUNBOOK.md"
 UNIT_TESTS = sorted((PROMETHEUS / "tests").glob("*.test.yml"))
 ALERTMANAGER = PROMETHEUS / "alertmanager.yml"
@@ -51,6 +54,7 @@ EXPECTED_ALERTS = {
     "GovernanceBudgetGateClosed": {"warning"},
     "GovernanceBudgetGateStale": {"warning"},
     "GovernanceHeartbeatStale": {"warning"},
+    "GovernanceScheduledRunsErrorBudgetBurn": {"critical", "warning"},
 }
 RECEIVER_BY_SEVERITY = {"critical": "pager", "warning": "ticket"}
 EXPECTED_UNIT_TESTS = {
@@ -60,6 +64,7 @@ EXPECTED_UNIT_TESTS = {
     "exporter",
     "memory",
     "two_nodes",
+    "slo",
 }
 # The labels that tell one node from another in one Alertmanager: the target's
 # (job, instance) and the fleet's (cluster, node), then the alert's own.
@@ -100,8 +105,13 @@ def _load(path: Path) -> Any:
     return yaml.safe_load(path.read_text(encoding="utf-8"))
 
 
+def _rules(*paths: Path) -> list[dict[str, Any]]:
+    return [r for path in paths for g in _load(path)["groups"] for r in g["rules"]]
+
+
 def alerting_rules() -> list[dict[str, Any]]:
-    return [r for g in _load(RULES)["groups"] for r in g["rules"] if "alert" in r]
+    """Every alert of every rule file (the node's and the fleet's)."""
+    return [r for r in _rules(*RULE_FILES) if "alert" in r]
 
 
 def render_alertmanager(text: str, env: dict[str, str]) -> str:
@@ -132,10 +142,41 @@ def test_prometheus_config_is_valid_and_loads_the_rules() -> None:
     assert "governance" in jobs
 
 
-def test_rules_pass_promtool_lint() -> None:
-    result = _run("promtool", "check", "rules", "--lint=all", "--lint-fatal", RULES)
+def test_the_rule_files_are_the_node_and_the_fleet_ones() -> None:
+    assert sorted([RULES, SLO_RULES]) == RULE_FILES
+
+
+@pytest.mark.parametrize("rule_file", RULE_FILES, ids=lambda p: p.name)
+def test_rules_pass_promtool_lint(rule_file: Path) -> None:
+    result = _run("promtool", "check", "rules", "--lint=all", "--lint-fatal", rule_file)
     _assert_ok(result)
     assert "WARNING" not in result.stdout + result.stderr
+
+
+def test_every_rule_file_is_unit_tested() -> None:
+    tested = {
+        (path.parent / rule_file).resolve()
+        for path in UNIT_TESTS
+        for rule_file in _load(path)["rule_files"]
+    }
+    assert tested == {path.resolve() for path in RULE_FILES}
+
+
+# by (...) and on (...) name the labels to keep, and so drop job, instance and
+# the operator's labels: one node's series would match or hide another's.
+_DROPS_TARGET_LABELS = re.compile(r"\b(by|on)\s*\(")
+
+
+@pytest.mark.parametrize("rule", _rules(RULES), ids=lambda r: r.get("alert") or r["record"])
+def test_node_rules_keep_the_target_labels(rule: dict[str, Any]) -> None:
+    description = rule.get("annotations", {}).get("description", "")
+    for text in (rule["expr"], description):
+        assert not _DROPS_TARGET_LABELS.search(text), f"use without (...) / ignoring (...): {text}"
+    # A description's queries select the alert's own target.
+    actions = re.findall(r"\{\{(.*?)\}\}", description, re.DOTALL)
+    queries = [a for a in actions if re.search(r"\bquery\b", a)]
+    for query in queries:
+        assert re.search(r'printf "[^"]*job=%q,instance=%q', query), query
 
 
 def test_the_unit_test_files_are_all_there() -> None:
@@ -180,7 +221,8 @@ def test_the_expected_alerts_exist_with_their_severities() -> None:
     assert found == EXPECTED_ALERTS
 
 
-_RAW_SERIES = re.compile(r"\bgovernance_[a-z_]+")
+# A raw series; not a recorded one (governance:..., fleet:governance_...).
+_RAW_SERIES = re.compile(r"(?<![\w:])governance_[a-z_]+")
 
 
 @pytest.mark.parametrize("rule", alerting_rules(), ids=lambda r: f"{r['alert']}-{r['expr'][:30]}")
