@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from exporter.demo import find_alertmanager, run_alertmanager
+from exporter.demo.stack import find_alertmanager, run_alertmanager
 
 ROOT = Path(__file__).resolve().parent.parent
 PROMETHEUS = ROOT / "prometheus"
