@@ -183,7 +183,13 @@ def test_an_empty_account_pages_and_a_top_up_resolves_it(
         page = sink.wait_for(
             "pager", _runway_page, timeout=PAGE_TIMEOUT, what="a GovernanceCreditRunwayLow page"
         )
-        assert page.group_labels == {"alertname": "GovernanceCreditRunwayLow", "account": ACCOUNT}
+        # Grouped per node: the target's labels are part of the group.
+        assert page.group_labels == {
+            "alertname": "GovernanceCreditRunwayLow",
+            "job": "governance",
+            "instance": _exporter_target(exporter.url),
+            "account": ACCOUNT,
+        }
         assert page.has_alert("firing", condition="balance", account=ACCOUNT)
         alert = next(a for a in page.alerts if a["labels"].get("condition") == "balance")
         assert "insufficient_credits" in alert["annotations"]["description"]

@@ -6,19 +6,27 @@ must be on PATH. A missing tool fails the test with that hint: it never skips.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
+import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from exporter.demo.stack import find_alertmanager, run_alertmanager
+
 ROOT = Path(__file__).resolve().parent.parent
 PROMETHEUS = ROOT / "prometheus"
 PROMETHEUS_CONFIG = PROMETHEUS / "prometheus.yml"
 RULES = PROMETHEUS / "rules" / "governance.rules.yml"
+# The fleet objective: for the global Prometheus, not loaded by prometheus.yml.
+SLO_RULES = PROMETHEUS / "rules" / "governance-slo.rules.yml"
+RULE_FILES = sorted((PROMETHEUS / "rules").glob("*.rules.yml"))
 RUNBOOK = PROMETHEUS / "RUNBOOK.md"
 UNIT_TESTS = sorted((PROMETHEUS / "tests").glob("*.test.yml"))
 ALERTMANAGER = PROMETHEUS / "alertmanager.yml"
@@ -46,6 +54,7 @@ EXPECTED_ALERTS = {
     "GovernanceBudgetGateClosed": {"warning"},
     "GovernanceBudgetGateStale": {"warning"},
     "GovernanceHeartbeatStale": {"warning"},
+    "GovernanceScheduledRunsErrorBudgetBurn": {"critical", "warning"},
 }
 RECEIVER_BY_SEVERITY = {"critical": "pager", "warning": "ticket"}
 EXPECTED_UNIT_TESTS = {
@@ -54,7 +63,12 @@ EXPECTED_UNIT_TESTS = {
     "incident_2026_02_15",
     "exporter",
     "memory",
+    "two_nodes",
+    "slo",
 }
+# The labels that tell one node from another in one Alertmanager: the target's
+# (job, instance) and the fleet's (cluster, node), then the alert's own.
+PER_NODE_LABELS = ["alertname", "cluster", "node", "job", "instance", "account"]
 
 _PACKAGES = {"promtool": "prometheus", "amtool": "prometheus-alertmanager"}
 
@@ -91,8 +105,13 @@ def _load(path: Path) -> Any:
     return yaml.safe_load(path.read_text(encoding="utf-8"))
 
 
+def _rules(*paths: Path) -> list[dict[str, Any]]:
+    return [r for path in paths for g in _load(path)["groups"] for r in g["rules"]]
+
+
 def alerting_rules() -> list[dict[str, Any]]:
-    return [r for g in _load(RULES)["groups"] for r in g["rules"] if "alert" in r]
+    """Every alert of every rule file (the node's and the fleet's)."""
+    return [r for r in _rules(*RULE_FILES) if "alert" in r]
 
 
 def render_alertmanager(text: str, env: dict[str, str]) -> str:
@@ -123,10 +142,41 @@ def test_prometheus_config_is_valid_and_loads_the_rules() -> None:
     assert "governance" in jobs
 
 
-def test_rules_pass_promtool_lint() -> None:
-    result = _run("promtool", "check", "rules", "--lint=all", "--lint-fatal", RULES)
+def test_the_rule_files_are_the_node_and_the_fleet_ones() -> None:
+    assert sorted([RULES, SLO_RULES]) == RULE_FILES
+
+
+@pytest.mark.parametrize("rule_file", RULE_FILES, ids=lambda p: p.name)
+def test_rules_pass_promtool_lint(rule_file: Path) -> None:
+    result = _run("promtool", "check", "rules", "--lint=all", "--lint-fatal", rule_file)
     _assert_ok(result)
     assert "WARNING" not in result.stdout + result.stderr
+
+
+def test_every_rule_file_is_unit_tested() -> None:
+    tested = {
+        (path.parent / rule_file).resolve()
+        for path in UNIT_TESTS
+        for rule_file in _load(path)["rule_files"]
+    }
+    assert tested == {path.resolve() for path in RULE_FILES}
+
+
+# by (...) and on (...) name the labels to keep, and so drop job, instance and
+# the operator's labels: one node's series would match or hide another's.
+_DROPS_TARGET_LABELS = re.compile(r"\b(by|on)\s*\(")
+
+
+@pytest.mark.parametrize("rule", _rules(RULES), ids=lambda r: r.get("alert") or r["record"])
+def test_node_rules_keep_the_target_labels(rule: dict[str, Any]) -> None:
+    description = rule.get("annotations", {}).get("description", "")
+    for text in (rule["expr"], description):
+        assert not _DROPS_TARGET_LABELS.search(text), f"use without (...) / ignoring (...): {text}"
+    # A description's queries select the alert's own target.
+    actions = re.findall(r"\{\{(.*?)\}\}", description, re.DOTALL)
+    queries = [a for a in actions if re.search(r"\bquery\b", a)]
+    for query in queries:
+        assert re.search(r'printf "[^"]*job=%q,instance=%q', query), query
 
 
 def test_the_unit_test_files_are_all_there() -> None:
@@ -171,7 +221,8 @@ def test_the_expected_alerts_exist_with_their_severities() -> None:
     assert found == EXPECTED_ALERTS
 
 
-_RAW_SERIES = re.compile(r"\bgovernance_[a-z_]+")
+# A raw series; not a recorded one (governance:..., fleet:governance_...).
+_RAW_SERIES = re.compile(r"(?<![\w:])governance_[a-z_]+")
 
 
 @pytest.mark.parametrize("rule", alerting_rules(), ids=lambda r: f"{r['alert']}-{r['expr'][:30]}")
@@ -263,16 +314,18 @@ def test_alertmanager_routes_by_severity(
     assert result.stdout.strip() == receiver
 
 
-def test_critical_inhibits_warning_for_the_same_alert_and_account() -> None:
+def test_critical_inhibits_warning_for_the_same_alert_on_the_same_node() -> None:
     config = _load(ALERTMANAGER)
     assert config["inhibit_rules"] == [
         {
             "source_matchers": ['severity="critical"'],
             "target_matchers": ['severity="warning"'],
-            "equal": ["alertname", "account"],
+            "equal": PER_NODE_LABELS,
         }
     ]
-    assert config["route"]["group_by"] == ["alertname", "account"]
+    assert config["route"]["group_by"] == PER_NODE_LABELS
+    for route in config["route"]["routes"]:
+        assert "group_by" not in route, "a child route would regroup across nodes"
 
 
 def test_variant_routes_exactly_like_the_webhook_config() -> None:
@@ -280,3 +333,78 @@ def test_variant_routes_exactly_like_the_webhook_config() -> None:
     assert variant["route"] == webhook["route"]
     assert variant["inhibit_rules"] == webhook["inhibit_rules"]
     assert {r["name"] for r in variant["receivers"]} == {r["name"] for r in webhook["receivers"]}
+
+
+# --- Alertmanager, running: nodes are grouped and inhibited apart -------------------
+
+
+def _runway_alert(severity: str, **labels: str) -> dict[str, Any]:
+    condition = {"condition": "runway", "severity": severity, "account": "cogni_system"}
+    return {"labels": {"alertname": "GovernanceCreditRunwayLow", **condition, **labels}}
+
+
+def _api(url: str, body: Any = None) -> Any:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        text = response.read().decode()
+    return json.loads(text) if text else None
+
+
+def _states(url: str) -> dict[tuple[str, str, str], str]:
+    """(cluster, instance, severity) -> active or suppressed, as Alertmanager sees it."""
+    return {
+        (a["labels"].get("cluster", ""), a["labels"]["instance"], a["labels"]["severity"]): a[
+            "status"
+        ]["state"]
+        for a in _api(url + "/api/v2/alerts")
+    }
+
+
+def test_a_running_alertmanager_groups_and_inhibits_each_node_apart(
+    alertmanager_files: dict[str, Path], tmp_path: Path
+) -> None:
+    # Red runway (critical + its warning) on node A; only the warning on node B,
+    # which differs from A in instance alone; and the same instance name in
+    # another cluster, with only the warning too. A's critical hides A's warning,
+    # and nothing else; each node gets its own notification groups.
+    binary = find_alertmanager()
+    if binary is None:
+        pytest.fail(
+            "prometheus-alertmanager is not on PATH (apt-get install prometheus-alertmanager)",
+            pytrace=False,
+        )
+    node_a = {"job": "governance", "instance": "node-a:10215", "cluster": "east"}
+    node_b = {**node_a, "instance": "node-b:10215"}
+    elsewhere = {**node_a, "cluster": "west"}
+    alerts = [
+        _runway_alert("critical", **node_a),
+        _runway_alert("warning", **node_a),
+        _runway_alert("warning", **node_b),
+        _runway_alert("warning", **elsewhere),
+    ]
+    config = alertmanager_files["webhook"].read_text(encoding="utf-8")
+    with run_alertmanager(binary, tmp_path / "alertmanager", config) as alertmanager:
+        _api(alertmanager.url + "/api/v2/alerts", alerts)
+        deadline = time.monotonic() + 30
+        while _states(alertmanager.url).get(("east", "node-a:10215", "warning")) != "suppressed":
+            assert time.monotonic() < deadline, _states(alertmanager.url)
+            time.sleep(0.2)
+        assert _states(alertmanager.url) == {
+            ("east", "node-a:10215", "critical"): "active",
+            ("east", "node-a:10215", "warning"): "suppressed",
+            ("east", "node-b:10215", "warning"): "active",
+            ("west", "node-a:10215", "warning"): "active",
+        }
+        groups = {
+            (g["receiver"]["name"], g["labels"].get("cluster"), g["labels"]["instance"]): len(
+                g["alerts"]
+            )
+            for g in _api(alertmanager.url + "/api/v2/alerts/groups")
+        }
+        assert groups == {
+            ("pager", "east", "node-a:10215"): 1,
+            ("ticket", "east", "node-a:10215"): 1,
+            ("ticket", "east", "node-b:10215"): 1,
+            ("ticket", "west", "node-a:10215"): 1,
+        }
