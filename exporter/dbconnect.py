@@ -29,7 +29,12 @@ from typing import Any, ClassVar, Self
 
 import psycopg
 
-from exporter.dberrors import ConnectFailed, classify_connect_error, connect_cause
+from exporter.dberrors import (
+    ConnectFailed,
+    ConnectTimeout,
+    classify_connect_error,
+    connect_cause,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -160,7 +165,7 @@ class Connector:
             delay = backoff_seconds(refusals)
             failure = _Failure(
                 error_type,
-                connect_cause(exc),
+                self._timeout_cause() if error_type is ConnectTimeout else connect_cause(exc),
                 sqlstate,
                 refusals,
                 failed_at=now,
@@ -177,6 +182,14 @@ class Connector:
                 failure.retry_at_wall.strftime("%H:%M:%S UTC"),
             )
         return failure
+
+    def _timeout_cause(self) -> str:
+        """psycopg's "connection timeout expired" says neither where nor how long."""
+        params = psycopg.conninfo.conninfo_to_dict(self._conninfo)
+        host = params.get("host") or params.get("hostaddr") or "localhost"
+        port = params.get("port") or "5432"
+        seconds = self._kwargs.get("connect_timeout") or params.get("connect_timeout")
+        return f"no answer from {host}:{port} within the {seconds} s connect timeout"
 
     def _error(self, failure: _Failure) -> ConnectFailed:
         return failure.error_type(
