@@ -399,6 +399,8 @@ def schema_info(catalog: CatalogRow) -> SchemaInfo:
 # How often a collection waiting on the pool looks whether the pool's attempt to
 # open a connection has failed meanwhile.
 POOL_POLL_SECONDS = 0.1
+# How long a collection looks for an idle pooled connection while new ones fail.
+IDLE_WAIT_SECONDS = 0.01
 
 
 class _BrokenConnection(Exception):
@@ -475,23 +477,38 @@ class Source:
             ) from exc
 
     def _read_pooled(self, now: datetime, since: float) -> Snapshot:
-        """On a pooled connection; or, after a failed connection attempt, on the one
-        this collection opens itself (``exporter.dbconnect``), closed afterwards."""
-        own = self._connector.connection_for_collection() if self._connector else None
-        if own is not None:
-            with own:
-                return self._read_on(own, now)
-        with self._pooled_connection(since) as conn:
+        """On a pooled connection. After a failed connection attempt
+        (``exporter.dbconnect``): on one still idle in the pool if there is one, else
+        on the one this collection opens itself, closed afterwards."""
+        connector = self._connector
+        if connector is not None and connector.failure() is not None:
+            idle = self._idle_connection()
+            if idle is not None:  # a refill was refused, but this one still works
+                with self._lent(idle) as conn:
+                    return self._read_on(conn, now)
+            own = connector.connection_for_collection()
+            if own is not None:
+                with own:
+                    return self._read_on(own, now)
+        with self._lent(self._getconn(since)) as conn:
             return self._read_on(conn, now)
 
     @contextlib.contextmanager
-    def _pooled_connection(self, since: float) -> Iterator[psycopg.Connection[Any]]:
-        conn = self._getconn(since)
+    def _lent(self, conn: psycopg.Connection[Any]) -> Iterator[psycopg.Connection[Any]]:
+        """``pool.connection()`` for a connection already taken from the pool."""
         try:
             with conn:
                 yield conn
         finally:
             self._pool.putconn(conn)
+
+    def _idle_connection(self) -> psycopg.Connection[Any] | None:
+        if not self._pool.get_stats().get("pool_available"):
+            return None  # asking would only make the pool try to grow
+        try:
+            return self._pool.getconn(timeout=IDLE_WAIT_SECONDS)
+        except PoolTimeout:
+            return None
 
     def _getconn(self, since: float) -> psycopg.Connection[Any]:
         """A pooled connection; ends the wait early with the cause as soon as the

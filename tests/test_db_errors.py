@@ -143,6 +143,44 @@ def test_a_wrong_password_is_named_said_once_and_not_retried_in_a_loop(
         assert MONITOR_PASSWORD not in text
 
 
+def set_password(database: Database, password: str) -> None:
+    with database.connect() as conn:
+        conn.execute(
+            sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                sql.Identifier(MONITOR_ROLE), sql.Literal(password)
+            )
+        )
+
+
+def test_a_password_changed_under_a_running_exporter(cogni: Database) -> None:
+    """The open connection reads on; once it is gone, the new login is refused and
+    named; after the password is back, the first try after the back-off reads."""
+    with run_exporter(cogni.monitor_url) as exporter:
+        assert up(scrape(exporter)[0]) == 1
+        try:
+            set_password(cogni, WRONG_PASSWORD)
+            still = scrape(exporter)[0]  # the pooled connection logged in before
+            with cogni.connect() as conn:
+                conn.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE application_name = 'governance-exporter'"
+                )
+            refused, _ = scrape(exporter)
+            backing_off, elapsed = scrape(exporter)
+        finally:
+            set_password(cogni, MONITOR_PASSWORD)
+        time.sleep(5.5)  # the first back-off
+        healed = scrape(exporter)[0]
+        log = exporter.log()
+    assert up(still) == 1
+    assert up(refused) == 0
+    assert errors(backing_off, "authentication_failed") == 2
+    assert elapsed < 1
+    assert up(healed) == 1
+    assert "connected to the database again (authentication_failed ended)" in log
+    assert "database readable again" in log
+
+
 def test_check_names_a_refused_login_and_tries_it_once(
     server: LocalPostgres, cogni: Database
 ) -> None:
