@@ -143,10 +143,10 @@ _BY_MESSAGE: tuple[tuple[str, type[ConnectFailed], str | None], ...] = (
     (r"password authentication failed", AuthenticationFailed, "28P01"),
     (r"no pg_hba\.conf entry", AuthenticationFailed, "28000"),
     (r"is not permitted to log in", AuthenticationFailed, "28000"),
-    (r"role \".*\" does not exist", AuthenticationFailed, "28000"),
+    (r"role \"[^\"]*\" does not exist", AuthenticationFailed, "28000"),
     (r"\w+ authentication failed", AuthenticationFailed, "28000"),  # ident, peer, ldap...
     (r"fe_sendauth: no password supplied|password is missing", AuthenticationFailed, "28000"),
-    (r"database \".*\" does not exist", DatabaseMissing, "3D000"),
+    (r"database \"[^\"]*\" does not exist", DatabaseMissing, "3D000"),
     (r"permission denied for database", ConnectNotPermitted, "42501"),
     (r"timeout expired", ConnectTimeout, None),
     (

@@ -32,6 +32,7 @@ from test_faults import hanging_path
 
 from exporter import scenario
 from exporter.dbconnect import backoff_seconds
+from exporter.dberrors import classify_connect_error, connect_cause
 from exporter.localpg import LocalPostgres, free_port
 from exporter.snapshot import SCHEMA_2026_03
 
@@ -101,6 +102,56 @@ def run_check(url: str) -> subprocess.CompletedProcess[str]:
 def test_back_off_doubles_from_5_s_to_5_min() -> None:
     assert [backoff_seconds(n) for n in range(9)] == [0, 5, 10, 20, 40, 80, 160, 300, 300]
     assert backoff_seconds(10_000) == 300
+
+
+# libpq's and psycopg's own words, as they come (first lines of real messages).
+CONNECT_MESSAGES = [
+    (
+        'connection failed: connection to server at "10.0.0.5", port 5432 failed: '
+        'FATAL:  password authentication failed for user "governance_exporter"',
+        "authentication_failed",
+    ),
+    (
+        'connection failed: connection to server at "10.0.0.5", port 5432 failed: FATAL:  '
+        'no pg_hba.conf entry for host "10.0.0.9", user "governance_exporter", '
+        'database "cogni", no encryption',
+        "authentication_failed",
+    ),
+    ('connection failed: FATAL:  role "monitor" does not exist', "authentication_failed"),
+    ("connection failed: fe_sendauth: no password supplied", "authentication_failed"),
+    ('connection failed: FATAL:  database "cogni" does not exist', "database_missing"),
+    ("failed to resolve host 'db': [Errno -2] Name or service not known", "host_unreachable"),
+    (
+        'connection failed: connection to server at "10.0.0.5", port 5432 failed: No route to host',
+        "host_unreachable",
+    ),
+    (
+        'connection is bad: connection to server on socket "/run/postgresql/.s.PGSQL.5432" '
+        "failed: No such file or directory",
+        "host_unreachable",
+    ),
+    ("connection timeout expired", "connect_timeout"),
+    ("connection failed: FATAL:  the database system is starting up", "database_unavailable"),
+    ("connection failed: FATAL:  sorry, too many clients already", "database_unavailable"),
+    # one host down, the next one refusing the login: the refusal is what matters
+    (
+        'connection failed: connection to server at "::1", port 5432 failed: Connection '
+        "refused\nMultiple connection attempts failed. All failures were:\n- host: "
+        "'localhost', port: None, hostaddr: '::1': connection refused\n- host: "
+        "'localhost', port: None, hostaddr: '127.0.0.1': connection failed: FATAL:  "
+        'password authentication failed for user "governance_exporter"',
+        "authentication_failed",
+    ),
+]
+
+
+@pytest.mark.parametrize(("message", "reason"), CONNECT_MESSAGES)
+def test_connection_errors_are_sorted_by_cause(message: str, reason: str) -> None:
+    error_type, _sqlstate = classify_connect_error(psycopg.OperationalError(message))
+    assert error_type.reason == reason
+    cause = connect_cause(psycopg.OperationalError(message))
+    assert not cause.startswith(("connection failed", "connection is bad"))
+    assert "FATAL:" not in cause
 
 
 # --- a refused login ------------------------------------------------------------------
