@@ -47,12 +47,14 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from exporter.dbconnect import Connector, connector_of
 from exporter.dberrors import (
     AccountNotVisible,
-    CollectionError,
     PermissionDenied,
     QueryTimeout,
     SchemaNotFound,
 )
-from exporter.dberrors import DatabaseUnavailable as DatabaseUnavailable  # noqa: PLC0414 - re-exported
+
+# Re-exported: check.py and the tests import these from here, where they are raised.
+from exporter.dberrors import CollectionError as CollectionError  # noqa: PLC0414
+from exporter.dberrors import DatabaseUnavailable as DatabaseUnavailable  # noqa: PLC0414
 from exporter.model import BLANK_CHARACTERS
 from exporter.snapshot import (
     SCHEMA_2026_02,

@@ -30,10 +30,10 @@ from harness import (
 from psycopg import sql
 from test_faults import hanging_path
 
-from exporter import scenario
 from exporter.dbconnect import backoff_seconds
 from exporter.dberrors import classify_connect_error, connect_cause
-from exporter.localpg import LocalPostgres, free_port
+from exporter.demo import scenario
+from exporter.demo.localpg import LocalPostgres, free_port
 from exporter.snapshot import SCHEMA_2026_03
 
 Scrape = dict[str, dict[frozenset[tuple[str, str]], float]]
