@@ -226,7 +226,8 @@ class GatedConnection(psycopg.Connection[Any]):
         opened = cls.connector.pool_connect(
             lambda: super(GatedConnection, cls).connect(conninfo, **kwargs)
         )
-        assert isinstance(opened, cls)
+        if not isinstance(opened, cls):  # the lambda above made it: cannot happen
+            raise TypeError(f"expected a {cls.__name__}, got {type(opened).__name__}")
         return opened
 
 
