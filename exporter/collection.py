@@ -23,6 +23,7 @@ from typing import Any, Protocol
 import psycopg
 from psycopg_pool import ConnectionPool
 
+from exporter.dberrors import COLLECTION_ERROR_REASONS, CollectionError
 from exporter.model import (
     FAILURE_REASONS,
     OUTCOMES,
@@ -31,7 +32,7 @@ from exporter.model import (
 )
 from exporter.settings import Settings
 from exporter.snapshot import Snapshot
-from exporter.source import COLLECTION_ERROR_REASONS, CollectionError, Source
+from exporter.source import Source
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +98,7 @@ class SnapshotCache:
         self._latest_done_at = 0.0
         self._last_success_at: datetime | None = None
         self._failing_since: datetime | None = None
+        self._logged_cause: tuple[str, str] | None = None  # the failure last logged
         self._errors = dict.fromkeys(COLLECTION_ERROR_REASONS, 0)
         # Every series from the first scrape on, at 0: increase() misses the first
         # sample of a series born later.
@@ -178,13 +180,19 @@ class SnapshotCache:
                 logger.info("database readable again after failing since %s", self._failing_since)
             self._last_success_at = started_at
             self._failing_since = None
+            self._logged_cause = None
             return
         self._errors[error.reason] = self._errors.get(error.reason, 0) + 1
         if self._failing_since is None:
             self._failing_since = started_at
+        # Once per cause, not every scrape: a failure that lasts says the same thing
+        # every few seconds, and the errors metric counts it anyway.
+        cause = (error.reason, error.cause)
+        if cause != self._logged_cause:
+            self._logged_cause = cause
             logger.error("collection failed (%s): %s", error.reason, error)
         else:
-            logger.warning("collection still failing (%s): %s", error.reason, error)
+            logger.debug("collection still failing (%s): %s", error.reason, error)
 
 
 def build_snapshots(

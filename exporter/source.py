@@ -32,7 +32,8 @@ import math
 import os
 import socket
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any, LiteralString, TypeVar
 
@@ -43,6 +44,17 @@ from psycopg.adapt import Loader
 from psycopg.rows import class_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from exporter.dbconnect import Connector, connector_of
+from exporter.dberrors import (
+    AccountNotVisible,
+    PermissionDenied,
+    QueryTimeout,
+    SchemaNotFound,
+)
+
+# Re-exported: check.py and the tests import these from here, where they are raised.
+from exporter.dberrors import CollectionError as CollectionError  # noqa: PLC0414
+from exporter.dberrors import DatabaseUnavailable as DatabaseUnavailable  # noqa: PLC0414
 from exporter.model import BLANK_CHARACTERS
 from exporter.snapshot import (
     SCHEMA_2026_02,
@@ -74,36 +86,6 @@ UNSCHEDULED_LOOKBACK = timedelta(days=30)
 FINISHED_LAG = timedelta(seconds=15)
 _MESSAGE_PREFIX_CHARS = 200
 
-
-class CollectionError(Exception):
-    """The database could not be read fully; ``reason`` is a bounded label value."""
-
-    reason = "query_failed"
-
-
-class DatabaseUnavailable(CollectionError):
-    reason = "database_unavailable"
-
-
-class QueryTimeout(CollectionError):
-    reason = "query_timeout"
-
-
-class SchemaNotFound(CollectionError):
-    reason = "schema_unknown"
-
-
-class AccountNotVisible(CollectionError):
-    reason = "account_not_visible"
-
-
-COLLECTION_ERROR_REASONS = (
-    DatabaseUnavailable.reason,
-    QueryTimeout.reason,
-    SchemaNotFound.reason,
-    AccountNotVisible.reason,
-    CollectionError.reason,
-)
 
 # --- statements -----------------------------------------------------------------
 
@@ -416,6 +398,13 @@ def schema_info(catalog: CatalogRow) -> SchemaInfo:
     )
 
 
+# How often a collection waiting on the pool looks whether the pool's attempt to
+# open a connection has failed meanwhile.
+POOL_POLL_SECONDS = 0.1
+# How long a collection looks for an idle pooled connection while new ones fail.
+IDLE_WAIT_SECONDS = 0.01
+
+
 class _BrokenConnection(Exception):
     """The connection died under a collection; safe to run it again on another."""
 
@@ -447,12 +436,14 @@ class Source:
         # Finished runs are counted from here on (advanced by each snapshot read):
         # the first collection counts none, so the counters start at 0.
         self._finished_after: datetime | None = None
+        self._connector = connector_of(pool)
 
     def read(self, now: datetime) -> Snapshot:
         """One consistent snapshot as of ``now``; raises ``CollectionError``."""
+        since = self._connector.now() if self._connector is not None else 0.0
         try:
             try:
-                return self._read_pooled(now)
+                return self._read_pooled(now, since)
             except _BrokenConnection as broken:
                 # A stale pooled connection: drop the broken ones, try once more.
                 logger.info(
@@ -460,7 +451,7 @@ class Source:
                 )
                 self._pool.check()
                 try:
-                    return self._read_pooled(now)
+                    return self._read_pooled(now, since)
                 except _BrokenConnection as again:
                     raise again.error from again
         except PoolTimeout as exc:
@@ -469,27 +460,88 @@ class Source:
             ) from exc
         except errors.QueryCanceled as exc:
             raise QueryTimeout(
-                f"a query ran past the {self._timeout_seconds:g} s statement timeout"
+                f"a query ran past the {self._timeout_seconds:g} s statement timeout",
+                sqlstate=exc.sqlstate,
+            ) from exc
+        except errors.InsufficientPrivilege as exc:
+            raise PermissionDenied(
+                f"the monitoring role lacks a grant: {_first_line(exc)} "
+                "(sql/monitoring-role.sql grants what the exporter reads)",
+                sqlstate=exc.sqlstate,
             ) from exc
         except psycopg.OperationalError as exc:
-            raise DatabaseUnavailable(f"database connection failed: {_first_line(exc)}") from exc
+            raise DatabaseUnavailable(
+                f"database connection failed: {_first_line(exc)}", sqlstate=exc.sqlstate
+            ) from exc
         except psycopg.Error as exc:
-            raise CollectionError(f"query failed: {_first_line(exc)}") from exc
+            raise CollectionError(
+                f"query failed: {_first_line(exc)}", sqlstate=exc.sqlstate
+            ) from exc
 
-    def _read_pooled(self, now: datetime) -> Snapshot:
-        with self._pool.connection(timeout=self._timeout_seconds) as conn:
-            deadline = _Deadline(conn, self._timeout_seconds + DEADLINE_GRACE_SECONDS)
+    def _read_pooled(self, now: datetime, since: float) -> Snapshot:
+        """On a pooled connection. After a failed connection attempt
+        (``exporter.dbconnect``): on one still idle in the pool if there is one, else
+        on the one this collection opens itself, closed afterwards."""
+        connector = self._connector
+        if connector is not None and connector.failure() is not None:
+            idle = self._idle_connection()
+            if idle is not None:  # a refill was refused, but this one still works
+                with self._lent(idle) as conn:
+                    return self._read_on(conn, now)
+            own = connector.connection_for_collection()
+            if own is not None:
+                with own:
+                    return self._read_on(own, now)
+        with self._lent(self._getconn(since)) as conn:
+            return self._read_on(conn, now)
+
+    @contextlib.contextmanager
+    def _lent(self, conn: psycopg.Connection[Any]) -> Iterator[psycopg.Connection[Any]]:
+        """``pool.connection()`` for a connection already taken from the pool."""
+        try:
+            with conn:
+                yield conn
+        finally:
+            self._pool.putconn(conn)
+
+    def _idle_connection(self) -> psycopg.Connection[Any] | None:
+        if not self._pool.get_stats().get("pool_available"):
+            return None  # asking would only make the pool try to grow
+        try:
+            return self._pool.getconn(timeout=IDLE_WAIT_SECONDS)
+        except PoolTimeout:
+            return None
+
+    def _getconn(self, since: float) -> psycopg.Connection[Any]:
+        """A pooled connection; ends the wait early with the cause as soon as the
+        pool's attempt to open one has failed (the pool itself only times out)."""
+        if self._connector is None:
+            return self._pool.getconn(timeout=self._timeout_seconds)
+        deadline = time.monotonic() + self._timeout_seconds
+        while True:
+            wait = min(POOL_POLL_SECONDS, deadline - time.monotonic())
             try:
-                with deadline:
-                    return self._read(conn, now)
-            except psycopg.OperationalError as exc:
-                if deadline.fired:
-                    raise DatabaseUnavailable(
-                        f"the database did not answer within {deadline.seconds:g} s"
-                    ) from exc
-                if conn.broken:
-                    raise _BrokenConnection(exc) from exc
-                raise
+                return self._pool.getconn(timeout=max(wait, 0.001))
+            except PoolTimeout:
+                failure = self._connector.failure(since)
+                if failure is not None:
+                    raise failure from None
+                if time.monotonic() >= deadline:
+                    raise
+
+    def _read_on(self, conn: psycopg.Connection[Any], now: datetime) -> Snapshot:
+        deadline = _Deadline(conn, self._timeout_seconds + DEADLINE_GRACE_SECONDS)
+        try:
+            with deadline:
+                return self._read(conn, now)
+        except psycopg.OperationalError as exc:
+            if deadline.fired:
+                raise DatabaseUnavailable(
+                    f"the database did not answer within {deadline.seconds:g} s"
+                ) from exc
+            if conn.broken:
+                raise _BrokenConnection(exc) from exc
+            raise
 
     def _params(self, now: datetime) -> dict[str, Any]:
         return {
@@ -692,17 +744,37 @@ def configure_connection(conn: psycopg.Connection[Any]) -> None:
 
 
 def open_pool(
-    conninfo: str, *, max_size: int, timeout_seconds: float, name: str = "governance"
+    conninfo: str,
+    *,
+    max_size: int,
+    timeout_seconds: float,
+    name: str = "governance",
+    clock: Callable[[], datetime] | None = None,
 ) -> ConnectionPool[psycopg.Connection[Any]]:
-    """A small pool that never blocks start-up and recovers within one scrape.
+    """A small pool that never blocks start-up and never hammers a refusing server.
 
     The pool opens without waiting, so the exporter starts while the database is
-    down. A short ``reconnect_timeout`` makes the pool give up a failed attempt
-    quickly; the next scrape then asks for a connection and triggers a fresh one,
-    instead of waiting out an exponential back-off.
+    down. It connects through a ``Connector`` (``exporter.dbconnect``): once an
+    attempt has failed, the pool's own retries are refused without touching the
+    network, and each collection makes at most one attempt itself, after a
+    refused login only once its back-off has run out. A short
+    ``reconnect_timeout`` lets the pool's refused retries end quickly.
     """
+    connect_kwargs: dict[str, Any] = {
+        # libpq takes whole seconds and treats anything below 2 as 2; rounding
+        # up keeps a connection attempt from giving up before the pool wait.
+        "connect_timeout": max(2, math.ceil(timeout_seconds)),
+        "application_name": "governance-exporter",
+    }
+    connector = Connector(
+        conninfo,
+        connect_kwargs=connect_kwargs,
+        configure=configure_connection,
+        clock=clock,
+    )
     pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
         conninfo,
+        connection_class=connector.connection_class,
         min_size=1,
         max_size=max_size,
         open=False,
@@ -710,12 +782,7 @@ def open_pool(
         timeout=timeout_seconds,
         reconnect_timeout=max(timeout_seconds, 1.0),
         configure=configure_connection,
-        kwargs={
-            # libpq takes whole seconds and treats anything below 2 as 2; rounding
-            # up keeps a connection attempt from giving up before the pool wait.
-            "connect_timeout": max(2, math.ceil(timeout_seconds)),
-            "application_name": "governance-exporter",
-        },
+        kwargs=connect_kwargs,
     )
     pool.open(wait=False)
     return pool

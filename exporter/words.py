@@ -78,7 +78,13 @@ def format_runs(charter: CharterView) -> str:
 
 
 ERROR_WORDS = {
-    "database_unavailable": "database unreachable",
+    "database_unavailable": "no usable database connection",
+    "host_unreachable": "database unreachable",
+    "connect_timeout": "database not answering connection attempts",
+    "authentication_failed": "database login refused (wrong password, unknown role "
+    "or no pg_hba.conf entry)",
+    "database_missing": "database does not exist",
+    "permission_denied": "monitoring role lacks the grants (run sql/monitoring-role.sql)",
     "query_timeout": "database queries timing out",
     "schema_unknown": "Cogni schema not found in the database",
     "account_not_visible": "billing account not visible (wrong slug, or row-level security)",

@@ -84,7 +84,7 @@ def test_starts_with_the_database_down_and_recovers_without_restart(tmp_path: Pa
             server.start()
             assert up(exporter.metrics()) == 1
             log = exporter.log()
-    assert "collection failed (database_unavailable)" in log
+    assert "collection failed (host_unreachable)" in log
     assert "database readable again" in log
     assert MONITOR_PASSWORD not in log
 
