@@ -122,6 +122,8 @@ def _charter(metric: str, *extra: str) -> str:
 
 
 BALANCE = f"max by (account) ({_acct('governance_credit_balance_credits')})"
+# The preflight check refuses runs below one run's estimated cost (today's nodes).
+MIN_RUN_COST = f"max by (account) ({_acct('governance_credit_min_run_cost_credits')})"
 BURN_PER_HOUR = (
     f"max by (account) ({_acct('governance_credit_burn_rate_credits_per_second')}) * 3600"
 )
@@ -552,12 +554,15 @@ def balance_stat(*, x: int, y: int, w: int, h: int) -> stat.Panel:
             "Balance",
             "Current balance of the governance billing account, in credits and in USD "
             f"({CREDITS_PER_USD:,} credits per USD). Red at zero or below: every run is then "
-            "rejected with insufficient_credits, as on 2026-02-15.",
+            "rejected with insufficient_credits, as on 2026-02-15. 'refused below' is one "
+            "run's cost: today's preflight check rejects runs under it (the balance alert "
+            "fires there too).",
             "short",
             grid(x=x, y=y, w=w, h=h),
         )
         .with_target(_query(BALANCE, "A", "credits"))
         .with_target(_query(f"{BALANCE} / {CREDITS_PER_USD}", "B", "USD"))
+        .with_target(_query(MIN_RUN_COST, "C", "refused below"))
         .text_mode(cm.BigValueTextMode.VALUE_AND_NAME)
         .thresholds(_steps((None, RED), (1.0, NEUTRAL)))
         .override_by_query(
@@ -568,6 +573,7 @@ def balance_stat(*, x: int, y: int, w: int, h: int) -> stat.Panel:
                 _prop("thresholds", _steps_json((None, RED), (1 / CREDITS_PER_USD, NEUTRAL))),
             ],
         )
+        .override_by_query("C", [_prop("color", {"mode": "fixed", "fixedColor": "text"})])
     )
 
 

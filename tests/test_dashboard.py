@@ -73,6 +73,7 @@ CONTRACT: dict[str, frozenset[str]] = {
     "governance_credit_window_seconds": frozenset(),
     "governance_credit_burn_rate_credits_per_second": _ACCOUNT,
     "governance_credit_runway_seconds": _ACCOUNT,
+    "governance_credit_min_run_cost_credits": _ACCOUNT,
     "governance_schedule_enabled": _CHARTER,
     "governance_charter_configured": _CHARTER,
     "governance_schedule_runs": _CHARTER | {"status"},
@@ -560,7 +561,9 @@ def test_balance_is_shown_in_credits_and_usd(dashboard: dict[str, Any]) -> None:
     panel = _panel(dashboard, "Balance")
     exprs = [t["expr"] for t in panel["targets"]]
     assert any(e.endswith(f"/ {model.CREDITS_PER_USD}") for e in exprs)
-    (usd,) = panel["fieldConfig"]["overrides"]
+    usd, refused = panel["fieldConfig"]["overrides"]
+    assert refused["matcher"]["options"] == "C"  # one run's cost, never coloured
+    assert any("min_run_cost_credits" in e for e in exprs)
     props = {p["id"]: p["value"] for p in usd["properties"]}
     assert props["unit"] == "currencyUSD"
     # Red at a balance <= 0, in credits and in dollars.

@@ -55,6 +55,11 @@ EXPECTED_ALERTS = {
     "GovernanceBudgetGateStale": {"warning"},
     "GovernanceHeartbeatStale": {"warning"},
     "GovernanceScheduledRunsErrorBudgetBurn": {"critical", "warning"},
+    "GovernanceRunsRejectedForCredits": {"critical"},
+    "GovernanceProviderUnavailable": {"critical"},
+    "GovernanceScheduleDrift": {"warning"},
+    "GovernanceUnscheduledRunsHidden": {"warning"},
+    "GovernanceRepoSpecUnusable": {"warning"},
 }
 RECEIVER_BY_SEVERITY = {"critical": "pager", "warning": "ticket"}
 EXPECTED_UNIT_TESTS = {
@@ -65,6 +70,8 @@ EXPECTED_UNIT_TESTS = {
     "memory",
     "two_nodes",
     "slo",
+    "today",
+    "today_outages",
 }
 # The labels that tell one node from another in one Alertmanager: the target's
 # (job, instance) and the fleet's (cluster, node), then the alert's own.
@@ -228,12 +235,13 @@ _RAW_SERIES = re.compile(r"(?<![\w:])governance_[a-z_]+")
 @pytest.mark.parametrize("rule", alerting_rules(), ids=lambda r: f"{r['alert']}-{r['expr'][:30]}")
 def test_alert_bridges_a_failed_scrape(rule: dict[str, Any]) -> None:
     # A failed scrape marks every exporter series stale: an alert reading one raw
-    # would resolve (and restart its `for:`). Read a held governance:... recording
-    # or last_over_time(...) of the raw series.
+    # would resolve (and restart its `for:`). Read a held governance:... recording,
+    # last_over_time(...) of the raw series, or a counter over a range (increase()
+    # over 90m does not notice a gap of a few scrapes).
     expr = rule["expr"]
     for match in _RAW_SERIES.finditer(expr):
         before = expr[: match.start()]
-        assert re.search(r"last_over_time\(\s*$", before), (
+        assert re.search(r"(last_over_time|increase|rate)\(\s*$", before), (
             f"{rule['alert']} reads {match.group()} raw; use last_over_time(...[10m])"
         )
 
@@ -250,6 +258,7 @@ def test_alerts_of_one_name_and_severity_differ_by_condition() -> None:
             assert None not in conditions, f"{key}: every rule needs a condition label"
             assert len(set(conditions)) == len(conditions), f"{key}: {conditions}"
     assert seen[("GovernanceHeartbeatStale", "warning")] == ["age", "file"]
+    assert seen[("GovernanceRunsFailing", "warning")] == ["scheduled", "unscheduled"]
     assert seen[("GovernanceBudgetGateStale", "warning")] == ["age", "file"]
 
 
