@@ -15,7 +15,7 @@ from prometheus_client.registry import CollectorRegistry
 from psycopg_pool import ConnectionPool
 
 from exporter import __version__
-from exporter.collection import Clock, SnapshotCache, build_snapshots, utc_now
+from exporter.cache import Clock, SnapshotCache, build_snapshots, utc_now
 from exporter.collector import GovernanceCollector
 from exporter.exposition import ExpositionCache, collection_families
 from exporter.memory_collector import MemoryCollector

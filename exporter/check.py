@@ -20,7 +20,8 @@ from typing import Any
 
 import psycopg
 
-from exporter.collection import CollectionResult, build_snapshots
+from exporter.cache import CollectionResult, build_snapshots
+from exporter.dberrors import first_line
 from exporter.memory import MemorySnapshot, read_memory
 from exporter.model import CREDITS_PER_USD, CharterView, CreditView, GovernanceView, WorkView
 from exporter.policy import Assessment, Health, assess, charter_health, credit_level
@@ -81,8 +82,7 @@ def explain_unavailable(settings: Settings) -> str | None:
         ):
             return None
     except psycopg.Error as exc:
-        text = str(exc).strip()
-        return text.splitlines()[0] if text else type(exc).__name__
+        return first_line(exc)
 
 
 # --- output -------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from prometheus_client.metrics_core import (
 from prometheus_client.registry import Collector
 
 from exporter import __version__
-from exporter.collection import CollectionResult, SnapshotCache
+from exporter.cache import CollectionResult, SnapshotCache
 from exporter.model import CharterView, GovernanceView
 from exporter.repospec import STATUSES as REPO_SPEC_STATUSES
 from exporter.repospec import RepoSpecState

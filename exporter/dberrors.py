@@ -165,10 +165,15 @@ _BY_MESSAGE: tuple[tuple[str, type[ConnectFailed], str | None], ...] = (
 )
 
 
+def first_line(exc: BaseException) -> str:
+    """An error's message as one line (the driver's often run to several)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def connect_cause(exc: psycopg.Error) -> str:
     """libpq's message as one line, without the prefixes that say nothing."""
-    text = str(exc).strip() or type(exc).__name__
-    line = text.splitlines()[0]
+    line = first_line(exc)
     line = line.removeprefix("connection failed: ").removeprefix("connection is bad: ")
     return re.sub(r"\b(FATAL|ERROR):\s+", "", line)
 

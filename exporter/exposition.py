@@ -24,7 +24,7 @@ from prometheus_client.exposition import choose_encoder, gzip_accepted
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-from exporter.collection import CollectionResult, SnapshotCache
+from exporter.cache import CollectionResult, SnapshotCache
 from exporter.collector import GovernanceCollector
 
 Families = Callable[[CollectionResult], Iterable[Metric]]

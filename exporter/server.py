@@ -26,7 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from exporter import __version__
-from exporter.collection import SnapshotCache
+from exporter.cache import SnapshotCache
 from exporter.exposition import ExpositionCache
 from exporter.webconfig import Authorizer, SocketWrapper, Verdict
 

@@ -50,6 +50,7 @@ from exporter.dberrors import (
     PermissionDenied,
     QueryTimeout,
     SchemaNotFound,
+    first_line,
 )
 
 # Re-exported: check.py and the tests import these from here, where they are raised.
@@ -447,7 +448,7 @@ class Source:
             except _BrokenConnection as broken:
                 # A stale pooled connection: drop the broken ones, try once more.
                 logger.info(
-                    "pooled connection was broken (%s); retrying once", _first_line(broken.error)
+                    "pooled connection was broken (%s); retrying once", first_line(broken.error)
                 )
                 self._pool.check()
                 try:
@@ -465,17 +466,17 @@ class Source:
             ) from exc
         except errors.InsufficientPrivilege as exc:
             raise PermissionDenied(
-                f"the monitoring role lacks a grant: {_first_line(exc)} "
+                f"the monitoring role lacks a grant: {first_line(exc)} "
                 "(sql/monitoring-role.sql grants what the exporter reads)",
                 sqlstate=exc.sqlstate,
             ) from exc
         except psycopg.OperationalError as exc:
             raise DatabaseUnavailable(
-                f"database connection failed: {_first_line(exc)}", sqlstate=exc.sqlstate
+                f"database connection failed: {first_line(exc)}", sqlstate=exc.sqlstate
             ) from exc
         except psycopg.Error as exc:
             raise CollectionError(
-                f"query failed: {_first_line(exc)}", sqlstate=exc.sqlstate
+                f"query failed: {first_line(exc)}", sqlstate=exc.sqlstate
             ) from exc
 
     def _read_pooled(self, now: datetime, since: float) -> Snapshot:
@@ -723,11 +724,6 @@ class _LenientText(Loader):
 
     def load(self, data: Buffer) -> str:
         return bytes(data).decode("utf-8", errors="replace")
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def configure_connection(conn: psycopg.Connection[Any]) -> None:

@@ -18,7 +18,7 @@ from datetime import datetime
 from http import HTTPStatus
 
 from exporter import __version__
-from exporter.collection import Clock, CollectionResult, SnapshotCache, utc_now
+from exporter.cache import Clock, CollectionResult, SnapshotCache, utc_now
 from exporter.memory import BudgetHeader, FileStatus, Heartbeat, MemorySnapshot, read_memory
 from exporter.model import CharterView, CreditView, GovernanceView, RecentRun
 from exporter.policy import (

@@ -11,7 +11,7 @@ import yaml
 from prometheus_client.registry import CollectorRegistry
 
 from exporter import collector
-from exporter.collection import SnapshotCache
+from exporter.cache import SnapshotCache
 from exporter.memory_collector import MemoryCollector
 from exporter.model import FAILURE_REASONS, RUN_STATUSES, governance_view
 from exporter.repospec import RepoSpecState

@@ -21,7 +21,7 @@ from prometheus_client.registry import CollectorRegistry
 from psycopg import sql
 
 from exporter import source
-from exporter.collection import SnapshotCache
+from exporter.cache import SnapshotCache
 from exporter.collector import GovernanceCollector
 from exporter.demo import scenario
 from exporter.settings import FEBRUARY_CHARTERS

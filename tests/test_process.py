@@ -30,7 +30,7 @@ from harness import (
 from prometheus_client import generate_latest
 from prometheus_client.registry import CollectorRegistry
 
-from exporter.collection import SnapshotCache
+from exporter.cache import SnapshotCache
 from exporter.collector import GovernanceCollector
 from exporter.demo import scenario
 from exporter.settings import FEBRUARY_CHARTERS

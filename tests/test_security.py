@@ -44,8 +44,8 @@ from prometheus_client import generate_latest
 from prometheus_client.registry import CollectorRegistry
 from psycopg import errors
 
+from exporter.cache import SnapshotCache
 from exporter.cli import configuration_error
-from exporter.collection import SnapshotCache
 from exporter.collector import GovernanceCollector
 from exporter.demo import scenario
 from exporter.model import charter_name

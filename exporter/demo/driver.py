@@ -44,7 +44,7 @@ from typing import Any
 
 import psycopg
 
-from exporter.collection import Clock, utc_now
+from exporter.cache import Clock, utc_now
 from exporter.demo import scenario
 from exporter.model import burn_rate, runway_seconds
 from exporter.policy import Health, credit_health

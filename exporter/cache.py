@@ -1,4 +1,4 @@
-"""One collection at a time, shared by every scrape that arrives while it runs.
+"""The collection cache: one collection at a time, shared by every scrape during it.
 
 Scrapes that come in while a collection is under way wait for it and get its
 result (single flight), so an HA pair or a burst of scrapes costs the database
