@@ -201,7 +201,9 @@ def _header(account: str, health: str, words: str) -> str:
 
 
 def _fact(key: str, label: str, value: str) -> str:
-    return f'<div><dt>{esc(label)}</dt><dd id="{key}">{esc(value)}</dd></div>'
+    """A labelled value; its " · " parts never break inside (``.nw``), only between."""
+    parts = " · ".join(f'<span class="nw">{esc(part)}</span>' for part in value.split(" · "))
+    return f'<div><dt>{esc(label)}</dt><dd id="{key}">{parts}</dd></div>'
 
 
 def _credit_card(credit: CreditView) -> str:
@@ -535,10 +537,11 @@ h2{font-size:1.1rem;margin:1.5rem 0 .5rem}
 .card{border-radius:12px;padding:1.25rem 1.5rem;margin:1rem 0}
 .card .label{margin:0;font-weight:600;opacity:.9}
 .big{font-size:clamp(2.2rem,9vw,3.6rem);font-weight:800;line-height:1.1;margin:.1rem 0}
-.card dl{display:grid;grid-template-columns:repeat(auto-fit,minmax(14rem,1fr));gap:.75rem 1.5rem;
+.card dl{display:grid;grid-template-columns:repeat(auto-fit,minmax(19rem,1fr));gap:.75rem 1.5rem;
 margin:1rem 0 0}
 .card dt{font-size:.85rem;opacity:.9}
 .card dd{margin:0;font-size:1.2rem;font-weight:650;overflow-wrap:break-word}
+.nw{white-space:nowrap}
 .card small{color:inherit;opacity:.85}
 .badge{display:inline-block;padding:.1rem .55rem;border-radius:999px;font-size:.8rem;
 font-weight:700;white-space:nowrap}

@@ -96,6 +96,11 @@ READ_PAGE = """() => {
     scripts: document.scripts.length,
     overflow: document.documentElement.scrollWidth > document.documentElement.clientWidth,
     stacked: style(document.querySelector('#charters thead'))?.display === 'none',
+    // A value part broken across lines has more than one client rect.
+    brokenValues: [...document.querySelectorAll('.card dd .nw')]
+      .filter(s => s.getClientRects().length > 1).map(s => s.textContent),
+    lines: Object.fromEntries([...document.querySelectorAll('.card dd')].map(dd => [dd.id,
+      Math.round(dd.getBoundingClientRect().height / parseFloat(style(dd).lineHeight))])),
   };
 }"""
 
@@ -142,6 +147,12 @@ def visit_both(browser: Browser, exporter: ExporterProcess, name: str) -> dict[s
         assert seen.shown["scripts"] == 0
         assert seen.shown["refresh"] == str(PAGE_REFRESH_SECONDS)
         assert not seen.shown["overflow"], f"{name} scrolls sideways on a {device}"
+        # No value breaks inside itself (a number, "credits", "$5.00"); on a laptop
+        # balance and burn fit on one line each.
+        assert seen.shown["brokenValues"] == [], f"{name} on a {device}"
+        if device == "laptop" and "balance" in seen.shown["lines"]:
+            assert seen.shown["lines"]["balance"] == 1, seen.shown["lines"]
+            assert seen.shown["lines"]["burn"] == 1, seen.shown["lines"]
         if seen.shown["charters"]:
             assert seen.shown["stacked"] is (device == "phone")  # rows become cards on a phone
         shown[device] = seen.shown

@@ -332,7 +332,7 @@ def seed_governance(
         schedule_id = add_schedule(conn, tenant, charter, next_run_at=now - timedelta(days=9))
         schedules[charter] = schedule_id
         for slot in hourly_slots(charter, now, hours):
-            add_run(
+            run_id = add_run(
                 conn,
                 version,
                 schedule_id,
@@ -340,7 +340,8 @@ def seed_governance(
                 "success",
                 completed_at=slot + timedelta(minutes=3),
             )
-            add_charge(conn, tenant, credits_per_run, slot + timedelta(minutes=3), debit=False)
+            done = slot + timedelta(minutes=3)
+            add_charge(conn, tenant, credits_per_run, done, debit=False, run_id=run_id)
     return tenant, schedules
 
 
