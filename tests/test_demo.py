@@ -1,17 +1,21 @@
 """``governance-exporter demo`` and its driver, for real.
 
-The driver is stepped with a simulated clock against the session's PostgreSQL
-(both schema versions) to check the story: green → yellow → red → runs rejected
-with ``insufficient_credits`` → topped up → green. The command itself runs as a
-process with its own throwaway PostgreSQL, the exporter, and Debian's Prometheus
-and Alertmanager: its exporter's runway must go green → yellow → red, a page must
-be logged, and Ctrl-C (or even ``kill -9``) must leave no server and no
-temporary directory behind.
+The driver is stepped with a simulated clock against the session's PostgreSQL to
+check both stories: today's node (healthy → provider unfunded → balance under one
+run's cost → topped up) and the February one (green → yellow → red → runs rejected
+with ``insufficient_credits`` → topped up → green), and that its clock agrees
+with itself: rows on their crons, nothing dated in the future, the repo-spec
+declaring what the rows say. The command itself runs as a process with its own
+throwaway PostgreSQL, the exporter, and Debian's Prometheus and Alertmanager:
+every URL it prints must answer, its exporter must show the story, the alerts
+must be the story's and no false ones, and Ctrl-C at any moment (or even
+``kill -9``) must leave no server and no temporary directory behind.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import logging
 import os
@@ -24,6 +28,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -32,16 +37,26 @@ import pytest
 from harness import REPO, Database, free_port, samples
 from psycopg import sql
 
-from exporter.demo.driver import DemoDriver, DriverOptions, RunEvent, describe_notification
+from exporter.demo import node
+from exporter.demo.driver import (
+    DemoDriver,
+    DriverOptions,
+    Phase,
+    RunEvent,
+    describe_notification,
+)
 from exporter.demo.localpg import throwaway_postgres
-from exporter.demo.scenario import SYSTEM_SLUG, runs_table
+from exporter.demo.scenario import CHARTER_CRONS, SYSTEM_SLUG, runs_table
 from exporter.demo.stack import RepoFiles, find_alertmanager, find_prometheus
 from exporter.policy import Health, credit_health
-from exporter.snapshot import SCHEMA_2026_03
+from exporter.repospec import parse_repo_spec
+from exporter.settings import DEFAULT_MIN_RUN_COST_CREDITS
+from exporter.snapshot import SCHEMA_2026_02, SCHEMA_2026_03, SCHEMA_2026_10
 from exporter.startup import UsageError
 
 ACCOUNT = frozenset({("account", SYSTEM_SLUG)})
-DEMO_TIMEOUT = 120  # generous: the fast demo below reaches red in about 25 s
+DEMO_TIMEOUT = 120  # generous: the fast demos below reach red in about 25 s
+FEBRUARY = node.NODE_FEBRUARY
 
 
 class SimulatedClock:
@@ -60,45 +75,100 @@ def _changes(values: list[Health]) -> list[Health]:
     return [v for i, v in enumerate(values) if i == 0 or v != values[i - 1]]
 
 
+@dataclass
+class Drive:
+    colours: list[Health]  # after seeding, then after each step
+    events: list[RunEvent]
+    phases: list[Phase]  # the story's phase each event was written in
+    now: datetime  # the simulated clock at the end
+
+
 def _drive(
-    database: Database, options: DriverOptions, steps: int
-) -> tuple[list[Health], list[RunEvent]]:
+    database: Database, options: DriverOptions, steps: int, every: timedelta | None = None
+) -> Drive:
     clock = SimulatedClock(datetime.now(UTC))
     driver = DemoDriver(database.url, options, clock=clock)
+    drive = Drive([], [], [], clock())
     try:
         driver.seed()
-        colours = [driver.credit_state(clock()).health]
-        events: list[RunEvent] = []
+        drive.colours.append(driver.credit_state(clock()).health)
         for _ in range(steps):
-            clock.advance(options.run_gap)
-            events += driver.step()
-            colours.append(driver.credit_state(clock()).health)
+            clock.advance(every or options.run_gap)
+            events = driver.step()
+            drive.events += events
+            drive.phases += [driver.phase] * len(events)
+            drive.colours.append(driver.credit_state(clock()).health)
     finally:
         driver.close()
-    return colours, events
+    drive.now = clock()
+    return drive
 
 
-def test_the_driver_drains_green_yellow_red_rejects_runs_then_tops_up(database: Database) -> None:
-    # 16 runs drain the account, 4 more are rejected (1 min at 60x), then the top-up.
-    options = DriverOptions(speed=60, drain_seconds=240, outage_seconds=60, failure_rate=0, seed=1)
-    colours, events = _drive(database, options, steps=30)
-
-    assert _changes(colours)[:5] == [
-        Health.GREEN,
-        Health.YELLOW,
-        Health.RED,
-        Health.GREEN,
-        Health.YELLOW,
+def _newest_timestamps(database: Database) -> list[datetime]:
+    """The newest of every timestamp column the driver writes."""
+    runs = sql.Identifier(runs_table(database.schema))
+    queries = [
+        sql.SQL("SELECT max(started_at), max(completed_at), max(scheduled_for) FROM {}").format(
+            runs
+        ),
+        sql.SQL(
+            "SELECT max(created_at), NULL::timestamptz, NULL::timestamptz FROM charge_receipts"
+        ),
     ]
+    if database.schema == SCHEMA_2026_10:
+        queries.append(
+            sql.SQL("SELECT max(retrieved_at), NULL::timestamptz, NULL FROM ingestion_cursors")
+        )
+    found = []
+    with database.connect() as conn:
+        for query in queries:
+            row = conn.execute(query).fetchone()
+            assert row is not None
+            found += [value for value in row if value is not None]
+    return found
+
+
+def test_a_demo_cron_fires_on_the_demo_cadence() -> None:
+    # At 60x an hourly schedule runs once a real minute, and says so.
+    assert node.demo_cron(60) == "* * * * *"
+    assert node.demo_cron(60, 15) == "15 * * * * *"
+    assert node.demo_cron(6) == "*/6 * * * * *"
+    assert node.demo_cron(1440, 360) == "6-59/20 * * * *"  # a demo day at 60x: 20 min
+    assert node.demo_cron(3600) == "0 * * * *"
+    for period in (1, 1.5, 6, 7, 30, 59, 61, 144, 1440, 3600, 5000, 86400):
+        for offset in (0, period / 4, period / 3):
+            cron = node.demo_cron(period, offset)
+            real = node.period_seconds(cron)
+            assert real <= max(period, 1), (period, cron)
+            assert real >= period / 2.5, (period, cron)  # the nearest a cron can do
+    assert node.window_seconds(60) == 1440
+    assert node.window_seconds(600) == 144
+
+
+@pytest.mark.parametrize("database", [SCHEMA_2026_02, SCHEMA_2026_03], indirect=True)
+def test_the_february_driver_drains_green_yellow_red_rejects_runs_then_tops_up(
+    database: Database,
+) -> None:
+    # 16 runs drain the account, 4 more are rejected (1 min at 60x), then the top-up.
+    options = DriverOptions(
+        node=FEBRUARY, speed=60, drain_seconds=240, outage_seconds=60, failure_rate=0, seed=1
+    )
+    drive = _drive(database, options, steps=30)
+    colours, events, now = drive.colours, drive.events, drive.now
+
+    assert _changes(colours) == [Health.GREEN, Health.YELLOW, Health.RED, Health.GREEN]
     first_rejected = next(i for i, e in enumerate(events) if e.reason == "insufficient_credits")
     # Yellow after about 1/6 of the drain, red after about 2/3, empty after it all.
-    assert 10 <= first_rejected <= 20
+    assert 14 <= first_rejected <= 18
+    assert 2 <= colours.index(Health.YELLOW) <= 5
+    assert 9 <= colours.index(Health.RED) <= 13
     rejected = [e for e in events if e.reason == "insufficient_credits"]
     assert all(e.charged == 0 and e.balance <= 0 for e in rejected)
-    assert 2 <= len(rejected) <= 6
+    assert 3 <= len(rejected) <= 5
     assert all(e.status == "success" for e in events[:first_rejected])
     assert events[-1].status == "success"  # topped up
     assert events[-1].balance > 0
+    assert max(_newest_timestamps(database)) <= now
 
     with database.connect() as conn:
         runs = conn.execute(
@@ -108,21 +178,96 @@ def test_the_driver_drains_green_yellow_red_rejects_runs_then_tops_up(database: 
         ).fetchall()
     counted = {(status, message): n for status, message, n in runs}
     assert counted[("error", "insufficient_credits")] == len(rejected)
-    assert counted[("success", None)] == 96 + len(events) - len(rejected)  # 24 h of history too
+    # A demo day of history: 24 demo hours of 4 charters.
+    assert counted[("success", None)] == 96 + len(events) - len(rejected)
+
+
+@pytest.mark.parametrize("database", [SCHEMA_2026_10, SCHEMA_2026_03], indirect=True)
+def test_todays_node_is_healthy_then_unfunded_then_under_one_runs_cost_then_topped_up(
+    database: Database,
+) -> None:
+    options = DriverOptions(speed=60, healthy_seconds=120, outage_seconds=120, seed=1)
+    drive = _drive(database, options, steps=96, every=timedelta(seconds=5))  # 8 min
+    colours, events, now = drive.colours, drive.events, drive.now
+    by_phase: dict[Phase, list[RunEvent]] = {}
+    for event, phase in zip(events, drive.phases, strict=True):
+        by_phase.setdefault(phase, []).append(event)
+    assert list(by_phase) == [
+        Phase.HEALTHY,
+        Phase.PROVIDER_DOWN,
+        Phase.LOW_BALANCE,
+        Phase.RECOVERED,
+    ]
+    healthy = by_phase[Phase.HEALTHY] + by_phase[Phase.RECOVERED]
+    assert {e.status for e in healthy} == {"success"}
+    assert {e.charter for e in healthy} >= {"heartbeat", "pr_review"}
+    provider = [e for e in by_phase[Phase.PROVIDER_DOWN] if e.charter != "ledger_ingest"]
+    assert {e.charter for e in provider} == {"heartbeat", "pr_review"}
+    assert {e.reason for e in provider} == {"provider_unavailable"}
+    assert all(e.charged == 0 for e in provider)
+    low = by_phase[Phase.LOW_BALANCE]
+    assert {e.charter for e in low} == {"heartbeat", "pr_review"}
+    assert {e.reason for e in low} == {"insufficient_credits"}
+    assert all(0 < e.balance < DEFAULT_MIN_RUN_COST_CREDITS for e in low)
+    # Credits: green, red under one run's cost (the balance positive), green again.
+    assert _changes(colours) == [Health.GREEN, Health.RED, Health.GREEN]
+    assert max(_newest_timestamps(database)) <= now
+
+    with database.connect() as conn:
+        rows = conn.execute(
+            "SELECT temporal_schedule_id, cron, enabled, next_run_at IS NULL FROM schedules"
+            " ORDER BY 1"
+        ).fetchall()
+        heartbeat_slots = conn.execute(
+            "SELECT r.scheduled_for FROM graph_runs r JOIN schedules s ON s.id = r.schedule_id"
+            " WHERE s.temporal_schedule_id = 'governance:heartbeat' ORDER BY 1"
+        ).fetchall()
+        charged = conn.execute(
+            "SELECT count(*) FROM charge_receipts c JOIN graph_runs r ON r.run_id = c.run_id"
+            " WHERE r.schedule_id IS NULL AND r.run_kind = 'system_webhook'"
+        ).fetchone()
+        cursors = (
+            conn.execute("SELECT max(retrieved_at) FROM ingestion_cursors").fetchone()
+            if database.schema == SCHEMA_2026_10
+            else None
+        )
+    works = {w.name: w for w in options.works()}
+    schedules = {str(tsid).removeprefix("governance:"): rest for tsid, *rest in rows}
+    assert schedules == {
+        "heartbeat": [works["heartbeat"].cron, True, False],
+        "ledger_ingest": [works["ledger_ingest"].cron, True, False],
+        # The four February charters, pruned by the boot sync: retired.
+        **{charter: [cron, False, True] for charter, cron in CHARTER_CRONS.items()},
+    }
+    # The heartbeat ran on its cron: one demo hour (1 real minute) apart.
+    gaps = {b[0] - a[0] for a, b in itertools.pairwise(heartbeat_slots)}
+    assert gaps == {timedelta(minutes=1)}
+    assert charged is not None
+    assert charged[0] > 0
+    if cursors is not None:
+        assert cursors[0] is not None
+        assert now - cursors[0] < works["ledger_ingest"].period
+    # The repo-spec the demo writes declares exactly these rows: no drift.
+    declared = parse_repo_spec(node.repo_spec_text(options.speed), Path("repo-spec.yaml"))
+    assert {d.charter: [d.cron, d.timezone] for d in declared} == {
+        "heartbeat": [works["heartbeat"].cron, "UTC"],
+        "ledger_ingest": [works["ledger_ingest"].cron, "UTC"],
+    }
 
 
 def test_a_second_driver_picks_up_the_node(make_database: Callable[[str], Database]) -> None:
-    database = make_database(SCHEMA_2026_03)
-    options = DriverOptions(speed=60, failure_rate=0, seed=2)
-    _drive(database, options, steps=3)
-    colours, events = _drive(database, options, steps=3)
-    assert len(events) == 3
-    assert colours[0] in (Health.GREEN, Health.YELLOW)
+    database = make_database(SCHEMA_2026_10)
+    options = DriverOptions(speed=60, seed=2)
+    _drive(database, options, steps=3, every=timedelta(seconds=30))
+    # Its clock starts where the first began: it resumes after the newest slots.
+    again = _drive(database, options, steps=6, every=timedelta(seconds=30))
+    assert {e.charter for e in again.events} >= {"heartbeat", "pr_review"}
+    assert again.colours[0] == Health.GREEN
     with database.connect() as conn:
         accounts = conn.execute("SELECT count(*) FROM billing_accounts").fetchone()
         schedules = conn.execute("SELECT count(*) FROM schedules").fetchone()
     assert accounts == (1,)
-    assert schedules == (4,)
+    assert schedules == (6,)  # heartbeat, ledger_ingest and the four retired
 
 
 def test_notifications_are_described_one_line_per_alert() -> None:
@@ -415,6 +560,7 @@ def test_the_driver_command_writes_runs_and_logs_pages(database: Database, tmp_p
     url_file = tmp_path / "database-url"
     url_file.write_text(database.url + "\n")
     port = free_port()
+    shape = ["--node", FEBRUARY] if database.schema == SCHEMA_2026_02 else []
     process = subprocess.Popen(
         [
             sys.executable,
@@ -422,6 +568,7 @@ def test_the_driver_command_writes_runs_and_logs_pages(database: Database, tmp_p
             "exporter.demo.driver",
             "--database-url-file",
             str(url_file),
+            *shape,
             "--speed",
             "3600",
             "--webhook-listen",
@@ -434,18 +581,20 @@ def test_the_driver_command_writes_runs_and_logs_pages(database: Database, tmp_p
         env={**os.environ, "GOVERNANCE_DEMO_DATABASE_URL": ""},
     )
     try:
+        # A demo day of history at 3600x: 24 s, a run a second of each charter.
+        history = 96 if shape else 24
         deadline = time.monotonic() + 60
         runs = 0
-        while time.monotonic() < deadline and runs <= 96 + 3:
+        while time.monotonic() < deadline and runs <= history + 3:
             time.sleep(0.5)
             with database.connect() as conn:
                 row = conn.execute(
-                    sql.SQL("SELECT count(*) FROM {}").format(
+                    sql.SQL("SELECT count(*) FROM {} WHERE schedule_id IS NOT NULL").format(
                         sql.Identifier(runs_table(database.schema))
                     )
                 ).fetchone()
             runs = row[0] if row else 0
-        assert runs > 96 + 3, "the driver wrote no runs beyond the seeded day"
+        assert runs > history + 3, "the driver wrote no runs beyond the seeded day"
         notification = {
             "status": "firing",
             "alerts": [

@@ -2,13 +2,17 @@
 
 It starts a throwaway PostgreSQL from local binaries (``exporter.demo.localpg``), loads
 a Cogni schema and the least-privilege role of ``sql/monitoring-role.sql``, seeds
-a node with a day of history and keeps writing its activity
-(``exporter.demo.driver``: a balance that drains, green → yellow → red → empty →
-topped up), serves the exporter on it through that role, and, when the
+a node with a demo day of history and keeps writing its activity
+(``exporter.demo.driver``: by default today's operator node, healthy, then its
+provider unfunded, then its balance under one run's cost, then topped up;
+``--node 2026-02``, the February node whose balance drains to 0), writes the
+node's repo-spec into its temporary directory, serves the exporter on it
+through that role (with ``--repo-spec`` and a window of one demo day), and, when the
 ``prometheus`` and ``alertmanager`` (Debian: ``prometheus-alertmanager``) binaries
 are found, runs them with the repository's own configuration, rules and routing
 on free loopback ports, with Alertmanager's pages and tickets logged here. It
-prints the URLs; Ctrl-C or SIGTERM stops everything and removes its temporary
+prints the URLs it has checked answer, the status page first; Ctrl-C (exit 130)
+or SIGTERM (exit 0) stops everything, at any moment, and removes its temporary
 directory.
 
 The repository's files (``sql/``, ``prometheus/``) are read from the checkout
@@ -27,6 +31,7 @@ import signal
 import tempfile
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -35,9 +40,10 @@ import psycopg
 from psycopg import sql
 
 from exporter.app import App, build_app
-from exporter.demo import scenario
+from exporter.demo import node, scenario
 from exporter.demo.driver import (
     DemoDriver,
+    DriverOptions,
     WebhookReceiver,
     add_driver_arguments,
     log_notification,
@@ -47,6 +53,7 @@ from exporter.demo.localpg import (
     LocalPostgres,
     PostgresNotFound,
     free_port,
+    http_ok,
     throwaway_postgres,
 )
 from exporter.demo.stack import (
@@ -59,8 +66,8 @@ from exporter.demo.stack import (
     run_monitoring,
 )
 from exporter.settings import split_host_port
-from exporter.snapshot import SCHEMA_2026_02, SCHEMA_2026_03
-from exporter.startup import UsageError, configure_logging, load_settings, stop_on_signals
+from exporter.snapshot import SCHEMA_2026_02, SCHEMA_2026_03, SCHEMA_2026_10
+from exporter.startup import UsageError, configure_logging, load_settings
 
 logger = logging.getLogger(__name__)
 
@@ -68,14 +75,25 @@ logger = logging.getLogger(__name__)
 DEMO_DATABASE = "cogni"
 MONITOR_ROLE = "governance_exporter"
 PAGER_RECEIVERS = ("pager", "ticket")
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
+# Each node's own schema; --schema may load another that can hold it.
+NODE_SCHEMAS = {node.NODE_CURRENT: SCHEMA_2026_10, node.NODE_FEBRUARY: SCHEMA_2026_02}
+SCHEMAS_FOR = {
+    node.NODE_CURRENT: (SCHEMA_2026_10, SCHEMA_2026_03),
+    node.NODE_FEBRUARY: (SCHEMA_2026_02, SCHEMA_2026_03, SCHEMA_2026_10),
+}
+# Prometheus' alerts page: upstream's UI, or the classic one (Debian's package
+# has no assets for the new UI, whose /alerts answers 404 there).
+PROMETHEUS_ALERT_PAGES = ("/alerts", "/classic/alerts")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--schema",
-        choices=(SCHEMA_2026_03, SCHEMA_2026_02),
-        default=SCHEMA_2026_03,
-        help="Cogni schema version to load (default: %(default)s)",
+        choices=(SCHEMA_2026_10, SCHEMA_2026_03, SCHEMA_2026_02),
+        default=None,
+        help="Cogni schema version to load (default: the node's own, 2026-10 for the "
+        "current node, 2026-02 for --node 2026-02; the current node needs 2026-03 or later)",
     )
     parser.add_argument(
         "--no-prometheus",
@@ -83,6 +101,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="do not start Prometheus and Alertmanager even when they are installed",
     )
     add_driver_arguments(parser)
+
+
+def schema_for(args: argparse.Namespace) -> str:
+    """The schema to load, or ``UsageError`` when it cannot hold the node."""
+    schema = str(args.schema or NODE_SCHEMAS[args.node])
+    if schema not in SCHEMAS_FOR[args.node]:
+        raise UsageError(
+            f"--schema {schema} cannot hold the {args.node} node: use "
+            + " or ".join(SCHEMAS_FOR[args.node])
+        )
+    return schema
 
 
 # --- the demo database ----------------------------------------------------------------
@@ -105,11 +134,47 @@ def create_demo_database(server: LocalPostgres, schema: str, repo: RepoFiles) ->
     return owner_url, server.url(DEMO_DATABASE, user=MONITOR_ROLE, password=monitor_password)
 
 
-# --- the command ----------------------------------------------------------------------
+# --- signals ----------------------------------------------------------------------------
 
 
 class Interrupted(Exception):
     """Ctrl-C or SIGTERM during start-up."""
+
+
+@dataclass
+class Signals:
+    """The demo's stop: the first SIGINT or SIGTERM sets ``stop`` (and is remembered);
+    while ``starting`` is set, a second SIGINT raises KeyboardInterrupt, once, to cut a
+    long start-up step short (waiting for Prometheus, say). Clean-up is never
+    interrupted: after that, signals only set ``stop`` again."""
+
+    stop: threading.Event
+    starting: threading.Event
+    first: int | None = None
+
+    @classmethod
+    def install(cls) -> Signals:
+        signals = cls(threading.Event(), threading.Event())
+        signals.starting.set()
+        signal.signal(signal.SIGINT, signals.handle)
+        signal.signal(signal.SIGTERM, signals.handle)
+        return signals
+
+    def handle(self, signum: int, _frame: FrameType | None) -> None:
+        again = self.stop.is_set()
+        if self.first is None:
+            self.first = signum
+        self.stop.set()
+        if again and signum == signal.SIGINT and self.starting.is_set():
+            self.starting.clear()
+            raise KeyboardInterrupt
+        if not again:
+            logger.info("received signal %d, stopping", signum)
+
+    @property
+    def exit_status(self) -> int:
+        """130 after Ctrl-C, as a shell reports it; 0 after SIGTERM, an orderly stop."""
+        return 0 if self.first == signal.SIGTERM else EXIT_INTERRUPTED
 
 
 def _checkpoint(stop: threading.Event) -> None:
@@ -117,23 +182,7 @@ def _checkpoint(stop: threading.Event) -> None:
         raise Interrupted
 
 
-def _abort_on_second_interrupt(stop: threading.Event, starting: threading.Event) -> None:
-    """While ``starting`` is set, a Ctrl-C after the first one raises KeyboardInterrupt.
-
-    The first Ctrl-C (``stop_on_signals``) only sets ``stop``, which start-up checks
-    between its steps; a second one interrupts a long step (waiting for Prometheus,
-    say) at once. Only once: the clean-up that follows is not interrupted.
-    """
-    first = signal.getsignal(signal.SIGINT)
-
-    def handle(signum: int, frame: FrameType | None) -> None:
-        if stop.is_set() and starting.is_set():
-            starting.clear()
-            raise KeyboardInterrupt
-        if callable(first):
-            first(signum, frame)
-
-    signal.signal(signal.SIGINT, handle)
+# --- the command ----------------------------------------------------------------------
 
 
 def _start_thread(stack: contextlib.ExitStack, name: str, target: Callable[[], None]) -> None:
@@ -153,7 +202,13 @@ def _exporter_address(overrides: dict[str, Any]) -> tuple[str, str]:
 
 
 def _start_exporter(
-    stack: contextlib.ExitStack, overrides: dict[str, Any], monitor_url: str, listen: str
+    stack: contextlib.ExitStack,
+    overrides: dict[str, Any],
+    *,
+    monitor_url: str,
+    listen: str,
+    options: DriverOptions,
+    repo_spec: Path | None,
 ) -> App:
     settings = load_settings(
         {
@@ -161,6 +216,9 @@ def _start_exporter(
             "database_url": monitor_url,
             "database_url_file": None,
             "listen_address": listen,
+            # One demo day, so that failures leave the window as the story says.
+            "window_seconds": options.window_seconds,
+            "repo_spec": repo_spec,
         }
     )
     app = build_app(settings)
@@ -168,25 +226,76 @@ def _start_exporter(
     return app
 
 
+def _write_repo_spec(options: DriverOptions, root: Path) -> Path | None:
+    """The current node's .cogni/repo-spec.yaml, in the demo's directory."""
+    if options.node != node.NODE_CURRENT:
+        return None
+    path = root / "repo-spec.yaml"
+    path.write_text(node.repo_spec_text(options.speed), encoding="utf-8")
+    return path
+
+
+def _prometheus_alerts_page(url: str) -> str | None:
+    """The first of Prometheus' alerts pages that answers here, if any."""
+    return next((url + p for p in PROMETHEUS_ALERT_PAGES if http_ok(url + p)), None)
+
+
+def _every(seconds: float) -> str:
+    return f"{seconds / 60:g} min" if seconds >= 60 else f"{seconds:g} s"
+
+
+def _story(options: DriverOptions, schema: str) -> list[str]:
+    works = ", ".join(
+        f"{w.name} {w.demo_every} (every {_every(w.period.total_seconds())}, cron {w.cron!r})"
+        for w in options.works()
+    )
+    day = _every(options.window_seconds)
+    if options.node == node.NODE_CURRENT:
+        shape = f"today's operator node (schema {schema}), the four February charters retired"
+        story = (
+            f"healthy for {_every(options.healthy_seconds)}; then the provider unfunded for "
+            f"{_every(options.outage_seconds)} (runs fail with provider_unavailable); then the "
+            f"balance under one run's cost for {_every(options.outage_seconds)} (runs rejected "
+            "with insufficient_credits); then topped up."
+        )
+    else:
+        shape = f"the node of 2026-02-15 (schema {schema}), four hourly charters"
+        story = (
+            f"the runway goes green -> yellow -> red -> empty in {_every(options.drain_seconds)}; "
+            f"runs are rejected with insufficient_credits for {_every(options.outage_seconds)}; "
+            "then topped up."
+        )
+    return [
+        f"governance-exporter demo: {shape}, at {options.speed:g}x speed "
+        f"(a demo hour every {_every(3600 / options.speed)}; the exporter's window, one "
+        f"demo day, is {day}).",
+        f"Its work: {works}.",
+        f"The story: {story} The failures leave the window {day} later; every alert resolves.",
+    ]
+
+
 def _print_banner(
-    args: argparse.Namespace,
+    options: DriverOptions,
+    schema: str,
     app: App,
+    *,
     monitoring: Monitoring | None,
     owner_url: str,
+    repo_spec: Path | None,
     why_no_monitoring: str,
 ) -> None:
     info = psycopg.conninfo.conninfo_to_dict(owner_url)
-    lines = [
-        "",
-        f"governance-exporter demo is running at {args.speed:g}x speed: each hourly charter "
-        f"runs every {3600 / args.speed:g} s;",
-        f"the runway goes green -> yellow -> red -> empty in {args.drain_minutes:g} min, "
-        f"and the account is topped up {args.outage_minutes:g} min later.",
-        "",
-        f"  exporter      {app.server.url}/metrics",
+    lines = ["", *_story(options, schema), ""]
+    lines += [
+        f"  status page   {app.server.url}/",
+        f"  metrics       {app.server.url}/metrics",
     ]
     if monitoring is not None:
-        lines.append(f"  prometheus    {monitoring.prometheus.url}/alerts")
+        prometheus = monitoring.prometheus.url
+        page = _prometheus_alerts_page(prometheus)
+        if page is not None:
+            lines.append(f"  prometheus    {page}")
+        lines.append(f"  alerts (API)  {prometheus}/api/v1/alerts")
         if monitoring.alertmanager is not None:
             # Debian's prometheus-alertmanager has no web UI: point at its API instead.
             am_url = monitoring.alertmanager.url
@@ -197,13 +306,13 @@ def _print_banner(
                 lines.append(f"                amtool --alertmanager.url={am_url} alert query")
     else:
         lines.append(f"  (no Prometheus/Alertmanager: {why_no_monitoring})")
-    lines += [
+    lines.append(
         f"  postgres      psql 'postgresql://postgres:{info['password']}@127.0.0.1:"
-        f"{info['port']}/{DEMO_DATABASE}'",
-        "",
-        "Ctrl-C stops everything.",
-        "",
-    ]
+        f"{info['port']}/{DEMO_DATABASE}'"
+    )
+    if repo_spec is not None:
+        lines.append(f"  repo-spec     {repo_spec}")
+    lines += ["", "Ctrl-C stops everything.", ""]
     print("\n".join(lines), flush=True)
 
 
@@ -244,15 +353,25 @@ def _start(
     root: Path,
 ) -> DemoDriver:
     """Start everything (cleaned up by ``stack``) and print the banner."""
+    schema = schema_for(args)
+    options = options_from(args)
     server = stack.enter_context(throwaway_postgres(prefix="postgres-", parent=root))
     _checkpoint(stop)
-    owner_url, monitor_url = create_demo_database(server, args.schema, repo)
-    driver = DemoDriver(owner_url, options_from(args))
+    owner_url, monitor_url = create_demo_database(server, schema, repo)
+    driver = DemoDriver(owner_url, options)
     stack.callback(driver.close)
     driver.seed()
     _checkpoint(stop)
+    repo_spec = _write_repo_spec(options, root)
     listen, target = _exporter_address(overrides)
-    app = _start_exporter(stack, overrides, monitor_url, listen)
+    app = _start_exporter(
+        stack,
+        overrides,
+        monitor_url=monitor_url,
+        listen=listen,
+        options=options,
+        repo_spec=repo_spec,
+    )
     _start_thread(stack, "http", app.serve_forever)
     stack.callback(app.server.shutdown)
     receiver = WebhookReceiver("127.0.0.1", 0, log_notification).start()
@@ -263,16 +382,20 @@ def _start(
     _checkpoint(stop)
     _start_thread(stack, "demo-driver", lambda: driver.run(stop))
     stack.callback(stop.set)  # stops the driver even when we leave by an exception
-    _print_banner(args, app, monitoring, owner_url, why_not)
+    _print_banner(
+        options,
+        schema,
+        app,
+        monitoring=monitoring,
+        owner_url=owner_url,
+        repo_spec=repo_spec,
+        why_no_monitoring=why_not,
+    )
     return driver
 
 
 def _run_demo(
-    args: argparse.Namespace,
-    overrides: dict[str, Any],
-    repo: RepoFiles,
-    stop: threading.Event,
-    starting: threading.Event,
+    args: argparse.Namespace, overrides: dict[str, Any], repo: RepoFiles, signals: Signals
 ) -> None:
     with contextlib.ExitStack() as stack:
         root = Path(tempfile.mkdtemp(prefix="govexp-demo-"))
@@ -280,10 +403,12 @@ def _run_demo(
         root.chmod(0o711)  # PostgreSQL may run as another user, in a directory inside
         logger.info("demo state in %s", root)
         try:
-            driver = _start(stack, args, overrides=overrides, repo=repo, stop=stop, root=root)
+            driver = _start(
+                stack, args, overrides=overrides, repo=repo, stop=signals.stop, root=root
+            )
         finally:
-            starting.clear()  # from here on, a second Ctrl-C interrupts nothing
-        stop.wait()
+            signals.starting.clear()  # from here on, a second Ctrl-C interrupts nothing
+        signals.stop.wait()
         logger.info("stopping")
         if driver.failure is not None:  # the driver's thread set `stop`: it has logged why
             raise RuntimeError(f"the demo driver failed: {driver.describe_failure()}")
@@ -291,23 +416,35 @@ def _run_demo(
 
 
 def run(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
-    repo = RepoFiles.find()
-    configure_logging(overrides.get("log_level", "INFO").upper())
-    stop = threading.Event()
-    starting = threading.Event()
-    starting.set()
-    stop_on_signals(stop)
-    _abort_on_second_interrupt(stop, starting)
+    # Signals first: from here on a Ctrl-C stops the demo quietly, with exit 130.
+    signals = Signals.install()
     try:
-        _run_demo(args, overrides, repo, stop, starting)
+        configure_logging(overrides.get("log_level", "INFO").upper())
+        schema_for(args)  # a bad --schema is a usage error before anything starts
+        repo = RepoFiles.find()
+        _checkpoint(signals.stop)
+        _run_demo(args, overrides, repo, signals)
     except PostgresNotFound as exc:
         raise UsageError(str(exc)) from None
     except Interrupted:
         logger.info("interrupted during start-up; stopped")
     except KeyboardInterrupt:
         logger.info("interrupted again during start-up; stopped")
-        return 130
+        return EXIT_INTERRUPTED
     except (RuntimeError, OSError, psycopg.Error) as exc:
+        if signals.first is not None and not driver_failed(exc):
+            logger.info("interrupted during start-up (%s); stopped", _first_line(exc))
+            return signals.exit_status
         logger.error("demo failed: %s", exc)
         return 1
-    return 0
+    return signals.exit_status if signals.first is not None else 0
+
+
+def driver_failed(exc: BaseException) -> bool:
+    """Whether ``exc`` is the driver's failure (the demo failed, whatever stopped it)."""
+    return str(exc).startswith("the demo driver failed")
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__

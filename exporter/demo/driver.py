@@ -1,20 +1,33 @@
-"""The demo's Cogni node: governance activity whose credits drain, and a pager that prints.
+"""The demo's Cogni node: its governance activity, an outage, a top-up, and a pager that prints.
 
 ``DemoDriver`` writes, through an owner or superuser connection, what the source
-system writes: the four charters' runs, in turn, one every 15 minutes of demo
-time; a charge receipt for each successful run, which lowers the balance; and,
-once the balance is gone, runs rejected with ``insufficient_credits`` that charge
-nothing, as on 2026-02-15. After ``outage_seconds`` of that it tops the account
-up, as an operator would, and the story starts again.
+system writes, for one of the two node shapes of ``exporter.demo.node``: each
+schedule's runs at the fire times of its row's cron, a charge receipt for each
+successful run (through its ``run_id``), which lowers the balance, PR reviews as
+runs without a schedule, and the ledger's ``ingestion_cursors``.
 
 Timing. Demo time runs ``speed`` times faster than real time (60: a demo hour per
-real minute), so the runs come often; the rows carry real timestamps, because the
-exporter reads the real clock and a real 24 h window. The account starts (and is
-topped up) at 1.5 times the last 24 h of spend, a runway of 36 h, and each run costs
-1/N of that balance, N being the runs in ``drain_seconds``: a cost spike against
-the seeded day of history. Having spent x of balance B = 1.5 S, the runway is
-24 h * (B - x) / (S + x): yellow (≤ 24 h) after 1/6 of the drain, red (< 6 h)
-after 2/3, empty at the end.
+real minute). The rows carry real timestamps and the crons are real-time crons
+(``exporter.demo.node``), never in the future; the exporter's window is one demo
+day (``node.window_seconds``), and the node starts with a demo day of history.
+
+The story plays once, then the node stays healthy:
+
+- ``current`` (today's node): healthy for ``healthy_seconds``; then the provider
+  unfunded for ``outage_seconds``: the heartbeat and the PR reviews fail with
+  ``provider_unavailable``, while the balance looks fine; then the balance under
+  one run's cost (1,000,000 credits, under the preflight's 4,000,000) for
+  ``outage_seconds``: every run is rejected with ``insufficient_credits`` though
+  the balance is positive; then the account is topped up.
+- ``2026-02`` (the 2026-02-15 outage): the runway drains green → yellow → red →
+  empty over ``drain_seconds`` (a cost spike: each run is charged what takes the
+  runway, as the exporter computes it, down a planned path from 36 h, yellow
+  after 1/6 of the drain, red after 2/3, to 0); runs are then rejected with
+  ``insufficient_credits`` and charge nothing; ``outage_seconds`` later the
+  account is topped up to 36 h of runway.
+
+After the top-up the failures leave the exporter's window one demo day later, and
+every alert resolves.
 
 ``WebhookReceiver`` is an Alertmanager webhook target (``POST /pager``,
 ``POST /ticket``) that hands each notification to a callback; the demo logs them.
@@ -27,6 +40,7 @@ Run alone (the compose file's ``demo-driver`` service)::
 from __future__ import annotations
 
 import argparse
+import enum
 import json
 import logging
 import os
@@ -43,21 +57,23 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from exporter.cache import Clock, utc_now
-from exporter.demo import scenario
+from exporter.demo import node, scenario
+from exporter.demo.node import CHARTER, LEDGER, NODE_CURRENT, NODE_FEBRUARY, NODES, REVIEW, Work
 from exporter.model import burn_rate, runway_seconds
 from exporter.policy import Health, credit_health
-from exporter.settings import split_host_port
-from exporter.snapshot import SCHEMA_2026_02, SCHEMA_2026_03
+from exporter.settings import DEFAULT_MIN_RUN_COST_CREDITS, split_host_port
+from exporter.snapshot import SCHEMA_2026_02, SCHEMA_2026_03, SCHEMA_2026_10
 from exporter.startup import configure_logging, stop_on_signals
 
 logger = logging.getLogger(__name__)
 
-CHARTERS = tuple(scenario.CHARTER_CRONS)  # in cron order: :00, :15, :30, :45
-DEMO_SECONDS_BETWEEN_RUNS = 15 * 60  # four hourly charters, a quarter of an hour apart
-WINDOW_SECONDS = 86400  # the exporter's default window: runway uses the last 24 h
-MAX_CATCH_UP_RUNS = 8  # after a pause (a laptop asleep), write at most this many late runs
+MAX_CATCH_UP_RUNS = 8  # after a pause (a laptop asleep), write at most this many late runs each
+LOW_BALANCE = 1_000_000  # under one run's cost: the preflight check rejects every run
+MIN_RUN_COST = DEFAULT_MIN_RUN_COST_CREDITS
+LEDGER_STREAMS = ("pull_requests", "reviews", "issues")
 FALLBACK_BALANCE = 500_000_000  # a top-up when nothing was spent to size it by
 
 Conn = psycopg.Connection[Any]
@@ -65,29 +81,38 @@ Conn = psycopg.Connection[Any]
 
 @dataclass(frozen=True)
 class DriverOptions:
-    """How fast the story goes; see the module doc for the arithmetic."""
+    """Which node, how fast its story goes; see the module doc."""
 
     speed: float = 60.0
-    drain_seconds: float = 240.0
-    outage_seconds: float = 120.0
+    node: str = NODE_CURRENT
+    healthy_seconds: float = 120.0  # current: healthy before the outage
+    drain_seconds: float = 240.0  # 2026-02: from 36 h of runway to 0
+    outage_seconds: float = 120.0  # each outage phase
     start_runway_hours: float = 36.0
-    history_hours: int = 24
-    history_cost: int = 1_000_000
-    failure_rate: float = 0.03
+    charter_cost: int = 1_000_000  # a charter's (or the heartbeat's) run, when healthy
+    review_cost: int = 300_000
+    failure_rate: float = 0.0  # random timeouts of healthy runs
     seed: int | None = None
 
     @property
-    def run_gap(self) -> timedelta:
-        return timedelta(seconds=DEMO_SECONDS_BETWEEN_RUNS / self.speed)
+    def window_seconds(self) -> int:
+        """The exporter's window: one demo day."""
+        return node.window_seconds(self.speed)
 
     @property
-    def runs_per_drain(self) -> float:
-        return max(1.0, self.drain_seconds / self.run_gap.total_seconds())
+    def run_gap(self) -> timedelta:
+        """A quarter of a demo hour: the gap between the February charters' runs."""
+        return timedelta(seconds=node.DEMO_HOUR_SECONDS / 4 / self.speed)
+
+    def works(self) -> tuple[Work, ...]:
+        return node.plan(
+            self.node, self.speed, charter_cost=self.charter_cost, review_cost=self.review_cost
+        )
 
 
 @dataclass(frozen=True)
 class RunEvent:
-    """One run the driver wrote."""
+    """One run (or ledger collection) the driver wrote."""
 
     at: datetime
     charter: str
@@ -101,46 +126,62 @@ class RunEvent:
 class CreditState:
     balance: int
     spent: int
+    window_seconds: int
 
     @property
     def runway_seconds(self) -> float:
-        return runway_seconds(self.balance, burn_rate(self.spent, WINDOW_SECONDS))
+        return runway_seconds(self.balance, burn_rate(self.spent, self.window_seconds))
 
     @property
     def health(self) -> Health:
-        return credit_health(self.balance, self.runway_seconds)
+        return credit_health(self.balance, self.runway_seconds, min_run_cost_credits=MIN_RUN_COST)
 
     def describe(self) -> str:
         runway = self.runway_seconds
         hours = "unbounded" if runway == float("inf") else f"{runway / 3600:.1f} h"
         return (
             f"balance {self.balance / 1e6:,.1f}M credits, spent {self.spent / 1e6:,.1f}M "
-            f"in 24 h, runway {hours}: {self.health.value}"
+            f"in the window, runway {hours}: {self.health.value}"
         )
 
 
+class Phase(enum.StrEnum):
+    HEALTHY = "healthy"
+    PROVIDER_DOWN = "provider unfunded"
+    LOW_BALANCE = "balance under one run's cost"
+    DRAINING = "draining"
+    EMPTY = "empty"
+    RECOVERED = "topped up"
+
+
 def detect_schema(conn: Conn) -> str:
-    """2026-03 when ``graph_runs`` exists, else 2026-02."""
-    row = conn.execute("SELECT to_regclass('graph_runs') IS NOT NULL").fetchone()
-    return SCHEMA_2026_03 if row is not None and row[0] else SCHEMA_2026_02
+    """2026-10 when ``ingestion_cursors`` exists, 2026-03 with ``graph_runs``, else 2026-02."""
+    row = conn.execute(
+        "SELECT to_regclass('ingestion_cursors') IS NOT NULL, to_regclass('graph_runs') IS NOT NULL"
+    ).fetchone()
+    if row is not None and row[0]:
+        return SCHEMA_2026_10
+    return SCHEMA_2026_03 if row is not None and row[1] else SCHEMA_2026_02
 
 
 class DemoDriver:
     """Writes the demo's activity; ``step()`` writes what is due by ``clock()``."""
 
     def __init__(self, conninfo: str, options: DriverOptions, *, clock: Clock = utc_now) -> None:
+        if options.node not in NODES:
+            raise ValueError(f"unknown demo node {options.node!r}")
         self._conninfo = conninfo
         self.options = options
+        self.works = options.works()
         self._clock = clock
         self._rng = random.Random(options.seed)  # noqa: S311 - demo data, not secrets
         self._conn: Conn | None = None
         self._schema = SCHEMA_2026_03
         self._tenant: scenario.Tenant | None = None
-        self._schedules: dict[str, str] = {}
-        self._turn = 0
-        self._next_due = clock()
-        self._cost = options.history_cost
-        self._empty_since: datetime | None = None
+        self._schedules: dict[str, str] = {}  # charter -> schedule id
+        self._last_fire: dict[str, datetime] = {}
+        self.phase = Phase.HEALTHY
+        self._phase_since = clock()
         self.failure: Exception | None = None  # what ended run(), if not ``stop``
 
     # --- connection ---------------------------------------------------------------
@@ -165,33 +206,53 @@ class DemoDriver:
     # --- set-up -------------------------------------------------------------------
 
     def seed(self) -> None:
-        """Create the node with a day of history, or pick up the one already there."""
+        """Create the node with a demo day of history, or pick up the one already there."""
         now = self._clock()
         conn = self.conn
+        if self.options.node == NODE_CURRENT and self._schema == SCHEMA_2026_02:
+            raise RuntimeError("today's node needs schema 2026-03 or later (graph_runs)")
         with conn.transaction():
             if not self._load_tenant():
-                tenant, schedules = scenario.seed_governance(
-                    conn,
-                    self._schema,
-                    now,
-                    balance_credits=0,
-                    credits_per_run=self.options.history_cost,
-                    hours=self.options.history_hours,
+                self._create_node(now)
+                self._top_up(now, planned=True)
+        for work in self.works:
+            self._last_fire[work.name] = max(self._last_fire.get(work.name, now), now)
+        self.start_story(now)
+        logger.info("demo node: %s", self.credit_state(now).describe())
+
+    def _create_node(self, now: datetime) -> None:
+        conn = self.conn
+        self._tenant = scenario.create_tenant(conn, balance_credits=0)
+        for work in self.works:
+            if work.kind == CHARTER:
+                self._schedules[work.name] = scenario.add_schedule(
+                    conn, self.tenant, work.name, cron=work.cron, next_run_at=self._next(work, now)
                 )
-                self._tenant, self._schedules = tenant, schedules
-                logger.info(
-                    "seeded a Cogni node (schema %s): 4 hourly charters, %d h of history",
-                    self._schema,
-                    self.options.history_hours,
+            elif work.kind == LEDGER:
+                self._schedules[work.name] = scenario.add_ledger_schedule(
+                    conn, self.tenant, cron=work.cron, next_run_at=self._next(work, now)
                 )
-                self._top_up(now)
-        state = self.credit_state(now)
-        if state.balance > 0:
-            self._cost = self._cost_for(state.balance)
-        else:
-            self._empty_since = now
-        self._next_due = now + self.options.run_gap
-        logger.info("demo node: %s", state.describe())
+        if self.options.node == NODE_CURRENT:
+            for charter, cron in scenario.CHARTER_CRONS.items():  # retired on 2026-02-19
+                old = scenario.add_schedule(
+                    conn, self.tenant, charter, cron=cron, next_run_at=now - timedelta(days=300)
+                )
+                scenario.prune_schedule(conn, old)
+        window = timedelta(seconds=self.options.window_seconds)
+        for work in self.works:
+            for slot in node.fires(work.cron, now - window, now):
+                self._write(work, slot, now, outcome=("success", None), cost=work.cost)
+            self._last_fire[work.name] = now
+        logger.info(
+            "seeded a Cogni node (%s shape, schema %s): %s; one demo day (%d s) of history",
+            self.options.node,
+            self._schema,
+            ", ".join(f"{w.name} {w.demo_every}" for w in self.works),
+            self.options.window_seconds,
+        )
+
+    def _next(self, work: Work, now: datetime) -> datetime | None:
+        return next(node.fires(work.cron, now, now + 2 * work.period), None)
 
     def _load_tenant(self) -> bool:
         row = self.conn.execute(
@@ -206,11 +267,31 @@ class DemoDriver:
         self._tenant = scenario.Tenant(*row)
         prefix = "governance:"
         rows = self.conn.execute(
-            "SELECT temporal_schedule_id, id::text FROM schedules"
-            " WHERE execution_grant_id = %s AND temporal_schedule_id LIKE 'governance:%%'",
+            "SELECT temporal_schedule_id, id::text, cron FROM schedules"
+            " WHERE execution_grant_id = %s AND temporal_schedule_id LIKE 'governance:%%'"
+            " AND enabled",
             (self._tenant.grant_id,),
         ).fetchall()
-        self._schedules = {str(tsid).removeprefix(prefix): str(sid) for tsid, sid in rows}
+        found = {str(tsid).removeprefix(prefix): (str(sid), str(cron)) for tsid, sid, cron in rows}
+        self._schedules = {name: sid for name, (sid, _) in found.items()}
+        # Fire each schedule by its row's cron; keep the reviews if this is today's node.
+        self.works = tuple(
+            Work(w.name, w.kind, found[w.name][1], w.cost, w.demo_every, w.declared)
+            if w.name in found
+            else w
+            for w in self.works
+            if w.name in found or w.kind == REVIEW
+        )
+        # Resume after the newest run each schedule has (a restart must not write a slot twice).
+        newest = self.conn.execute(
+            sql.SQL("SELECT schedule_id::text, max(scheduled_for) FROM {} GROUP BY 1").format(
+                sql.Identifier(scenario.runs_table(self._schema))
+            )
+        ).fetchall()
+        names = {sid: name for name, sid in self._schedules.items()}
+        for schedule_id, slot in newest:
+            if schedule_id in names and slot is not None:
+                self._last_fire[names[schedule_id]] = slot
         logger.info("picked up the existing node with charters %s", ", ".join(self._schedules))
         return True
 
@@ -223,92 +304,177 @@ class DemoDriver:
     # --- credits ------------------------------------------------------------------
 
     def credit_state(self, now: datetime) -> CreditState:
+        window = self.options.window_seconds
         row = self.conn.execute(
             "SELECT a.balance_credits,"
             " (SELECT coalesce(sum(c.charged_credits), 0) FROM charge_receipts c"
             "   WHERE c.billing_account_id = a.id AND c.created_at > %s)"
             " FROM billing_accounts a WHERE a.id = %s",
-            (now - timedelta(seconds=WINDOW_SECONDS), self.tenant.account_id),
+            (now - timedelta(seconds=window), self.tenant.account_id),
         ).fetchone()
         if row is None:
             raise RuntimeError("the demo account has gone")
-        return CreditState(int(row[0]), int(row[1]))
+        return CreditState(int(row[0]), int(row[1]), window)
 
-    def _cost_for(self, balance: int) -> int:
-        return max(1, round(balance / self.options.runs_per_drain))
-
-    def _top_up(self, now: datetime) -> None:
-        spent = self.credit_state(now).spent
-        balance = round(spent * self.options.start_runway_hours / 24) or FALLBACK_BALANCE
-        scenario.set_balance(self.conn, self.tenant, balance)
-        self._cost = self._cost_for(balance)
-        self._empty_since = None
+    def _top_up(self, now: datetime, *, planned: bool = False) -> None:
+        """A balance of ``start_runway_hours`` at the window's spend (``planned``: at
+        what the node spends when healthy)."""
+        window = self.options.window_seconds
+        spent = (
+            node.spend_per_window(self.works, window)
+            if planned
+            else max(self.credit_state(now).spent, node.spend_per_window(self.works, window))
+        )
+        balance = round(spent * self.options.start_runway_hours * 3600 / window)
+        scenario.set_balance(self.conn, self.tenant, balance or FALLBACK_BALANCE)
         logger.info(
-            "topped the account up to %.1fM credits (%.0f h of runway); each run now costs "
-            "about %.1fM credits, so it drains in about %.0f s",
+            "the account holds %.1fM credits: %.0f h of runway at the window's spend",
             balance / 1e6,
             self.options.start_runway_hours,
-            self._cost / 1e6,
-            self.options.drain_seconds,
         )
+
+    # --- the story ----------------------------------------------------------------
+
+    def start_story(self, now: datetime) -> None:
+        """The story starts over at ``now``."""
+        self._enter(Phase.HEALTHY if self.options.node == NODE_CURRENT else Phase.DRAINING, now)
+        if self.options.node == NODE_FEBRUARY and self.credit_state(now).balance <= 0:
+            self._enter(Phase.EMPTY, now)
+
+    def _enter(self, phase: Phase, now: datetime) -> None:
+        self.phase, self._phase_since = phase, now
+
+    def _advance_story(self, now: datetime) -> None:
+        """Move to the next phase when this one is over."""
+        elapsed = (now - self._phase_since).total_seconds()
+        options = self.options
+        if self.phase == Phase.HEALTHY and elapsed >= options.healthy_seconds:
+            self._enter(Phase.PROVIDER_DOWN, now)
+            logger.info(
+                "OUTAGE: the LLM provider account is unfunded: the heartbeat and the PR reviews "
+                "now fail with provider_unavailable, though the balance looks fine (%.0f s)",
+                options.outage_seconds,
+            )
+        elif self.phase == Phase.PROVIDER_DOWN and elapsed >= options.outage_seconds:
+            self._enter(Phase.LOW_BALANCE, now)
+            scenario.set_balance(self.conn, self.tenant, LOW_BALANCE)
+            logger.info(
+                "OUTAGE: the provider is funded again, but the account holds %.1fM credits, "
+                "under one run's cost (%.1fM): every run is now rejected with "
+                "insufficient_credits though the balance is positive (%.0f s)",
+                LOW_BALANCE / 1e6,
+                MIN_RUN_COST / 1e6,
+                options.outage_seconds,
+            )
+        elif (self.phase == Phase.LOW_BALANCE and elapsed >= options.outage_seconds) or (
+            self.phase == Phase.EMPTY and elapsed >= options.outage_seconds
+        ):
+            self._top_up(now)
+            self._enter(Phase.RECOVERED, now)
+            logger.info(
+                "RECOVERED: the account is topped up; the failures leave the exporter's "
+                "window (one demo day, %d s) by %s, and every alert resolves",
+                options.window_seconds,
+                (now + timedelta(seconds=options.window_seconds)).strftime("%H:%M:%S"),
+            )
+
+    def _outcome(self, work: Work, balance: int) -> tuple[str, str | None]:
+        if work.kind == LEDGER:
+            return "success", None
+        if self.phase == Phase.PROVIDER_DOWN:
+            return "error", "provider_unavailable"
+        refused = balance <= 0 if self.options.node == NODE_FEBRUARY else balance < MIN_RUN_COST
+        if refused:
+            return "error", "insufficient_credits"
+        if self._rng.random() < self.options.failure_rate:
+            return "error", "timeout"
+        return "success", None
+
+    def _cost(self, work: Work, slot: datetime, state: CreditState) -> int:
+        """A healthy run's charge; while draining, what takes the runway to its planned
+        value: runway r after a charge x is (B - x) W / (S + x), so x = (B W - r S) / (W + r)."""
+        if self.phase != Phase.DRAINING:
+            return max(1, round(work.cost * self._rng.uniform(0.9, 1.1)))
+        done = min(1.0, (slot - self._phase_since).total_seconds() / self.options.drain_seconds)
+        target = self.options.start_runway_hours * 3600 * (1 - done) / (1 + 1.5 * done)
+        window = state.window_seconds
+        charge = (state.balance * window - target * state.spent) / (window + target)
+        return max(1, min(state.balance, round(charge)))
 
     # --- runs ---------------------------------------------------------------------
 
     def step(self) -> list[RunEvent]:
-        """Write the runs due by now (and top up after an outage); return them."""
+        """Write what is due by now (moving the story on first); return it."""
         now = self._clock()
-        if self._empty_since is not None and now - self._empty_since >= timedelta(
-            seconds=self.options.outage_seconds
-        ):
+        with self.conn.transaction():
+            self._advance_story(now)
+        due = sorted(
+            (slot, index)
+            for index, work in enumerate(self.works)
+            for slot in node.fires(
+                work.cron, self._last_fire.get(work.name, now), now, MAX_CATCH_UP_RUNS
+            )
+        )
+        events = []
+        for slot, index in due:
+            work = self.works[index]
             with self.conn.transaction():
-                self._top_up(now)
-        events: list[RunEvent] = []
-        while self._next_due <= now and len(events) < MAX_CATCH_UP_RUNS:
-            with self.conn.transaction():
-                events.append(self._write_run(self._next_due, now))
-            self._next_due += self.options.run_gap
-        if self._next_due <= now:
-            self._next_due = now + self.options.run_gap
+                events.append(self._run(work, slot, now))
+            self._last_fire[work.name] = slot
+        for work in self.works:  # after a long pause, skip what is left
+            self._last_fire[work.name] = max(self._last_fire[work.name], now)
         return events
 
-    def _next_charter(self) -> str:
-        available = [c for c in CHARTERS if c in self._schedules] or list(self._schedules)
-        if not available:
-            raise RuntimeError("the demo account has no governance schedules")
-        charter = available[self._turn % len(available)]
-        self._turn += 1
-        return charter
+    def _run(self, work: Work, slot: datetime, now: datetime) -> RunEvent:
+        state = self.credit_state(now)
+        status, reason = self._outcome(work, state.balance)
+        cost = self._cost(work, slot, state) if status == "success" and work.cost else 0
+        self._write(work, slot, now, outcome=(status, reason), cost=cost)
+        balance = state.balance - cost
+        if self.phase == Phase.DRAINING and balance <= 0:
+            self._enter(Phase.EMPTY, now)
+            logger.info(
+                "OUTAGE: the balance is gone: every run is now rejected with insufficient_credits "
+                "(the 2026-02-15 outage); the demo tops it up in %.0f s",
+                self.options.outage_seconds,
+            )
+        return RunEvent(slot, work.name, status, reason, cost, balance)
 
-    def _write_run(self, slot: datetime, now: datetime) -> RunEvent:
-        charter = self._next_charter()
-        schedule_id = self._schedules[charter]
-        balance = self.credit_state(now).balance
-        if balance <= 0:
-            self._fail(schedule_id, slot, now, "insufficient_credits")
-            if self._empty_since is None:
-                self._empty_since = now
-            return RunEvent(now, charter, "error", "insufficient_credits", 0, balance)
-        if self._rng.random() < self.options.failure_rate:
-            self._fail(schedule_id, slot, now, "timeout")
-            return RunEvent(now, charter, "error", "timeout", 0, balance)
-        cost = max(1, round(self._cost * self._rng.uniform(0.85, 1.15)))
-        scenario.add_run(self.conn, self._schema, schedule_id, slot, "success", completed_at=now)
-        scenario.add_charge(self.conn, self.tenant, cost, now)
-        if balance - cost <= 0:
-            self._empty_since = now
-        return RunEvent(now, charter, "success", None, cost, balance - cost)
-
-    def _fail(self, schedule_id: str, slot: datetime, now: datetime, code: str) -> None:
-        scenario.add_run(
-            self.conn,
-            self._schema,
-            schedule_id,
-            slot,
-            "error",
-            error_message=code,
-            error_code=code,
-            completed_at=now,
-        )
+    def _write(
+        self,
+        work: Work,
+        slot: datetime,
+        now: datetime,
+        *,
+        outcome: tuple[str, str | None],
+        cost: int,
+    ) -> None:
+        """The rows of one run that started at ``slot``; nothing is dated after ``now``."""
+        status, reason = outcome
+        done = min(slot + (work.duration if status == "success" else work.duration / 20), now)
+        conn = self.conn
+        if work.kind == LEDGER:
+            if self._schema == SCHEMA_2026_10:
+                for stream in LEDGER_STREAMS:
+                    scenario.add_ingestion_cursor(conn, done, stream=stream)
+            return
+        if work.kind == REVIEW:
+            run_id = scenario.add_unscheduled_run(
+                conn, self.tenant, slot, status, error_code=reason, completed_at=done
+            )
+        else:
+            run_id = scenario.add_run(
+                conn,
+                self._schema,
+                self._schedules[work.name],
+                slot,
+                status,
+                error_message=reason,
+                error_code=reason,
+                completed_at=done,
+            )
+        if cost:
+            scenario.add_charge(conn, self.tenant, cost, done, run_id=run_id)
 
     # --- the loop -----------------------------------------------------------------
 
@@ -319,11 +485,15 @@ class DemoDriver:
         ``failure`` and sets ``stop``, so that whoever waits on it stops too
         instead of running on with no activity.
         """
-        tick = min(1.0, self.options.run_gap.total_seconds() / 4)
+        shortest = min(w.period.total_seconds() for w in self.works)
+        tick = min(1.0, shortest / 4)
         health: Health | None = None
-        self._next_due = self._clock() + self.options.run_gap  # the story starts now
+        started = False
         while not stop.wait(tick):
             try:
+                if not started:  # the story starts now, not when the node was seeded
+                    self.start_story(self._clock())
+                    started = True
                 events = self.step()
                 if events:
                     health = self._report(events, health)
@@ -346,24 +516,20 @@ class DemoDriver:
 
     def _report(self, events: Sequence[RunEvent], health: Health | None) -> Health:
         for event in events:
-            if event.status == "success":
+            if event.status == "success" and event.charged:
                 logger.info(
                     "run of %s: success, charged %.1fM credits, balance %.1fM",
                     event.charter,
                     event.charged / 1e6,
                     event.balance / 1e6,
                 )
+            elif event.status == "success":
+                logger.info("run of %s: success", event.charter)
             else:
                 logger.info("run of %s: %s (%s)", event.charter, event.status, event.reason)
         state = self.credit_state(self._clock())
         if state.health != health:
-            logger.info("runway is now %s", state.describe())
-            if state.balance <= 0:
-                logger.info(
-                    "the balance is gone: every run is now rejected with insufficient_credits "
-                    "(the 2026-02-15 outage); the demo tops it up in %.0f s",
-                    self.options.outage_seconds,
-                )
+            logger.info("credits are now %s", state.describe())
         return state.health
 
 
@@ -462,24 +628,41 @@ def add_driver_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = DriverOptions()
     group = parser.add_argument_group("demo activity")
     group.add_argument(
+        "--node",
+        choices=NODES,
+        default=defaults.node,
+        help="the node's shape: 'current' (the default), today's operator node (hourly "
+        "HEARTBEAT, the daily ledger, PR reviews, the four February charters retired) "
+        "whose provider goes unfunded, then whose balance falls under one run's cost; "
+        "'2026-02', the node of 2026-02-15 (four hourly charters) whose balance drains to 0",
+    )
+    group.add_argument(
         "--speed",
         type=_positive_float,
         default=defaults.speed,
-        help="demo seconds per real second: 60 (the default) runs each hourly charter "
-        "once a real minute",
+        help="demo seconds per real second: 60 (the default) runs an hourly schedule "
+        "once a real minute, and the exporter's window is one demo day (24 real min)",
     )
     group.add_argument(
-        "--drain-minutes",
+        "--healthy-minutes",
         type=_positive_float,
-        default=defaults.drain_seconds / 60,
-        help="real minutes from a full account (36 h of runway, green) to 0 (default: %(default)s)",
+        default=defaults.healthy_seconds / 60,
+        help="current node: real minutes of health before the outage (default: %(default)s)",
     )
     group.add_argument(
         "--outage-minutes",
         type=_positive_float,
         default=defaults.outage_seconds / 60,
-        help="real minutes of runs rejected for insufficient credits before the demo "
-        "tops the account up (default: %(default)s)",
+        help="real minutes of each outage: current node, the provider unfunded, then the "
+        "balance under one run's cost; 2026-02, runs rejected at a balance of 0; then the "
+        "account is topped up (default: %(default)s)",
+    )
+    group.add_argument(
+        "--drain-minutes",
+        type=_positive_float,
+        default=defaults.drain_seconds / 60,
+        help="2026-02 node: real minutes from 36 h of runway (green) to a balance of 0 "
+        "(default: %(default)s)",
     )
     group.add_argument("--seed", type=int, default=None, help="random seed, for a repeatable demo")
 
@@ -487,6 +670,8 @@ def add_driver_arguments(parser: argparse.ArgumentParser) -> None:
 def options_from(args: argparse.Namespace) -> DriverOptions:
     return DriverOptions(
         speed=args.speed,
+        node=args.node,
+        healthy_seconds=args.healthy_minutes * 60,
         drain_seconds=args.drain_minutes * 60,
         outage_seconds=args.outage_minutes * 60,
         seed=args.seed,
@@ -503,9 +688,11 @@ def _positive_float(text: str) -> float:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m exporter.demo.driver",
-        description="Write a demo Cogni node's governance activity (runs, charges, a "
-        "balance that drains) into a database that has the Cogni schema, and optionally "
-        "log the notifications Alertmanager sends to a webhook.",
+        description="Write a demo Cogni node's governance activity (runs, charges, "
+        "ledger collections, an outage and a top-up) into a database that has the Cogni "
+        "schema, and optionally log the notifications Alertmanager sends to a webhook. "
+        "Give the exporter --window-seconds of one demo day (86400 / --speed) and, for "
+        "the current node, the repo-spec it declares (--print-repo-spec).",
     )
     parser.add_argument(
         "--database-url",
@@ -524,6 +711,11 @@ def _parser() -> argparse.ArgumentParser:
         metavar="HOST:PORT",
         help="also serve an Alertmanager webhook here (POST /pager, /ticket) and log "
         "every notification",
+    )
+    parser.add_argument(
+        "--print-repo-spec",
+        action="store_true",
+        help="print the current node's .cogni/repo-spec.yaml at this --speed and exit",
     )
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING"])
     add_driver_arguments(parser)
@@ -559,6 +751,9 @@ def _seed_when_ready(driver: DemoDriver, stop: threading.Event, timeout: float =
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.print_repo_spec:
+        print(node.repo_spec_text(args.speed), end="")
+        return 0
     conninfo = _conninfo(parser, args)
     configure_logging(args.log_level)
     stop = threading.Event()
