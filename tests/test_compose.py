@@ -31,7 +31,8 @@ import yaml
 from harness import REPO, free_port, run_exporter, samples, url_with
 from psycopg import sql
 
-from exporter.demo.driver import DemoDriver, DriverOptions
+from exporter.demo import node
+from exporter.demo.driver import DemoDriver, DriverOptions, build_parser, options_from
 from exporter.demo.stack import StackTiming, render_alertmanager_config
 
 COMPOSE_FILE = REPO / "docker-compose.yml"
@@ -199,6 +200,32 @@ def test_the_committed_addresses_name_the_compose_services() -> None:
     assert "--webhook-listen=0.0.0.0:9099" in services["demo-driver"]["command"]
 
 
+def _driver_options() -> DriverOptions:
+    """The demo-driver service's options, as its command line gives them."""
+    command = [c for c in _services()["demo-driver"]["command"] if not c.startswith("--database")]
+    return options_from(build_parser().parse_args(command))
+
+
+def test_the_exporter_watches_the_node_the_driver_runs() -> None:
+    """The committed repo-spec declares the crons the driver writes at its speed, the
+    exporter's window is one demo day at that speed, and postgres has a schema that
+    holds the driver's node."""
+    options = _driver_options()
+    assert options.node == node.NODE_CURRENT
+    exporter = _services()["exporter"]
+    env = exporter["environment"]
+    assert int(env["GOVERNANCE_EXPORTER_WINDOW_SECONDS"]) == options.window_seconds == 1440
+    mounts = {target: Path(source) for source, target in _mounts(exporter)}
+    committed = REPO / "docker" / "demo-node" / "repo-spec.yaml"
+    assert mounts[env["GOVERNANCE_EXPORTER_REPO_SPEC"]] == committed
+    assert committed.read_text() == node.repo_spec_text(options.speed), (
+        "regenerate it: python -m exporter.demo.driver --speed=60 --print-repo-spec"
+        " > docker/demo-node/repo-spec.yaml"
+    )
+    schemas = [f.name for f in _init_files() if f.name.startswith("schema-")]
+    assert schemas == ["schema-2026-10.sql"]
+
+
 def test_the_demo_secrets_agree_with_each_other() -> None:
     postgres = _services()["postgres"]["environment"]
     exporter_url = psycopg.conninfo.conninfo_to_dict(
@@ -241,7 +268,7 @@ def test_the_postgres_init_scripts_prepare_what_the_driver_and_exporter_need(
         assert [f.suffix for f in files] == [".sql", ".sql", ".sh"]
         for script in files:
             _run_init_script(script, owner_url)
-        driver = DemoDriver(owner_url, DriverOptions(failure_rate=0))
+        driver = DemoDriver(owner_url, _driver_options())
         try:
             driver.seed()
         finally:
@@ -251,11 +278,25 @@ def test_the_postgres_init_scripts_prepare_what_the_driver_and_exporter_need(
         exporter_url = url_with(
             secret, host=str(admin_info.get("host")), port=str(admin_info.get("port")), dbname=name
         )
-        with run_exporter(exporter_url) as exporter:
+        compose_env = _services()["exporter"]["environment"]
+        env = {
+            "GOVERNANCE_EXPORTER_REPO_SPEC": str(REPO / "docker" / "demo-node" / "repo-spec.yaml"),
+            "GOVERNANCE_EXPORTER_WINDOW_SECONDS": compose_env["GOVERNANCE_EXPORTER_WINDOW_SECONDS"],
+            "GOVERNANCE_EXPORTER_EXPECTED_CHARTERS": "",  # as compose runs it: nothing else
+        }
+        with run_exporter(exporter_url, env=env) as exporter:
             parsed = samples(exporter.metrics())
         assert parsed["governance_exporter_up"][frozenset()] == 1
         balance = parsed["governance_credit_balance_credits"]
         assert next(iter(balance.values())) > 0
+        # The declaration matches the rows; the February rows are retired, not missing.
+        assert parsed["governance_repo_spec_status"][frozenset({("status", "ok")})] == 1
+        assert set(parsed["governance_schedule_drift"].values()) == {0}
+        assert set(parsed["governance_charter_configured"].values()) == {1}
+        retired = {
+            dict(k)["charter"] for k, v in parsed["governance_schedule_retired"].items() if v
+        }
+        assert retired == {"govern", "community", "engineering", "sustainability"}
     finally:
         with psycopg.connect(pg_admin_url, autocommit=True) as admin:
             admin.execute(
@@ -439,7 +480,11 @@ def test_the_package_builds_from_exactly_the_copied_files(tmp_path: Path) -> Non
     )
     assert result.returncode == 0, result.stdout + result.stderr
     names = {p.relative_to(tmp_path / "lib").as_posix() for p in (tmp_path / "lib").rglob("*")}
-    assert {"exporter/demo/driver.py", "exporter/reference/schema-2026-03.sql"} <= names
+    assert {
+        "exporter/demo/driver.py",
+        "exporter/demo/node.py",
+        "exporter/reference/schema-2026-10.sql",
+    } <= names
 
 
 def test_the_image_health_check_command_probes_the_exporter(

@@ -685,7 +685,7 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m exporter.demo.driver",
         description="Write a demo Cogni node's governance activity (runs, charges, "
@@ -749,7 +749,7 @@ def _seed_when_ready(driver: DemoDriver, stop: threading.Event, timeout: float =
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.print_repo_spec:
         print(node.repo_spec_text(args.speed), end="")

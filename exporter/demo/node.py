@@ -160,8 +160,9 @@ _REPO_SPEC_HEAD = f"""\
 # The demo node's .cogni/repo-spec.yaml, as the source project's operator node
 # declares it, with its crons in real time at the demo's speed ({{speed:g}}x: one
 # demo hour per {{hour}}): `governance-exporter demo` writes this file for the
-# exporter's --repo-spec; docker-compose.yml mounts the committed copy
-# (docker/demo-node/repo-spec.yaml, for the driver's --speed=60).
+# exporter's --repo-spec; docker-compose.yml mounts the committed copy for the
+# driver's --speed=60, written by `python -m exporter.demo.driver --speed=60
+# --print-repo-spec > docker/demo-node/repo-spec.yaml`.
 schema_version: "0.1.4"
 node_id: "538b4da2-bd59-4c3a-928a-8a40b6627205"
 scope_id: "{scenario.DEFAULT_SCOPE_ID}"
