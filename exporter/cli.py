@@ -75,11 +75,14 @@ COMMANDS = {
         "collect once and print the governance health; exit 0 green, 1 yellow, 2 red, "
         "3 when the database cannot be read",
     ),
-    # The demo makes its own database: no database options.
+    # The demo makes its own database, repo-spec and window (one demo day): no
+    # database, repo-spec or window options.
     "demo": Command(
         "exporter.demo.command",
-        "run a throwaway PostgreSQL with a demo node, the exporter on it, and Prometheus "
-        "and Alertmanager with this repository's rules when installed; Ctrl-C stops all",
+        "run a throwaway PostgreSQL with a demo node (today's, by default, or "
+        "--node 2026-02), the exporter on it with the node's repo-spec, and Prometheus "
+        "and Alertmanager with this repository's rules when installed; Ctrl-C stops all "
+        "(exit 130)",
         options=("listen_address", "cache_seconds", "grafana_url", "log_level"),
     ),
 }

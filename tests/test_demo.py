@@ -312,6 +312,36 @@ def test_a_driver_error_is_logged_and_stops_the_demo(
     assert [r.exc_info is not None for r in caplog.records if "failed" in r.getMessage()] == [True]
 
 
+def _demo_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "exporter", "demo", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_demo_help_shows_only_what_the_demo_takes() -> None:
+    result = _demo_cli("--help")
+    assert result.returncode == 0
+    for own in ("--node", "--speed", "--healthy-minutes", "--outage-minutes", "--schema"):
+        assert own in result.stdout
+    # It makes its own database, repo-spec and window (one demo day).
+    for other in ("--database-url", "--repo-spec", "--window-seconds", "--expected-charters"):
+        assert other not in result.stdout
+
+
+def test_a_schema_that_cannot_hold_the_node_is_one_line_and_exit_2() -> None:
+    result = _demo_cli("--schema", SCHEMA_2026_02, "--no-prometheus")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "governance-exporter: error: --schema 2026-02 cannot hold the current node: use "
+        "2026-10 or 2026-03"
+    ]
+
+
 def test_the_demo_needs_a_checkout(tmp_path: Path) -> None:
     assert RepoFiles.find().root == REPO
     with pytest.raises(UsageError, match="checkout"):

@@ -2,7 +2,8 @@
 
 Nothing here is imported by ``serve`` or ``check``: ``command`` is the ``demo``
 sub-command, ``stack`` runs Prometheus and Alertmanager with the repository's
-files, ``driver`` writes the node's activity, ``localpg`` runs a throwaway
+files, ``node`` says what the demo node does and when (its crons, its
+repo-spec), ``driver`` writes the node's activity, ``localpg`` runs a throwaway
 PostgreSQL and ``scenario`` writes Cogni data for the demo, the tests and the
 benchmarks.
 """
