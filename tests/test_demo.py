@@ -743,7 +743,13 @@ def test_ctrl_c_at_any_moment_of_start_up_exits_130_without_a_traceback(
         demo.process.wait(90)
         demo.stop()
         output = demo.output()
-        assert demo.process.returncode == 130, output[-3000:]
+        if interrupts == 2 and isinstance(moment, float):
+            # Both while the command line loads: after the first, the command stops
+            # (cli.main) with the default SIGINT handler back, so the second may end it
+            # by the signal itself, which a shell also reports as 130.
+            assert demo.process.returncode in (130, -signal.SIGINT), output[-3000:]
+        else:
+            assert demo.process.returncode == 130, output[-3000:]
         assert "Traceback" not in output, output[-3000:]
         assert "failed" not in output, output[-3000:]
         if match := re.search(r"demo state in (\S+)", output):
