@@ -536,11 +536,13 @@ def _alert_names(prometheus_url: str) -> set[str]:
     return {a["labels"]["alertname"] for a in json.loads(body)["data"]["alerts"]}
 
 
-# Not GovernanceScheduleDisabled: the committed rule still fires for the four
-# retired rows (it does not read governance_schedule_retired yet); the rules' own
-# tests are the place for that.
+# What the retired rows, the ledger, the declaration or the demo itself must never fire.
 FALSE_ALERTS = {
     "GovernanceCharterMissing",
+    "GovernanceScheduleDisabled",
+    "GovernanceScheduleDrift",
+    "GovernanceRepoSpecUnusable",
+    "GovernanceUnscheduledRunsHidden",
     "GovernanceScheduleConfigInvalid",
     "GovernanceCharterStalled",
     "GovernanceExporterDown",
@@ -596,6 +598,7 @@ def test_the_demo_shows_todays_node_its_outage_and_its_recovery(demo_args: list[
         parsed = _metrics(metrics_url)
         assert parsed is not None
         assert 0 < parsed["governance_credit_balance_credits"][ACCOUNT] < 4_000_000
+        demo.wait_for(r"PAGE firing GovernanceProviderUnavailable \[critical\]")
         demo.wait_for(r"TICKET firing GovernanceRunsFailing .*charter=heartbeat.*provider_unavail")
         demo.wait_for(r"RECOVERED: the account is topped up")
         assert _watch_colours(metrics_url, until=Health.GREEN, timeout=DEMO_TIMEOUT)[-1] == (
