@@ -711,9 +711,22 @@ def _interrupt(demo: Demo, times: int = 1) -> None:
         time.sleep(0.1)
 
 
-# When the first Ctrl-C comes: seconds after the start (while Python loads the
-# command, the settings, psycopg...), or once a step of start-up is under way.
-MOMENTS = [0.1, 0.25, 0.6, "initdb", "seeded", "prometheus"]
+# When the first Ctrl-C comes: seconds after the start, once the command's own
+# code is loading (a Ctrl-C during the interpreter's own start-up, its `site`
+# import, comes before any code of the command runs); or once a step of start-up
+# is under way.
+MOMENTS = [0.0, 0.25, 0.6, "initdb", "seeded", "prometheus"]
+
+
+def _wait_until_loading(pid: int, timeout: float = 30) -> None:
+    """Until the process has mapped a compiled module of the command's dependencies
+    (pydantic's core, loaded with the settings): the command's code is running."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError):
+            if "pydantic_core" in Path(f"/proc/{pid}/maps").read_text():
+                return
+        time.sleep(0.005)
 
 
 @pytest.mark.parametrize("moment", MOMENTS, ids=str)
@@ -733,7 +746,9 @@ def test_ctrl_c_at_any_moment_of_start_up_exits_130_without_a_traceback(
     state = None
     try:
         if isinstance(moment, float):
-            time.sleep(moment)
+            started = time.monotonic()
+            _wait_until_loading(demo.process.pid)
+            time.sleep(max(0.0, moment - (time.monotonic() - started)))
         elif moment == "initdb":
             demo.wait_for(r"demo state in (\S+)")
             _wait_for_child(demo.process.pid, "initdb")
