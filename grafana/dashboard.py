@@ -1132,10 +1132,10 @@ def unscheduled_last_table(*, x: int, y: int, w: int, h: int) -> table.Panel:
 def unscheduled_row(*, y: int) -> list[Panel]:
     h = 7
     return [
-        unscheduled_visible_stat(x=0, y=y, w=4, h=h),
-        unscheduled_runs_table(x=4, y=y, w=7, h=h),
-        unscheduled_failures_table(x=11, y=y, w=7, h=h),
-        unscheduled_last_table(x=18, y=y, w=6, h=h),
+        unscheduled_visible_stat(x=0, y=y, w=3, h=h),
+        unscheduled_runs_table(x=3, y=y, w=9, h=h),
+        unscheduled_failures_table(x=12, y=y, w=7, h=h),
+        unscheduled_last_table(x=19, y=y, w=5, h=h),
     ]
 
 
@@ -1867,9 +1867,10 @@ def build() -> dict[str, Any]:
         db.Dashboard(DASHBOARD_TITLE)
         .uid(DASHBOARD_UID)
         .description(
-            "Is governance healthy? Credit runway, charter schedules, failed runs, the "
-            "gateway's heartbeats and budget gate, and the exporter itself, from "
-            "governance-exporter metrics."
+            "Is governance healthy? Credit runway, which work spends the credits and "
+            "which is refused, charter schedules, failed runs, the work without a schedule "
+            "(PR reviews), the gateway's heartbeats and budget gate, and the exporter "
+            "itself, from governance-exporter metrics."
         )
         .tags(["governance", "cogni"])
         .readonly()
