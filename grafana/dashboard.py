@@ -30,10 +30,10 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
+from grafana_foundation_sdk.builders import bargauge, stat, table, timeseries
 from grafana_foundation_sdk.builders import common as cb
 from grafana_foundation_sdk.builders import dashboard as db
 from grafana_foundation_sdk.builders import prometheus as prom
-from grafana_foundation_sdk.builders import stat, table, timeseries
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import common as cm
 from grafana_foundation_sdk.models import dashboard as dm
@@ -79,6 +79,9 @@ RUNWAY_PLOT_CAP_SECONDS = 7 * 86400
 # "Since last successful collection": the dashboard's numbers go stale after these.
 COLLECTION_AGE_YELLOW_SECONDS = 300.0
 COLLECTION_AGE_RED_SECONDS = 900.0
+# GovernanceProviderUnavailable's window and condition (> 0): red one float above 0.
+PROVIDER_WINDOW = "90m"
+PROVIDER_FAILING_STEP = math.nextafter(0.0, math.inf)
 
 RED, YELLOW, GREEN, ORANGE, BLUE = "red", "yellow", "green", "orange", "blue"
 NEUTRAL = "text"
@@ -98,7 +101,7 @@ HEALTH_LEVEL = "governance:credit_health:level"  # recording rule: 0 green, 1 ye
 # Its levels in order, as the exporter's model names them.
 HEALTH_LEVELS: tuple[Health, ...] = (Health.GREEN, Health.YELLOW, Health.RED)
 
-Panel = stat.Panel | table.Panel | timeseries.Panel
+Panel = stat.Panel | table.Panel | timeseries.Panel | bargauge.Panel
 
 
 def _sel(metric: str, *matchers: str) -> str:
@@ -665,41 +668,65 @@ def credit_row(*, y: int) -> list[Panel]:
 
 _CHARTER_COLUMNS = {
     "Value #A": "Configured",
-    "Value #B": "Enabled",
+    "Value #B": "State",
     "Value #C": "Config",
     "Value #D": "Last success",
     "Value #E": "Next run in",
     "Value #F": "Every",
     "Value #G": "Failed in window",
+    "Value #H": "Observable",
+    "Value #I": "Repo-spec",
 }
+# The State column: enabled + 2 * retired (a retired charter is always paused).
+CHARTER_STATES = {
+    "0": ("paused", ORANGE),
+    "1": ("enabled", GREEN),
+    "2": ("retired", NEUTRAL),
+}
+
+
+def _charter_state() -> str:
+    """0 paused, 1 enabled, 2 retired (pruned by the boot sync: paused on purpose);
+    an exporter without governance_schedule_retired still shows enabled/paused."""
+    by = "max by (account, charter)"
+    enabled = f"{by} ({_charter('governance_schedule_enabled')})"
+    retired = f"{by} ({_charter('governance_schedule_retired')})"
+    return f"({enabled} + 2 * {retired}) or {enabled}"
 
 
 def charters_table(*, x: int, y: int, w: int, h: int) -> table.Panel:
     by = "max by (account, charter)"
+    retired = _charter("governance_schedule_retired")
     return (
         _table(
             "Charters",
             "One row per governance charter. Configured 'MISSING' means the charter is expected "
-            "but has no schedule row (its other columns are then empty, and its runs are not "
-            "recorded anywhere). 'Last success' is the newest successful run; 'never' is red. "
-            "'Next run in' is computed from cron and time zone (schedules.next_run_at is a "
-            "stale cache). 'Failed in window' counts errors and failed grant checks in the "
-            "exporter's trailing window.",
+            "(by --repo-spec or --expected-charters) but has no schedule row (its other "
+            "columns are then empty, and its runs are not recorded anywhere). 'State': "
+            "enabled, paused, or retired: pruned by the node's boot sync (paused with no next "
+            "run) because its entry left the repo-spec, on purpose and never a warning. "
+            "'Last success' is the newest successful run; 'never' is red (left empty for a "
+            "retired charter, and for one the exporter cannot observe). 'Next run in' is "
+            "computed from cron and time zone (schedules.next_run_at is a stale cache). "
+            "'Failed in window' counts errors and failed grant checks in the exporter's "
+            "trailing window. 'Observable': NO for the ledger charter while its trace "
+            "(ingestion_cursors) cannot be read. 'Repo-spec' (with --repo-spec only): DRIFT "
+            "when the row's cron or time zone differs from the declaration (the boot sync "
+            "did not run).",
             "none",
             grid(x=x, y=y, w=w, h=h),
         )
         .with_target(
             _query(f"{by} ({_charter('governance_charter_configured')})", "A", table_format=True)
         )
-        .with_target(
-            _query(f"{by} ({_charter('governance_schedule_enabled')})", "B", table_format=True)
-        )
+        .with_target(_query(_charter_state(), "B", table_format=True))
         .with_target(
             _query(f"{by} ({_charter('governance_schedule_config_valid')})", "C", table_format=True)
         )
         .with_target(
             _query(
-                f"{by} ({_charter('governance_schedule_last_success_timestamp_seconds')}) * 1000",
+                f"{by} ({_charter('governance_schedule_last_success_timestamp_seconds')}) * 1000 "
+                f"unless on (account, charter) ({retired} == 1)",
                 "D",
                 table_format=True,
             )
@@ -724,6 +751,12 @@ def charters_table(*, x: int, y: int, w: int, h: int) -> table.Panel:
                 table_format=True,
             )
         )
+        .with_target(
+            _query(f"{by} ({_charter('governance_schedule_observable')})", "H", table_format=True)
+        )
+        .with_target(
+            _query(f"{by} ({_charter('governance_schedule_drift')})", "I", table_format=True)
+        )
         .with_transformation(MERGE)
         .with_transformation(
             _organize(["Time", "account"], _CHARTER_COLUMNS, ["charter", *(_CHARTER_COLUMNS)])
@@ -736,11 +769,19 @@ def charters_table(*, x: int, y: int, w: int, h: int) -> table.Panel:
                 _background(),
             ],
         )
+        .override_by_name("State", [_prop("mappings", [_map_json(CHARTER_STATES)]), _background()])
         .override_by_name(
-            "Enabled",
+            "Observable",
             [
-                _prop("mappings", [_map_json({"1": ("enabled", GREEN), "0": ("paused", ORANGE)})]),
-                _background(),
+                _prop("mappings", [_map_json({"1": ("yes", GREEN), "0": ("NO", ORANGE)})]),
+                _colour_text(),
+            ],
+        )
+        .override_by_name(
+            "Repo-spec",
+            [
+                _prop("mappings", [_map_json({"0": ("matches", GREEN), "1": ("DRIFT", ORANGE)})]),
+                _colour_text(),
             ],
         )
         .override_by_name(
@@ -804,8 +845,8 @@ def runs_by_status_table(*, x: int, y: int, w: int, h: int) -> table.Panel:
 def charter_row(*, y: int) -> list[Panel]:
     h = 7
     return [
-        charters_table(x=0, y=y, w=14, h=h),
-        runs_by_status_table(x=14, y=y, w=10, h=h),
+        charters_table(x=0, y=y, w=16, h=h),
+        runs_by_status_table(x=16, y=y, w=8, h=h),
     ]
 
 
@@ -922,7 +963,305 @@ def failure_row(*, y: int) -> list[Panel]:
     ]
 
 
-# --- 4. gateway memory: heartbeats and the budget gate ---------------------------------
+# --- 4. work without a schedule -------------------------------------------------------
+#
+# Today's nodes do most of their work without a schedule: PR reviews and other webhook
+# runs of the system account's owner (graph_runs.run_kind, 2026-03 on). None of it has a
+# charter; the exporter counts it by run kind.
+
+UNSCHEDULED_WHERE = (
+    "runs of the system account's owner without a schedule (graph_runs.schedule_id NULL: "
+    "PR reviews are system_webhook)"
+)
+
+
+def _kind(metric: str, *extra: str) -> str:
+    return _sel(metric, ACCOUNT, *extra)
+
+
+def unscheduled_visible_stat(*, x: int, y: int, w: int, h: int) -> stat.Panel:
+    return (
+        _stat(
+            "Runs without a schedule visible",
+            f"Whether the exporter can read the {UNSCHEDULED_WHERE} "
+            "(governance_unscheduled_runs_visible). HIDDEN: row-level security hides them "
+            "from the exporter's role (graph_runs' policy predates migration 0024), so "
+            "every panel of this row undercounts and their failures page nobody "
+            "(GovernanceUnscheduledRunsHidden). 'not on this schema': a 2026-02 node, whose "
+            "runs all have a schedule.",
+            "none",
+            grid(x=x, y=y, w=w, h=h),
+        )
+        .with_target(
+            _query(
+                f"min by (account) ({_kind('governance_unscheduled_runs_visible')})",
+                "A",
+                "{{account}}",
+            )
+        )
+        .thresholds(_steps((None, RED), (1.0, GREEN)))
+        .mappings(
+            [
+                _value_map({"1": ("visible", GREEN), "0": ("HIDDEN by row-level security", RED)}),
+                _no_data("not on this schema"),
+            ]
+        )
+    )
+
+
+def unscheduled_runs_table(*, x: int, y: int, w: int, h: int) -> table.Panel:
+    return (
+        _table(
+            "Runs without a schedule by kind and status",
+            f"The {UNSCHEDULED_WHERE} started inside the exporter's trailing window, per run "
+            "kind and status (governance_unscheduled_runs; a windowed count, so no rate()). "
+            "error, cancelled or unknown in red.",
+            "short",
+            grid(x=x, y=y, w=w, h=h),
+        )
+        .with_target(
+            _query(
+                f"sum by (run_kind, status) ({_kind('governance_unscheduled_runs')})",
+                "A",
+                table_format=True,
+            )
+        )
+        .with_transformation(
+            dm.DataTransformerConfig(
+                id_val="groupingToMatrix",
+                options={"columnField": "status", "rowField": "run_kind", "valueField": "Value"},
+            )
+        )
+        .override_by_name("run_kind\\status", [_prop("displayName", "Run kind")])
+        .override_by_regexp(
+            "error|cancelled|unknown",
+            [_prop("thresholds", _steps_json((None, NEUTRAL), (1, RED))), _colour_text()],
+        )
+    )
+
+
+def unscheduled_failures_table(*, x: int, y: int, w: int, h: int) -> table.Panel:
+    by = "by (account, run_kind, reason)"
+    failed = _kind("governance_unscheduled_failed_runs")
+    return (
+        _table(
+            "Runs without a schedule: failures by reason",
+            "Failed runs without a schedule per run kind and reason "
+            "(governance_unscheduled_failed_runs): 'In window now' is the exporter's "
+            "trailing-window count, 'Peak in range' its highest value in the selected time "
+            "range. provider_unavailable: the operator's LLM provider account is unfunded or "
+            "down; insufficient_credits: the node's own balance refused the run.",
+            "short",
+            grid(x=x, y=y, w=w, h=h),
+        )
+        .with_target(_query(f"sum {by} ({failed}) > 0", "A", table_format=True))
+        .with_target(
+            _query(f"max {by} (max_over_time({failed}[$__range])) > 0", "B", table_format=True)
+        )
+        .with_transformation(MERGE)
+        .with_transformation(
+            _organize(
+                ["Time", "account"],
+                {
+                    "run_kind": "Run kind",
+                    "reason": "Reason",
+                    "Value #A": "In window now",
+                    "Value #B": "Peak in range",
+                },
+                ["run_kind", "reason", "Value #A", "Value #B"],
+            )
+        )
+        .override_by_name(
+            "In window now",
+            [_prop("thresholds", _steps_json((None, NEUTRAL), (1, RED))), _colour_text()],
+        )
+    )
+
+
+def unscheduled_last_table(*, x: int, y: int, w: int, h: int) -> table.Panel:
+    by = "max by (account, run_kind)"
+    return (
+        _table(
+            "Runs without a schedule: last success",
+            "Per run kind, the newest successful and the newest failed run without a "
+            "schedule of the last 30 days (governance_unscheduled_last_success_timestamp_"
+            "seconds and _last_failure_). 'none in 30 days' as last success is red: that "
+            "kind of work has not succeeded for a month.",
+            "none",
+            grid(x=x, y=y, w=w, h=h),
+        )
+        .with_target(
+            _query(
+                f"{by} ({_kind('governance_unscheduled_last_success_timestamp_seconds')}) * 1000",
+                "A",
+                table_format=True,
+            )
+        )
+        .with_target(
+            _query(
+                f"{by} ({_kind('governance_unscheduled_last_failure_timestamp_seconds')}) * 1000",
+                "B",
+                table_format=True,
+            )
+        )
+        .with_transformation(MERGE)
+        .with_transformation(
+            _organize(
+                ["Time", "account"],
+                {"run_kind": "Run kind", "Value #A": "Last success", "Value #B": "Last failure"},
+                ["run_kind", "Value #A", "Value #B"],
+            )
+        )
+        .override_by_name(
+            "Last success",
+            [
+                _prop("unit", "dateTimeFromNow"),
+                _prop("mappings", [_map_json({"0": ("none in 30 days", RED)})]),
+            ],
+        )
+        .override_by_name(
+            "Last failure",
+            [
+                _prop("unit", "dateTimeFromNow"),
+                _prop("mappings", [_map_json({"0": ("none in 30 days", GREEN)})]),
+            ],
+        )
+    )
+
+
+def unscheduled_row(*, y: int) -> list[Panel]:
+    h = 7
+    return [
+        unscheduled_visible_stat(x=0, y=y, w=3, h=h),
+        unscheduled_runs_table(x=3, y=y, w=9, h=h),
+        unscheduled_failures_table(x=12, y=y, w=7, h=h),
+        unscheduled_last_table(x=19, y=y, w=5, h=h),
+    ]
+
+
+# --- 4b. which work eats the credits, and what is refused (the row under credit health)
+
+
+def provider_unavailable_stat(*, x: int, y: int, w: int, h: int) -> stat.Panel:
+    failed = _sel("governance_runs_failed_total", ACCOUNT, 'reason="provider_unavailable"')
+    return (
+        _stat(
+            "Runs failing with provider_unavailable now",
+            "Runs of the account (scheduled and PR reviews alike) that finished failing with "
+            f"provider_unavailable in the last {PROVIDER_WINDOW}: increase() of "
+            "governance_runs_failed_total, the expression of the critical alert "
+            "GovernanceProviderUnavailable. Red above 0: the operator's LLM provider account "
+            "is unfunded (HTTP 402) or the provider is down, a credits outage the node's "
+            "balance never shows.",
+            "short",
+            grid(x=x, y=y, w=w, h=h),
+        )
+        .with_target(
+            _query(
+                f"sum by (account) (increase({failed}[{PROVIDER_WINDOW}]))",
+                "A",
+                f"last {PROVIDER_WINDOW}",
+            )
+        )
+        .text_mode(cm.BigValueTextMode.VALUE_AND_NAME)
+        .thresholds(_steps((None, GREEN), (PROVIDER_FAILING_STEP, RED)))
+        .mappings([_value_map({"0": ("none", GREEN)}), _no_data("no data")])
+        .decimals(0)
+    )
+
+
+def rejected_runs_stat(*, x: int, y: int, w: int, h: int) -> stat.Panel:
+    return (
+        _stat(
+            "Runs rejected for credits",
+            "Runs of the account (scheduled or not) rejected with insufficient_credits in the "
+            "exporter's trailing window (governance_credit_rejected_runs). Red above 0: the "
+            "node's preflight check refused work because the balance was below one run's "
+            "cost. With nothing spent as well, every run is being refused, whatever the "
+            "balance and the runway say (GovernanceRunsRejectedForCredits).",
+            "short",
+            grid(x=x, y=y, w=w, h=h),
+        )
+        .with_target(
+            _query(
+                f"max by (account) ({_acct('governance_credit_rejected_runs')})", "A", "in window"
+            )
+        )
+        .text_mode(cm.BigValueTextMode.VALUE_AND_NAME)
+        .thresholds(_steps((None, GREEN), (1.0, RED)))
+        .mappings([_value_map({"0": ("none", GREEN)}), _no_data("no data")])
+        .decimals(0)
+    )
+
+
+def _spend_bars(title: str, description: str, pos: dm.GridPos) -> bargauge.Panel:
+    return (
+        bargauge.Panel()
+        .title(title)
+        .description(description)
+        .datasource(DS)
+        .unit("short")
+        .decimals(0)
+        .min(0)
+        .grid_pos(pos)
+        .reduce_options(_reduce_last())
+        .orientation(cm.VizOrientation.HORIZONTAL)
+        .display_mode(cm.BarGaugeDisplayMode.BASIC)
+        .value_mode(cm.BarGaugeValueMode.TEXT)
+        .show_unfilled(True)
+        .thresholds(_steps((None, BLUE)))
+        .color_scheme(db.FieldColor().mode(dm.FieldColorModeId.FIXED).fixed_color(BLUE))
+    )
+
+
+def spend_by_run_kind_bars(*, x: int, y: int, w: int, h: int) -> bargauge.Panel:
+    return _spend_bars(
+        "Spent in window by run kind",
+        "Credits charged in the exporter's trailing window by the kind of run they paid for "
+        f"(charge_receipts.run_id; {CREDITS_PER_USD:,} credits = 1 USD): system_scheduled "
+        "(charters), system_webhook (PR reviews), user_immediate, other, unknown; "
+        "'unattributed' for charges whose run_id matches no run of the account "
+        "(governance_credit_spent_by_run_kind_credits).",
+        grid(x=x, y=y, w=w, h=h),
+    ).with_target(
+        _query(
+            "max by (account, run_kind) "
+            f"({_acct('governance_credit_spent_by_run_kind_credits')}) > 0",
+            "A",
+            "{{run_kind}}",
+        )
+    )
+
+
+def spend_by_charter_bars(*, x: int, y: int, w: int, h: int) -> bargauge.Panel:
+    return _spend_bars(
+        "Spent in window by charter",
+        "Credits charged in the exporter's trailing window for the runs of each charter's "
+        "schedules (governance_credit_spent_by_charter_credits, through "
+        "charge_receipts.run_id). Charters that spent nothing are left out; work without "
+        "a schedule is in 'by run kind'.",
+        grid(x=x, y=y, w=w, h=h),
+    ).with_target(
+        _query(
+            "max by (account, charter) "
+            f"({_charter('governance_credit_spent_by_charter_credits')}) > 0",
+            "A",
+            "{{charter}}",
+        )
+    )
+
+
+def spend_row(*, y: int) -> list[Panel]:
+    h = 6
+    return [
+        provider_unavailable_stat(x=0, y=y, w=5, h=h),
+        rejected_runs_stat(x=5, y=y, w=5, h=h),
+        spend_by_run_kind_bars(x=10, y=y, w=7, h=h),
+        spend_by_charter_bars(x=17, y=y, w=7, h=h),
+    ]
+
+
+# --- 5. gateway memory: heartbeats and the budget gate ---------------------------------
 #
 # Optional (--memory-dir): the gateway's memory files describe the node's gateway, so
 # these metrics have no account label; the budget metrics no charter label either. With
@@ -1194,7 +1533,7 @@ def memory_row(*, y: int) -> list[Panel]:
     ]
 
 
-# --- 5. trends ----------------------------------------------------------------------
+# --- 6. trends ----------------------------------------------------------------------
 
 
 def balance_timeseries(*, x: int, y: int, w: int, h: int) -> timeseries.Panel:
@@ -1277,7 +1616,7 @@ def trend_row(*, y: int) -> list[Panel]:
     ]
 
 
-# --- 6. exporter health ---------------------------------------------------------------
+# --- 7. exporter health ---------------------------------------------------------------
 
 
 def exporter_up_stat(*, x: int, y: int, w: int, h: int) -> stat.Panel:
@@ -1501,8 +1840,10 @@ class Row(Protocol):
 ROWS: tuple[tuple[str, Row], ...] = (
     ("Fleet", fleet_row),
     ("Credit health", credit_row),
+    ("Which work eats the credits, and what is refused", spend_row),
     ("Charters", charter_row),
     ("Failed runs and alerts", failure_row),
+    ("Work without a schedule", unscheduled_row),
     ("Gateway memory: heartbeats and budget gate", memory_row),
     ("Trends", trend_row),
     ("Exporter health", exporter_row),
@@ -1526,9 +1867,10 @@ def build() -> dict[str, Any]:
         db.Dashboard(DASHBOARD_TITLE)
         .uid(DASHBOARD_UID)
         .description(
-            "Is governance healthy? Credit runway, charter schedules, failed runs, the "
-            "gateway's heartbeats and budget gate, and the exporter itself, from "
-            "governance-exporter metrics."
+            "Is governance healthy? Credit runway, which work spends the credits and "
+            "which is refused, charter schedules, failed runs, the work without a schedule "
+            "(PR reviews), the gateway's heartbeats and budget gate, and the exporter "
+            "itself, from governance-exporter metrics."
         )
         .tags(["governance", "cogni"])
         .readonly()

@@ -250,6 +250,29 @@ def render_stat(panel: Mapping[str, Any], results: dict[str, list[Series]]) -> s
     return f'<div class="stats">{"".join(cells)}</div>'
 
 
+def render_bargauge(panel: Mapping[str, Any], results: dict[str, list[Series]]) -> str:
+    """Horizontal bars, one per series, largest first, scaled to the largest value
+    (Grafana's bar gauge with min 0 and no max)."""
+    bars: list[tuple[str, float, str, str]] = []
+    for target in panel["targets"]:
+        for series in results[target["refId"]]:
+            field = FieldConfig(panel, _legend(target, series["metric"]), target["refId"])
+            value = _last(series)
+            text, colour = field.display(value)
+            bars.append((field.name, value, text, colour))
+    if not bars:
+        return '<div class="empty">No data</div>'
+    bars.sort(key=lambda bar: -bar[1])
+    top = max(bar[1] for bar in bars) or 1.0
+    rows = "".join(
+        f'<div class="bar"><span>{html.escape(name)}</span><div class="track">'
+        f'<div style="width:{max(value / top, 0) * 100:.1f}%;background:{colour}"></div></div>'
+        f"<b>{html.escape(text)}</b></div>"
+        for name, value, text, colour in bars
+    )
+    return f'<div class="bars">{rows}</div>'
+
+
 def _merge(frames: list[tuple[list[str], list[dict[str, Any]]]]) -> list[dict[str, Any]]:
     """Grafana's merge transformation: rows agreeing on the fields every frame has (and
     not conflicting on any other) become one row; frames without fields are skipped."""
@@ -458,6 +481,10 @@ header h1{font-size:17px;margin:0;font-weight:500}
 .stat{flex:1;display:flex;flex-direction:column;justify-content:center;align-items:center;
   border-radius:2px;text-align:center}
 .stat b{font-size:24px;font-weight:500}.stat .name{font-size:12px;opacity:.85}
+.bars{display:flex;flex-direction:column;gap:6px;justify-content:center;flex:1}
+.bar{display:grid;grid-template-columns:110px 1fr 90px;gap:8px;align-items:center}
+.bar .track{background:#22252b;height:14px}.bar .track div{height:14px}
+.bar b{text-align:right;font-weight:500}
 table{border-collapse:collapse;width:100%;font-size:12px}
 th{text-align:left;color:#6e9fff;font-weight:500;border-bottom:1px solid #2c2e33;padding:3px 6px}
 td{padding:3px 6px;border-bottom:1px solid #22252b}
@@ -482,6 +509,8 @@ def render_page(dashboard: Mapping[str, Any], prometheus: Prometheus, source: st
             body = render_stat(panel, results)
         elif panel["type"] == "table":
             body = render_table(panel, results)
+        elif panel["type"] == "bargauge":
+            body = render_bargauge(panel, results)
         else:
             body = render_timeseries(panel, results, pos)
         blocks.append(

@@ -65,6 +65,7 @@ NODE_LABELS = frozenset({"job", "instance"}) | FLEET_LABELS
 TARGET_LABELS = NODE_LABELS
 _ACCOUNT = frozenset({"account"})
 _CHARTER = frozenset({"account", "charter"})
+_RUN_KIND = frozenset({"account", "run_kind"})
 CONTRACT: dict[str, frozenset[str]] = {
     "governance_credit_balance_credits": _ACCOUNT,
     "governance_credit_spent_credits": _ACCOUNT,
@@ -85,6 +86,21 @@ CONTRACT: dict[str, frozenset[str]] = {
     "governance_schedule_interval_seconds": _CHARTER,
     "governance_schedule_cached_next_run_timestamp_seconds": _CHARTER,
     "governance_schedule_config_valid": _CHARTER,
+    "governance_schedule_retired": _CHARTER,
+    "governance_schedule_observable": _CHARTER,
+    "governance_schedule_drift": _CHARTER,
+    # Today's nodes: who spends, who is refused, the work without a schedule.
+    "governance_credit_rejected_runs": _ACCOUNT,
+    "governance_credit_spent_by_run_kind_credits": _RUN_KIND,
+    "governance_credit_spent_by_charter_credits": _CHARTER,
+    "governance_unscheduled_runs": _RUN_KIND | {"status"},
+    "governance_unscheduled_failed_runs": _RUN_KIND | {"reason"},
+    "governance_unscheduled_last_success_timestamp_seconds": _RUN_KIND,
+    "governance_unscheduled_last_failure_timestamp_seconds": _RUN_KIND,
+    "governance_unscheduled_runs_visible": _ACCOUNT,
+    "governance_runs_failed_total": _RUN_KIND | {"reason"},
+    "governance_runs_finished_total": _RUN_KIND | {"outcome"},
+    "governance_repo_spec_status": frozenset({"status"}),
     "governance_exporter_up": frozenset(),
     "governance_exporter_collect_duration_seconds": frozenset(),
     "governance_exporter_last_success_timestamp_seconds": frozenset(),
@@ -113,11 +129,28 @@ CONTRACT: dict[str, frozenset[str]] = {
     # Prometheus' own series.
     "up": frozenset(),
     "ALERTS": frozenset(
-        {"alertname", "alertstate", "severity", "condition", "account", "charter", "reason"}
+        {
+            "alertname",
+            "alertstate",
+            "severity",
+            "condition",
+            "account",
+            "charter",
+            "reason",
+            "run_kind",
+        }
     ),
 }
 # Windowed gauges: counts over the exporter's trailing window, never rate()d.
-WINDOWED = frozenset({"governance_schedule_runs", "governance_schedule_failed_runs"})
+WINDOWED = frozenset(
+    {
+        "governance_schedule_runs",
+        "governance_schedule_failed_runs",
+        "governance_unscheduled_runs",
+        "governance_unscheduled_failed_runs",
+        "governance_credit_rejected_runs",
+    }
+)
 COUNTER_FUNCTIONS = frozenset({"rate", "irate", "increase"})
 # The metrics a person needs to see the 2026-02-15 outage; each must be on the dashboard.
 REQUIRED_METRICS = frozenset(
@@ -151,8 +184,24 @@ REQUIRED_METRICS = frozenset(
         "governance_heartbeat_no_op_reason",
         # The fleet row.
         "governance:credit_health:level",
+        # Today's nodes (issue 13): the work without a schedule, who spends, who is refused.
+        "governance_unscheduled_runs",
+        "governance_unscheduled_failed_runs",
+        "governance_unscheduled_last_success_timestamp_seconds",
+        "governance_unscheduled_runs_visible",
+        "governance_credit_spent_by_run_kind_credits",
+        "governance_credit_spent_by_charter_credits",
+        "governance_credit_rejected_runs",
+        "governance_credit_min_run_cost_credits",
+        "governance_schedule_retired",
+        "governance_schedule_observable",
+        "governance_schedule_drift",
+        "governance_runs_failed_total",
     }
 )
+# Names the dashboard reads that are not the exporter's own (README's metric tables).
+NOT_EXPORTED = frozenset({"governance:credit_health:level", "up", "ALERTS"})
+README = ROOT / "README.md"
 MEMORY_PREFIXES = ("governance_heartbeat_", "governance_budget_", "governance_memory_")
 
 
@@ -351,8 +400,10 @@ def test_fleet_then_credit_health_come_first_and_fit_a_laptop_screen(
     assert [r["title"] for r in rows] == [
         "Fleet",
         "Credit health",
+        "Which work eats the credits, and what is refused",
         "Charters",
         "Failed runs and alerts",
+        "Work without a schedule",
         "Gateway memory: heartbeats and budget gate",
         "Trends",
         "Exporter health",
@@ -472,7 +523,7 @@ def test_instant_and_range_queries(dashboard: dict[str, Any]) -> None:
     for panel in _panels(dashboard):
         for target in panel["targets"]:
             instant = target.get("instant", False)
-            assert instant is (panel["type"] in {"stat", "table"}), panel["title"]
+            assert instant is (panel["type"] in {"stat", "table", "bargauge"}), panel["title"]
             assert target.get("range", False) is (not instant), panel["title"]
             if panel["type"] == "table":
                 assert target.get("format") == "table", panel["title"]
@@ -851,3 +902,129 @@ def test_datasource_time_interval_is_the_scrape_interval() -> None:
     prometheus = yaml.safe_load(scrape_config.read_text(encoding="utf-8"))
     (ds,) = yaml.safe_load(DATASOURCES_YML.read_text(encoding="utf-8"))["datasources"]
     assert ds["jsonData"]["timeInterval"] == prometheus["global"]["scrape_interval"]
+
+
+# --- today's nodes: work without a schedule, who spends, who is refused ---------------
+
+
+def _readme_metrics() -> dict[str, frozenset[str]]:
+    """metric -> labels, from the README's metric tables (``| `name` | a, b | ... |``)."""
+    found: dict[str, frozenset[str]] = {}
+    for line in README.read_text(encoding="utf-8").splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) >= 3 and cells[0].startswith("`governance_") and cells[0].endswith("`"):
+            labels = frozenset(label.strip() for label in cells[1].split(",") if label.strip())
+            found[cells[0].strip("`")] = labels
+    return found
+
+
+def test_contract_is_the_readme_metric_table() -> None:
+    """Every exporter metric the lint accepts is documented with exactly these labels:
+    a label the exporter does not have cannot slip into a panel."""
+    documented = _readme_metrics()
+    assert len(documented) > 40, "README metric tables not found"
+    for name, labels in CONTRACT.items():
+        if name in NOT_EXPORTED:
+            continue
+        assert name in documented, f"{name} is not in README.md's metric tables"
+        assert documented[name] == labels, (name, documented[name], labels)
+
+
+def test_provider_stat_is_the_alert_expression(dashboard: dict[str, Any]) -> None:
+    """The stat counts what GovernanceProviderUnavailable counts, over the same 90 min,
+    and is red exactly where the alert's `> 0` holds."""
+    rules = yaml.safe_load(RULES_YML.read_text(encoding="utf-8"))
+    (rule,) = (
+        r
+        for g in rules["groups"]
+        for r in g["rules"]
+        if r.get("alert") == "GovernanceProviderUnavailable"
+    )
+    panel = _panel(dashboard, "Runs failing with provider_unavailable now")
+    stat_expr = _target(panel, "A")
+
+    def increase(expr: str) -> tuple[str, dict[str, str], float]:
+        calls = [
+            node
+            for node in _walk(_parse(expr))
+            if isinstance(node, promql_parser.Call) and node.func.name == "increase"
+        ]
+        (call,) = calls
+        (matrix,) = call.args
+        selector = matrix.vector_selector
+        matchers = {m.name: m.value for m in selector.matchers.matchers}
+        return selector.name, matchers, matrix.range.total_seconds()
+
+    rule_name, rule_matchers, rule_range = increase(rule["expr"])
+    name, matchers, seconds = increase(substitute(stat_expr))
+    assert (name, seconds) == (rule_name, rule_range) == ("governance_runs_failed_total", 5400)
+    assert matchers.pop("account") == TEMPLATE_VALUES["account"]
+    assert {k: v for k, v in matchers.items() if k not in FLEET_LABELS} == rule_matchers
+    assert rule_matchers == {"reason": "provider_unavailable"}
+    assert str(_parse(rule["expr"]).op) == ">"
+    steps = panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    assert _grafana_colour(steps, 0) == "green"
+    assert _grafana_colour(steps, math.nextafter(0.0, math.inf)) == "red"
+    assert _grafana_colour(steps, 1) == "red"
+
+
+def _walk(node: Any) -> Iterator[Any]:
+    yield node
+    for child in _children(node):
+        yield from _walk(child)
+
+
+def substitute(expr: str) -> str:
+    return str(load_generator().substitute(expr, TEMPLATE_VALUES))
+
+
+def test_rejected_runs_are_red_above_zero(dashboard: dict[str, Any]) -> None:
+    panel = _panel(dashboard, "Runs rejected for credits")
+    assert "governance_credit_rejected_runs" in _target(panel, "A")
+    steps = panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    assert (_grafana_colour(steps, 0), _grafana_colour(steps, 1)) == ("green", "red")
+
+
+def test_a_retired_charter_reads_as_retired_not_paused(dashboard: dict[str, Any]) -> None:
+    """State = enabled + 2 * retired: 0 paused (orange), 1 enabled, 2 retired (neutral);
+    a retired charter's last success is left out rather than 'never' in red."""
+    panel = _panel(dashboard, "Charters")
+    state = _target(panel, "B")
+    assert "governance_schedule_enabled" in state
+    assert "+ 2 * max by (account, charter) (governance_schedule_retired" in state
+    options = _override(panel, "byName", "State")["mappings"][0]["options"]
+    assert {k: (o["text"], o["color"]) for k, o in options.items()} == {
+        "0": ("paused", "orange"),
+        "1": ("enabled", "green"),
+        "2": ("retired", "text"),
+    }
+    assert "unless on (account, charter)" in _target(panel, "D")
+    assert "governance_schedule_retired" in _target(panel, "D")
+    renamed = panel["transformations"][-1]["options"]["renameByName"]
+    assert {renamed["Value #H"], renamed["Value #I"]} == {"Observable", "Repo-spec"}
+    assert "governance_schedule_observable" in _target(panel, "H")
+    assert "governance_schedule_drift" in _target(panel, "I")
+    drift = _override(panel, "byName", "Repo-spec")["mappings"][0]["options"]
+    assert drift["1"]["text"] == "DRIFT"
+
+
+def test_hidden_runs_without_a_schedule_are_said(dashboard: dict[str, Any]) -> None:
+    panel = _panel(dashboard, "Runs without a schedule visible")
+    assert "governance_unscheduled_runs_visible" in _target(panel, "A")
+    value_map, no_data = panel["fieldConfig"]["defaults"]["mappings"]
+    assert value_map["options"]["0"]["text"].startswith("HIDDEN")
+    assert value_map["options"]["0"]["color"] == "red"
+    assert no_data["type"] == "special"
+
+
+@pytest.mark.parametrize(
+    ("title", "label"),
+    [("Spent in window by run kind", "run_kind"), ("Spent in window by charter", "charter")],
+)
+def test_spend_bars_name_the_work(dashboard: dict[str, Any], title: str, label: str) -> None:
+    panel = _panel(dashboard, title)
+    assert panel["type"] == "bargauge"
+    (target,) = panel["targets"]
+    assert target["legendFormat"] == f"{{{{{label}}}}}"
+    assert f"max by (account, {label})" in target["expr"]
+    assert panel["options"]["orientation"] == "horizontal"

@@ -1,9 +1,13 @@
 """Every panel of the dashboard, run against a real Prometheus scraping the real exporter.
 
-The stack: the session's PostgreSQL (tests/conftest.py) with the 2026-02-15 incident
-replayed (balance 0, the last six hours of runs rejected with insufficient_credits,
-nothing charged since), one charter without a schedule row and one paused; the
-exporter as a process; Debian's ``prometheus`` scraping it every second and loading
+The stack: the session's PostgreSQL (tests/conftest.py), on the 2026-03 schema, with
+the 2026-02-15 incident replayed (balance 0, the last six hours of runs rejected with
+insufficient_credits, nothing charged since), one charter without a schedule row, one
+paused and one retired (pruned by the boot sync); today's work beside it: PR reviews
+(runs without a schedule) charged through their run_id until the money ran out, then
+rejected too, and one review failing with provider_unavailable while the test runs; a
+repo-spec declaring the charters, one with another cron (drift); the exporter as a
+process; Debian's ``prometheus`` scraping it every second and loading
 ``prometheus/rules/governance.rules.yml`` with its group intervals shortened to 1 s
 (the ``for:`` durations stay as written). The exporter also reads a gateway memory
 directory (``--memory-dir``) as the incident leaves it: GOVERN's last heartbeat
@@ -30,7 +34,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +54,8 @@ from test_dashboard import DASHBOARD_JSON, load_generator
 import exporter
 from exporter.demo import scenario
 from exporter.policy import BUDGET_HEADER_MAX_AGE_SECONDS
-from exporter.snapshot import SCHEMA_2026_02
+from exporter.settings import DEFAULT_MIN_RUN_COST_CREDITS
+from exporter.snapshot import SCHEMA_2026_02, SCHEMA_2026_03
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "prometheus" / "rules" / "governance.rules.yml"
@@ -61,6 +66,29 @@ MISSING = "sustainability"  # expected charter without a schedule row
 PAUSED = "community"  # schedule disabled
 RUNNING = ("govern", "engineering")
 CONFIGURED = (*RUNNING, PAUSED)
+RETIRED = "treasury"  # pruned: paused, next_run_at NULL, expected by nothing
+DRIFTED = "engineering"  # the repo-spec declares another cron
+REVIEW = "system_webhook"  # PR reviews: runs without a schedule
+REVIEWS_CHARGED = 14  # one an hour, 7 to 20 hours ago, 300,000 credits each
+REVIEW_CREDITS = 300_000
+REVIEWS_REJECTED = 3  # in the last 3 hours, insufficient_credits
+PROVIDER_FAILED = 'governance_runs_failed_total{reason="provider_unavailable"}'
+REPO_SPEC = f"""\
+governance:
+  schedules:
+    - charter: GOVERN
+      cron: "{scenario.CHARTER_CRONS["govern"]}"
+      timezone: UTC
+    - charter: COMMUNITY
+      cron: "{scenario.CHARTER_CRONS["community"]}"
+      timezone: UTC
+    - charter: ENGINEERING
+      cron: "35 * * * *" # the row says 30: drift
+      timezone: UTC
+    - charter: SUSTAINABILITY
+      cron: "{scenario.CHARTER_CRONS["sustainability"]}"
+      timezone: UTC
+"""
 RANGE_SECONDS = 10
 # The gateway's memory directory (the exporter's default expected charters).
 ACTED = "govern"  # heartbeat: action (it closed the budget gate)
@@ -174,6 +202,8 @@ class Stack:
     spent_credits: float  # charged in the trailing 24 h, read back from the database
     charges: int
     memory: GatewayMemory
+    spent_by_kind: dict[str, float]  # the same charges by the kind of run they paid for
+    spent_by_charter: dict[str, float]
 
     def api(self, path: str, **params: str) -> Any:
         url = f"{self.prometheus_url}/api/v1/{path}?{urllib.parse.urlencode(params)}"
@@ -190,14 +220,76 @@ class Stack:
         return self.api("query_range", query=expr, start=str(end - seconds), end=str(end), step="1")
 
 
-def seed_incident_with_gaps(database: Database) -> tuple[float, int]:
-    """The incident, plus one expected charter without a schedule row and one paused.
+@dataclass(frozen=True)
+class Seeded:
+    """What the seed charged in the trailing 24 h, read back from the database: how many
+    charges fall before the incident's cutoff depends on the minute of the hour."""
 
-    Returns the credits charged in the trailing 24 h and the number of charges: how many
-    charges fall before the incident's cutoff depends on the minute of the hour.
-    """
+    spent_credits: float
+    charges: int
+    spent_by_kind: dict[str, float]
+    spent_by_charter: dict[str, float]
+
+
+def seed_todays_work(conn: Any, tenant: scenario.Tenant, now: datetime) -> None:
+    """Beside the incident (whose charges carry their run's id), what a node of today
+    also does: PR reviews, charged until the money ran out, then rejected; a charter
+    retired by the boot sync."""
+    top = now.replace(minute=0, second=0, microsecond=0)
+    for hours in range(7, 7 + REVIEWS_CHARGED):
+        started = top - timedelta(hours=hours) + timedelta(minutes=10)
+        run_id = scenario.add_unscheduled_run(conn, tenant, started, "success")
+        done = started + timedelta(seconds=40)
+        scenario.add_charge(conn, tenant, REVIEW_CREDITS, done, debit=False, run_id=run_id)
+    for hours in range(1, REVIEWS_REJECTED + 1):
+        started = now - timedelta(hours=hours)
+        scenario.add_unscheduled_run(
+            conn, tenant, started, "error", error_code="insufficient_credits"
+        )
+    retired = scenario.add_schedule(conn, tenant, RETIRED, next_run_at=now - timedelta(days=90))
+    scenario.prune_schedule(conn, retired)
+
+
+def fail_a_review_with_provider_unavailable(database: Database) -> None:
+    """A PR review that finishes now, failing as an unfunded provider makes it fail:
+    written while the exporter runs, so its counter sees it finish."""
     with database.connect() as conn:
-        scenario.seed_incident(conn, database.schema, datetime.now(UTC))
+        now = datetime.now(UTC)
+        tenant = scenario.Tenant(scenario.SYSTEM_USER_ID, scenario.SYSTEM_ACCOUNT_ID, "", "")
+        scenario.add_unscheduled_run(
+            conn,
+            tenant,
+            now - timedelta(seconds=40),
+            "error",
+            error_code="provider_unavailable",
+            completed_at=now,
+        )
+
+
+_SPENT_BY_KIND = """
+SELECT CASE WHEN r.run_id IS NULL THEN 'unattributed' ELSE coalesce(r.run_kind, 'unknown') END,
+       sum(c.charged_credits)
+FROM charge_receipts c LEFT JOIN graph_runs r ON r.run_id = c.run_id
+WHERE c.billing_account_id = %s AND c.created_at > now() - interval '24 hours'
+GROUP BY 1
+"""
+_SPENT_BY_CHARTER = """
+SELECT substr(s.temporal_schedule_id, length('governance:') + 1), sum(c.charged_credits)
+FROM charge_receipts c JOIN graph_runs r ON r.run_id = c.run_id
+JOIN schedules s ON s.id = r.schedule_id
+WHERE c.billing_account_id = %s AND c.created_at > now() - interval '24 hours'
+GROUP BY 1
+"""
+
+
+def seed_incident_with_gaps(database: Database) -> Seeded:
+    """The incident, plus one expected charter without a schedule row and one paused
+    (and, on a schema of 2026-03 or later, today's work: ``seed_todays_work``)."""
+    with database.connect() as conn:
+        now = datetime.now(UTC)
+        tenant = scenario.seed_incident(conn, database.schema, now)
+        if database.schema != SCHEMA_2026_02:
+            seed_todays_work(conn, tenant, now)
         runs = scenario.runs_table(database.schema)
         conn.execute(
             f"DELETE FROM {runs} WHERE schedule_id IN "
@@ -216,8 +308,15 @@ def seed_incident_with_gaps(database: Database) -> tuple[float, int]:
             " WHERE billing_account_id = %s AND created_at > now() - interval '24 hours'",
             (scenario.SYSTEM_ACCOUNT_ID,),
         ).fetchone()
+        by_kind = conn.execute(_SPENT_BY_KIND, (scenario.SYSTEM_ACCOUNT_ID,)).fetchall()
+        by_charter = conn.execute(_SPENT_BY_CHARTER, (scenario.SYSTEM_ACCOUNT_ID,)).fetchall()
     assert row is not None
-    return float(row[0]), int(row[1])
+    return Seeded(
+        float(row[0]),
+        int(row[1]),
+        {str(kind): float(credits) for kind, credits in by_kind},
+        {str(charter): float(credits) for charter, credits in by_charter},
+    )
 
 
 # A scrape target: host:port and the labels the operator adds to it (none on one node).
@@ -286,18 +385,44 @@ def wait_for(stack: Stack, expr: str, what: str, timeout: float = 60) -> None:
 @contextlib.contextmanager
 def incident_stack(pg_admin_url: str) -> Iterator[Stack]:
     """Database, exporter and Prometheus with data and evaluated rules; all stopped after."""
-    database = create_database(pg_admin_url, SCHEMA_2026_02)
+    database = create_database(pg_admin_url, SCHEMA_2026_03)
     memory_root = Path(tempfile.mkdtemp(prefix="govexp-memory-"))
     try:
-        spent, charges = seed_incident_with_gaps(database)
-        assert 4 * 17 <= charges <= 4 * 18, charges  # 17-18 hourly charges per charter
+        seeded = seed_incident_with_gaps(database)
+        charter_charges = seeded.charges - REVIEWS_CHARGED
+        assert 4 * 17 <= charter_charges <= 4 * 18, seeded  # 17-18 hourly per charter
         memory = write_gateway_memory(memory_root / "memory", time.time())
-        env = {"GOVERNANCE_EXPORTER_MEMORY_DIR": str(memory.directory)}
+        repo_spec = memory_root / "repo-spec.yaml"
+        repo_spec.write_text(REPO_SPEC, encoding="utf-8")
+        env = {
+            "GOVERNANCE_EXPORTER_MEMORY_DIR": str(memory.directory),
+            "GOVERNANCE_EXPORTER_REPO_SPEC": str(repo_spec),
+        }
         with run_exporter(database.monitor_url, env=env) as exporter_process:
             target = exporter_process.url.removeprefix("http://")
             with prometheus_server((target, {})) as (url, rules):
-                live = Stack(url, target, database.schema, rules, spent, charges, memory)
+                live = Stack(
+                    url,
+                    target,
+                    database.schema,
+                    rules,
+                    seeded.spent_credits,
+                    seeded.charges,
+                    memory,
+                    seeded.spent_by_kind,
+                    seeded.spent_by_charter,
+                )
+                # The counter's series must exist before the failure: increase() cannot
+                # see the first sample of a series.
+                wait_for(live, "governance_runs_failed_total", "the first scrape")
+                fail_a_review_with_provider_unavailable(database)
                 _wait_until_ready(live)
+                # Counted 15 s after it finished (the exporter's lag for late rows).
+                wait_for(
+                    live,
+                    f"increase({PROVIDER_FAILED}[90m]) > 0",
+                    "the review failing with provider_unavailable",
+                )
                 yield live
     finally:
         drop_database(database)
@@ -425,7 +550,8 @@ def _next_run_in(result: list[Series], _: Stack) -> None:
 def _runs_by_status(result: list[Series], _: Stack) -> None:
     assert _labels(result) == {frozenset({"charter", "status"})}
     values = _by(result, "charter", "status")
-    assert {charter for charter, _status in values} == set(CONFIGURED)
+    assert {charter for charter, _status in values} == {*CONFIGURED, RETIRED}
+    assert {v for (charter, _s), v in values.items() if charter == RETIRED} == {0}
     assert {status for _charter, status in values} >= {"success", "error", "skipped"}
     for charter in CONFIGURED:
         assert values[(charter, "error")] == 6
@@ -588,6 +714,49 @@ def _failing_charters(result: list[Series], stack: Stack) -> None:
     assert _by(result, "charter") == dict.fromkeys(CONFIGURED, 6.0)
 
 
+def _provider_failing(result: list[Series], _: Stack) -> None:
+    """The one review failed with provider_unavailable: increase() over 90 min, a little
+    more than 1 by Prometheus' extrapolation."""
+    assert _labels(result) == {frozenset({"account"})}
+    (value,) = _by(result, "account").values()
+    assert 1 <= value < 2, value
+
+
+def _spent_by(label: str, field: str) -> Check:
+    def check(result: list[Series], stack: Stack) -> None:
+        assert _labels(result) == {frozenset({"account", label})}, result
+        want: dict[str, float] = getattr(stack, field)
+        assert _by(result, label) == {k: v for k, v in want.items() if v > 0}
+
+    return check
+
+
+def _unscheduled_runs(result: list[Series], _: Stack) -> None:
+    assert _labels(result) == {frozenset({"run_kind", "status"})}
+    values = {status: v for (kind, status), v in _by(result, "run_kind", "status").items()}
+    assert {kind for kind, _s in _by(result, "run_kind", "status")} == {REVIEW}
+    assert values["success"] == REVIEWS_CHARGED
+    assert values["error"] == REVIEWS_REJECTED + 1  # and the provider failure
+
+
+def _unscheduled_failures(result: list[Series], _: Stack) -> None:
+    assert _labels(result) == {frozenset({"account", "run_kind", "reason"})}
+    assert _by(result, "run_kind", "reason") == {
+        (REVIEW, "insufficient_credits"): REVIEWS_REJECTED,
+        (REVIEW, "provider_unavailable"): 1,
+    }
+
+
+def _unscheduled_last(newest_hours: float, oldest_hours: float) -> Check:
+    def check(result: list[Series], _: Stack) -> None:
+        assert _labels(result) == {frozenset({"account", "run_kind"})}
+        (millis,) = _by(result, "run_kind").values()
+        age = time.time() - millis / 1000
+        assert newest_hours * 3600 <= age <= oldest_hours * 3600, age
+
+    return check
+
+
 # The incident: balance 0; charges of 1,000,000 credits until six hours ago, none since.
 def _burn_per_hour(stack: Stack) -> float:
     return stack.spent_credits / 86400 * 3600
@@ -608,6 +777,7 @@ EXPECTED: dict[str, Check] = {
     "Credit health: runway/A": _one_account(0),
     "Balance/A": _one_account(0),
     "Balance/B": _one_account(0),
+    "Balance/C": _one_account(DEFAULT_MIN_RUN_COST_CREDITS),  # refused below one run's cost
     "Burn rate (credits/hour)/A": _one_account(_burn_per_hour, 1e-3),
     "Burn rate (credits/hour)/B": _one_account(lambda s: _burn_per_hour(s) / 10_000_000),
     "Spent in window/A": _one_account(lambda s: s.spent_credits),
@@ -615,17 +785,34 @@ EXPECTED: dict[str, Check] = {
     "Spent in window/C": _window,
     "Governance alerts firing/A": _alerts_by_severity,
     "Governance alerts firing/B": _alerts_by_severity,
-    "Charters/A": _per_charter({**dict.fromkeys(CONFIGURED, 1.0), MISSING: 0.0}),
-    "Charters/B": _per_charter({**dict.fromkeys(RUNNING, 1.0), PAUSED: 0.0}),
-    "Charters/C": _per_charter(dict.fromkeys(CONFIGURED, 1.0)),
-    "Charters/D": _last_success,
+    "Runs failing with provider_unavailable now/A": _provider_failing,
+    "Runs rejected for credits/A": _one_account(6 * len(CONFIGURED) + REVIEWS_REJECTED),
+    "Spent in window by run kind/A": _spent_by("run_kind", "spent_by_kind"),
+    "Spent in window by charter/A": _spent_by("charter", "spent_by_charter"),
+    "Charters/A": _per_charter({**dict.fromkeys((*CONFIGURED, RETIRED), 1.0), MISSING: 0.0}),
+    # State: 1 enabled, 0 paused, 2 retired.
+    "Charters/B": _per_charter({**dict.fromkeys(RUNNING, 1.0), PAUSED: 0.0, RETIRED: 2.0}),
+    "Charters/C": _per_charter(dict.fromkeys((*CONFIGURED, RETIRED), 1.0)),
+    "Charters/D": _last_success,  # the retired charter's "never" is left out
     "Charters/E": _next_run_in,
-    "Charters/F": _per_charter(dict.fromkeys(CONFIGURED, 3600.0), at_least=set(RUNNING)),
-    "Charters/G": _per_charter(dict.fromkeys(CONFIGURED, 6.0)),
+    "Charters/F": _per_charter(
+        dict.fromkeys((*CONFIGURED, RETIRED), 3600.0), at_least=set(RUNNING)
+    ),
+    "Charters/G": _per_charter({**dict.fromkeys(CONFIGURED, 6.0), RETIRED: 0.0}),
+    "Charters/H": _per_charter(dict.fromkeys((*CONFIGURED, RETIRED), 1.0)),
+    # Declared charters only (the retired one is not); the repo-spec's other cron.
+    "Charters/I": _per_charter({**dict.fromkeys(CONFIGURED, 0.0), DRIFTED: 1.0}),
     "Runs in window by status/A": _runs_by_status,
     "Failed runs by charter and reason/A": _failed_by_reason,
     "Failed runs by charter and reason/B": _failed_by_reason,
     "Governance alerts/A": _alerts_table,
+    "Runs without a schedule visible/A": _one_account(1),
+    "Runs without a schedule by kind and status/A": _unscheduled_runs,
+    "Runs without a schedule: failures by reason/A": _unscheduled_failures,
+    "Runs without a schedule: failures by reason/B": _unscheduled_failures,
+    # The newest charged review started 7 h ago (at 10 past), the provider failure now.
+    "Runs without a schedule: last success/A": _unscheduled_last(6, 8),
+    "Runs without a schedule: last success/B": _unscheduled_last(0, 0.1),
     "Budget gate/A": _gate("A", 0, "CLOSED"),
     "Budget gate/B": _gate("B", 2, "critical"),
     "Budget gate/C": _gate("C", 1, "flat"),
@@ -697,7 +884,7 @@ def variable_values(stack: Stack, name: str, values: dict[str, str] = VALUES) ->
 
 def test_template_variables_list_the_account_and_every_charter(stack: Stack) -> None:
     assert variable_values(stack, "account") == [ACCOUNT]
-    assert variable_values(stack, "charter") == sorted([*CONFIGURED, MISSING])
+    assert variable_values(stack, "charter") == sorted([*CONFIGURED, MISSING, RETIRED])
     # One node without cluster/node labels: nothing to list, and All (".*") shows it all.
     assert variable_values(stack, "cluster") == []
     assert variable_values(stack, "node") == []
@@ -720,6 +907,12 @@ def test_rendered_preview_shows_the_incident(stack: Stack) -> None:
     assert "CLOSED" in page  # the budget gate
     assert "malformed" in page  # COMMUNITY's heartbeat
     assert "wip_full" in page
+    # Today's work: a retired charter, a drifted one, the reviews and who spends.
+    assert "retired" in page
+    assert "DRIFT" in page
+    assert "system_webhook" in page
+    assert "provider_unavailable" in page
+    assert '<div class="bar"><span>system_scheduled</span>' in page  # the bar gauge
     # Grafana's merge joins the heartbeat queries into one row per charter.
     (panel,) = (p for p in GENERATOR.panels(DASHBOARD) if p["title"] == "Charter heartbeats")
     results = {t["refId"]: prometheus.run(t) for t in panel["targets"]}
