@@ -10,7 +10,6 @@ the chosen command) is imported inside ``main``, where a Ctrl-C is caught.
 
 from __future__ import annotations
 
-import signal
 import sys
 
 try:  # A Ctrl-C while even these load ends the command quietly too.
@@ -199,8 +198,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         # Ctrl-C before a command installed its own handling (or in one that has
         # none, such as check): stop quietly. The commands clean up in `finally`.
-        # A second Ctrl-C while we say so must not turn the exit into a signal death.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
         _clear_unhandled_interrupt_mark()
         print(f"{PROG}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -811,34 +811,38 @@ def charters_table(*, x: int, y: int, w: int, h: int) -> table.Panel:
     )
 
 
-def runs_by_status_table(*, x: int, y: int, w: int, h: int) -> table.Panel:
+def _status_matrix(
+    title: str, description: str, expr: str, *, rows: str, rows_name: str, pos: dm.GridPos
+) -> table.Panel:
+    """A windowed count as a matrix of ``rows`` by status; error, cancelled and
+    unknown in red."""
     return (
-        _table(
-            "Runs in window by status",
-            "Runs per charter and status in the exporter's trailing window "
-            "(governance_schedule_runs; already a windowed count, so no rate()). A charter "
-            "with only skipped or error runs is not working even if it fires on time.",
-            "short",
-            grid(x=x, y=y, w=w, h=h),
-        )
-        .with_target(
-            _query(
-                f"sum by (charter, status) ({_charter('governance_schedule_runs')})",
-                "A",
-                table_format=True,
-            )
-        )
+        _table(title, description, "short", pos)
+        .with_target(_query(expr, "A", table_format=True))
         .with_transformation(
             dm.DataTransformerConfig(
                 id_val="groupingToMatrix",
-                options={"columnField": "status", "rowField": "charter", "valueField": "Value"},
+                options={"columnField": "status", "rowField": rows, "valueField": "Value"},
             )
         )
-        .override_by_name("charter\\status", [_prop("displayName", "Charter")])
+        .override_by_name(f"{rows}\\status", [_prop("displayName", rows_name)])
         .override_by_regexp(
             "error|cancelled|unknown",
             [_prop("thresholds", _steps_json((None, NEUTRAL), (1, RED))), _colour_text()],
         )
+    )
+
+
+def runs_by_status_table(*, x: int, y: int, w: int, h: int) -> table.Panel:
+    return _status_matrix(
+        "Runs in window by status",
+        "Runs per charter and status in the exporter's trailing window "
+        "(governance_schedule_runs; already a windowed count, so no rate()). A charter "
+        "with only skipped or error runs is not working even if it fires on time.",
+        f"sum by (charter, status) ({_charter('governance_schedule_runs')})",
+        rows="charter",
+        rows_name="Charter",
+        pos=grid(x=x, y=y, w=w, h=h),
     )
 
 
@@ -1010,33 +1014,15 @@ def unscheduled_visible_stat(*, x: int, y: int, w: int, h: int) -> stat.Panel:
 
 
 def unscheduled_runs_table(*, x: int, y: int, w: int, h: int) -> table.Panel:
-    return (
-        _table(
-            "Runs without a schedule by kind and status",
-            f"The {UNSCHEDULED_WHERE} started inside the exporter's trailing window, per run "
-            "kind and status (governance_unscheduled_runs; a windowed count, so no rate()). "
-            "error, cancelled or unknown in red.",
-            "short",
-            grid(x=x, y=y, w=w, h=h),
-        )
-        .with_target(
-            _query(
-                f"sum by (run_kind, status) ({_kind('governance_unscheduled_runs')})",
-                "A",
-                table_format=True,
-            )
-        )
-        .with_transformation(
-            dm.DataTransformerConfig(
-                id_val="groupingToMatrix",
-                options={"columnField": "status", "rowField": "run_kind", "valueField": "Value"},
-            )
-        )
-        .override_by_name("run_kind\\status", [_prop("displayName", "Run kind")])
-        .override_by_regexp(
-            "error|cancelled|unknown",
-            [_prop("thresholds", _steps_json((None, NEUTRAL), (1, RED))), _colour_text()],
-        )
+    return _status_matrix(
+        "Runs without a schedule by kind and status",
+        f"The {UNSCHEDULED_WHERE} started inside the exporter's trailing window, per run "
+        "kind and status (governance_unscheduled_runs; a windowed count, so no rate()). "
+        "error, cancelled or unknown in red.",
+        f"sum by (run_kind, status) ({_kind('governance_unscheduled_runs')})",
+        rows="run_kind",
+        rows_name="Run kind",
+        pos=grid(x=x, y=y, w=w, h=h),
     )
 
 

@@ -275,14 +275,7 @@ def start_credit_outage(database: Database, schedules: dict[str, str]) -> None:
     of every schedule rejected with ``insufficient_credits``."""
     now = datetime.now(UTC)
     with database.connect() as conn:
-        row = conn.execute(
-            "SELECT a.owner_user_id, a.id, g.id::text, k.id::text FROM billing_accounts a"
-            " JOIN execution_grants g ON g.billing_account_id = a.id"
-            " JOIN virtual_keys k ON k.billing_account_id = a.id WHERE a.slug = %s",
-            (scenario.SYSTEM_SLUG,),
-        ).fetchone()
-        assert row is not None
-        scenario.set_balance(conn, scenario.Tenant(*row), 0)
+        scenario.set_balance(conn, scenario.system_tenant(conn), 0)
         for offset, schedule_id in enumerate(schedules.values()):
             scenario.add_run(
                 conn,

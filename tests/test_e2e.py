@@ -21,7 +21,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ from stack import (
     render_alertmanager_config,
     render_prometheus_config,
     render_rules,
+    start_credit_outage,
     wait_for,
 )
 
@@ -123,35 +124,6 @@ def _runway_page(received: Received) -> bool:
     )
 
 
-def _reject_runs(database: Database, schedules: dict[str, str], now: datetime) -> None:
-    """The 2026-02-15 outage: balance 0, the latest runs rejected for lack of credits."""
-    with database.connect() as conn:
-        tenant = _tenant(conn)
-        scenario.set_balance(conn, tenant, 0)
-        for offset, schedule_id in enumerate(schedules.values()):
-            scenario.add_run(
-                conn,
-                database.schema,
-                schedule_id,
-                now - timedelta(seconds=offset + 1),
-                "error",
-                error_message="insufficient_credits",
-                error_code="insufficient_credits",
-                completed_at=now,
-            )
-
-
-def _tenant(conn: Any) -> scenario.Tenant:
-    row = conn.execute(
-        "SELECT a.owner_user_id, a.id, g.id::text, k.id::text FROM billing_accounts a"
-        " JOIN execution_grants g ON g.billing_account_id = a.id"
-        " JOIN virtual_keys k ON k.billing_account_id = a.id WHERE a.slug = %s",
-        (ACCOUNT,),
-    ).fetchone()
-    assert row is not None
-    return scenario.Tenant(*row)
-
-
 @pytest.fixture
 def healthy(make_database: Callable[[str], Database]) -> tuple[Database, dict[str, str]]:
     database = make_database(SCHEMA_2026_03)
@@ -179,7 +151,7 @@ def test_an_empty_account_pages_and_a_top_up_resolves_it(
         _assert_quiet(stack, sink, seconds=2 * _evaluation_interval(stack))
 
         # 2. The balance is gone and runs are rejected: a critical page with the account.
-        _reject_runs(database, schedules, datetime.now(UTC))
+        start_credit_outage(database, schedules)
         page = sink.wait_for(
             "pager", _runway_page, timeout=PAGE_TIMEOUT, what="a GovernanceCreditRunwayLow page"
         )
@@ -207,7 +179,7 @@ def test_an_empty_account_pages_and_a_top_up_resolves_it(
 
         # 3. Topped up: the page resolves.
         with database.connect() as conn:
-            scenario.set_balance(conn, _tenant(conn), HEALTHY_BALANCE)
+            scenario.set_balance(conn, scenario.system_tenant(conn), HEALTHY_BALANCE)
         resolved = sink.wait_for(
             "pager",
             lambda r: (

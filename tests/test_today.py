@@ -620,11 +620,15 @@ def test_finished_runs_count_up_and_survive_a_recreated_schedule(
             completed_at=done,
         )
         scenario.add_unscheduled_run(
-            conn, _system(conn), done - timedelta(minutes=2), "success", completed_at=done
+            conn,
+            scenario.system_tenant(conn),
+            done - timedelta(minutes=2),
+            "success",
+            completed_at=done,
         )
         scenario.add_unscheduled_run(
             conn,
-            _system(conn),
+            scenario.system_tenant(conn),
             done - timedelta(minutes=3),
             "error",
             error_code="provider_unavailable",
@@ -647,12 +651,3 @@ def test_finished_runs_count_up_and_survive_a_recreated_schedule(
         )
         conn.execute("DELETE FROM schedules WHERE id = %s", (schedule,))  # cascades to its runs
         assert samples(exporter.get("/metrics")[1])[key] == 1
-
-
-def _system(conn: Any) -> scenario.Tenant:
-    row = conn.execute(
-        "SELECT a.owner_user_id, a.id, g.id::text, k.id::text FROM billing_accounts a"
-        " JOIN execution_grants g ON g.billing_account_id = a.id"
-        " JOIN virtual_keys k ON k.billing_account_id = a.id WHERE a.slug = 'cogni_system'"
-    ).fetchone()
-    return scenario.Tenant(*row)

@@ -299,6 +299,19 @@ def add_charge(
         )
 
 
+def system_tenant(conn: Conn, slug: str = SYSTEM_SLUG) -> Tenant:
+    """The ids of an account made by ``create_tenant``, read back from the database."""
+    row = conn.execute(
+        "SELECT a.owner_user_id, a.id, g.id::text, k.id::text FROM billing_accounts a"
+        " JOIN execution_grants g ON g.billing_account_id = a.id"
+        " JOIN virtual_keys k ON k.billing_account_id = a.id WHERE a.slug = %s LIMIT 1",
+        (slug,),
+    ).fetchone()
+    if row is None:
+        raise LookupError(f"no account {slug!r} with a grant and a virtual key")
+    return Tenant(*row)
+
+
 def set_balance(conn: Conn, tenant: Tenant, credits: int) -> None:
     conn.execute(
         "UPDATE billing_accounts SET balance_credits = %s WHERE id = %s",
