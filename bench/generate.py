@@ -53,6 +53,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import cluster
 
 from exporter.demo import scenario
+from exporter.snapshot import SCHEMA_2026_10
 
 SYSTEM_USER_ID = scenario.SYSTEM_USER_ID
 SYSTEM_ACCOUNT_ID = scenario.SYSTEM_ACCOUNT_ID
@@ -266,7 +267,7 @@ def generate(
             " ORDER BY c.at",
             params,
         )
-        if schema == scenario.SCHEMA_2026_10:
+        if schema == SCHEMA_2026_10:
             log("ingestion cursors")
             for hours_ago, stream in ((5, "pull_requests"), (5, "issues")):
                 scenario.add_ingestion_cursor(conn, now - timedelta(hours=hours_ago), stream=stream)
