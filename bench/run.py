@@ -585,26 +585,28 @@ def _qe_query(
     constant 1 gauge per row. The columns and types are the server's own."""
     cur = conn.execute(statement, floor_params())
     assert cur.description is not None
-    labels, values = [], []
-    for column in cur.description:
+    labels, values, columns = [], [], []
+    for i, column in enumerate(cur.description):
+        # Columns renamed by position (the context statement has two "set_config").
+        col = column.name if column.name not in columns else f"{column.name}_{i}"
+        columns.append(col)
         type_name = conn.adapters.types.get(column.type_code)
         kind = type_name.name if type_name else "text"
-        quoted = f'"{column.name}"'
+        quoted = f'"{col}"'
         if kind in _NUMERIC:
-            values.append(f"coalesce({quoted}, 0)::float8 AS qe_{name}_{column.name}")
+            values.append(f"coalesce({quoted}, 0)::float8 AS qe_{name}_{col}")
         elif kind == "bool":
-            values.append(f"coalesce({quoted}, false)::int AS qe_{name}_{column.name}")
+            values.append(f"coalesce({quoted}, false)::int AS qe_{name}_{col}")
         elif kind in _TIME:
-            values.append(
-                f"coalesce(extract(epoch FROM {quoted}), 0)::float8 AS qe_{name}_{column.name}"
-            )
+            values.append(f"coalesce(extract(epoch FROM {quoted}), 0)::float8 AS qe_{name}_{col}")
         else:
-            labels.append(column.name)
+            labels.append(col)
     if not values:
         values.append(f"1 AS qe_{name}_row")
     select = [f"coalesce({c}::text, '') AS {c}" for c in labels] + values
     metrics = {v.rsplit(" AS ", 1)[1]: labels for v in values}
-    return f"SELECT {', '.join(select)} FROM ({_qe_sql(statement)}) t", metrics
+    aliases = ", ".join(f'"{c}"' for c in columns)
+    return f"SELECT {', '.join(select)} FROM ({_qe_sql(statement)}) AS t({aliases})", metrics
 
 
 def qe_config(db: str, schema: SchemaInfo) -> dict[str, Any]:
@@ -681,7 +683,7 @@ def measure_query_exporter(
         body = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         body.request("GET", "/metrics")
         text = body.getresponse().read().decode()
-        if "qe_account_balance_credits{" not in text or "qe_run_counts_runs{" not in text:
+        if 'status="error"' in text or "qe_run_counts_runs{" not in text:
             raise RuntimeError("query-exporter does not export the facts:\n" + text[-3000:])
         scrape_series(port, 30)
         reset_statements(db)
