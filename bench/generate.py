@@ -5,7 +5,12 @@
 
 What it writes (all timestamps relative to ``--now``, default: now):
 - the governance tenant (``cogni_system``): four hourly charters, ``--days`` (30)
-  days of runs, one charge per successful run;
+  days of runs, one charge per successful run; on the graph_runs schemas also its
+  PR reviews, ``--reviews-per-day`` (48) runs without a schedule (``run_kind``
+  ``system_webhook``, requested by the system principal, ``schedule_id`` NULL; 1
+  in 10 fails), each success charged with its ``run_id``, as
+  ``exporter.demo.scenario.add_unscheduled_run`` writes one; and on 2026-10 two
+  ``ingestion_cursors`` rows;
 - ``--tenants-k`` × 1,000 other tenants, each with two hourly schedules, their
   runs over the same days (1 in 20 fails) and ``--charges-per-tenant`` (3,400)
   charges spread over the days. At 5 (5,000 tenants) that is ~7.2 M runs and
@@ -23,7 +28,13 @@ indexes and constraints are rebuilt from their saved definitions, then
 ``insufficient_credits``, nothing was charged for them and the balance is 0 (the
 2026-02-15 outage, made long). "Last success" is costliest exactly then. The
 failed runs are written in time order with everyone else's, as they would be.
-Everything else is the same data as the healthy variant.
+The PR reviews of those days were rejected the same way. Everything else is the
+same data as the healthy variant.
+
+Scheduled runs are written as today's scheduler writes them (``run_kind``
+``system_scheduled``, ``trigger_source`` ``temporal_schedule``, ``requested_by``
+the schedule's owner), so the (requested_by, started_at) index of 2026-10 holds
+every tenant's runs, as in production.
 """
 
 from __future__ import annotations
@@ -31,7 +42,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -42,11 +53,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import cluster
 
 from exporter.demo import scenario
+from exporter.snapshot import SCHEMA_2026_10
 
 SYSTEM_USER_ID = scenario.SYSTEM_USER_ID
 SYSTEM_ACCOUNT_ID = scenario.SYSTEM_ACCOUNT_ID
 HEALTHY_BALANCE = 500_000_000
 CREDITS_PER_RUN = 1_000_000
+REVIEW_CREDITS = 200_000
 
 
 def log(message: str) -> None:
@@ -112,6 +125,9 @@ def generate(
             "sysaccount": SYSTEM_ACCOUNT_ID,
             "credits": CREDITS_PER_RUN,
             "incident_hours": args.incident_days * 24,
+            "reviews_per_day": args.reviews_per_day,
+            "reviews": args.reviews_per_day * args.days,
+            "review_credits": REVIEW_CREDITS,
         }
         log("tenants, grants, keys, schedules")
         conn.execute(
@@ -150,12 +166,47 @@ def generate(
         log(f"dropping indexes of {table} and charge_receipts for the bulk load")
         rebuild = _drop_indexes(conn, table) + _drop_indexes(conn, "charge_receipts")
         v03 = table == "graph_runs"
-        extra_cols = ", graph_id, run_kind, trigger_source, error_code" if v03 else ""
-        extra_vals = ", s.graph_id, 'scheduled', 'temporal', x.code" if v03 else ""
+        extra_cols = (
+            ", graph_id, run_kind, trigger_source, trigger_ref, requested_by, error_code"
+            if v03
+            else ""
+        )
+        extra_vals = (
+            ", s.graph_id, 'system_scheduled', 'temporal_schedule', s.temporal_schedule_id,"
+            " s.owner_user_id, x.code"
+            if v03
+            else ""
+        )
+        # PR reviews of the governance tenant: runs without a schedule, in the
+        # same time-ordered insert as everyone's scheduled runs.
+        reviews = (
+            "   UNION ALL"
+            "   SELECT NULL::uuid, 'webhook-' || i, NULL::timestamptz, t.at,"
+            "          t.at + CASE WHEN f.failed THEN interval '2 seconds'"
+            "                      ELSE interval '40 seconds' END,"
+            "          x.status, 1, x.code, 'langgraph:pr-review', 'system_webhook',"
+            "          'webhook:github', 'Cogni-DAO/node-template#' || i, %(sysuser)s, x.code"
+            "   FROM generate_series(0, %(reviews)s - 1) i"
+            "   CROSS JOIN LATERAL (SELECT %(now)s::timestamptz"
+            "       - (i + 0.5) * (86400.0 / %(reviews_per_day)s) * interval '1 second' AS at) t"
+            "   CROSS JOIN LATERAL (SELECT"
+            "       CASE WHEN t.at > %(now)s::timestamptz"
+            "                 - make_interval(hours => %(incident_hours)s)"
+            "            THEN true ELSE i %% 10 = 3 END AS failed) f"
+            "   CROSS JOIN LATERAL (SELECT"
+            "       CASE WHEN f.failed THEN 'error' ELSE 'success' END AS status,"
+            "       CASE WHEN f.failed AND t.at > %(now)s::timestamptz"
+            "                 - make_interval(hours => %(incident_hours)s)"
+            "            THEN 'insufficient_credits'"
+            "            WHEN f.failed THEN 'internal' END AS code) x"
+            if v03 and args.reviews_per_day
+            else ""
+        )
         log(f"runs: {len(scenario.CHARTER_CRONS) + 2 * tenants} schedules x {hours} hours")
         conn.execute(
             f"INSERT INTO {table} (schedule_id, run_id, scheduled_for, started_at, completed_at,"
             f" status, attempt_count, error_message{extra_cols})"
+            " SELECT * FROM ("
             " SELECT s.id, 'run-' || left(s.id::text, 8) || '-' || h, t.slot, t.slot,"
             "        t.slot + CASE WHEN f.failed THEN interval '2 seconds'"
             "                      ELSE interval '3 minutes' END,"
@@ -173,7 +224,8 @@ def generate(
             "     CASE WHEN f.failed THEN 'error' ELSE 'success' END AS status,"
             "     CASE WHEN f.failed THEN 'insufficient_credits' END AS code) x"
             " WHERE t.slot <= %(now)s"
-            " ORDER BY t.slot",
+            f"{reviews}"
+            " ) r ORDER BY 4",
             params,
         )
         log("charges")
@@ -200,10 +252,25 @@ def generate(
             "   CROSS JOIN (SELECT id FROM virtual_keys"
             "               WHERE billing_account_id = %(sysaccount)s LIMIT 1) k"
             "   WHERE r.status = 'success'"
-            " ) c"
+            + (
+                "   UNION ALL"
+                "   SELECT %(sysaccount)s, k.id, r.run_id, 0, %(review_credits)s, r.completed_at"
+                f"  FROM {table} r"
+                "   CROSS JOIN (SELECT id FROM virtual_keys"
+                "               WHERE billing_account_id = %(sysaccount)s LIMIT 1) k"
+                "   WHERE r.requested_by = %(sysuser)s AND r.schedule_id IS NULL"
+                "     AND r.status = 'success'"
+                if reviews
+                else ""
+            )
+            + " ) c"
             " ORDER BY c.at",
             params,
         )
+        if schema == SCHEMA_2026_10:
+            log("ingestion cursors")
+            for hours_ago, stream in ((5, "pull_requests"), (5, "issues")):
+                scenario.add_ingestion_cursor(conn, now - timedelta(hours=hours_ago), stream=stream)
         for statement in rebuild:
             log(f"rebuild: {statement[:110]}")
             conn.execute(statement)
@@ -237,10 +304,16 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("--tenants-k", type=int, default=0, help="other tenants, in thousands")
-    parser.add_argument("--schema", default="2026-03", choices=scenario.SCHEMAS)
+    parser.add_argument("--schema", default="2026-10", choices=scenario.SCHEMAS)
     parser.add_argument("--db", help="database name (default bench_n<K>_<schema>)")
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--charges-per-tenant", type=int, default=3400)
+    parser.add_argument(
+        "--reviews-per-day",
+        type=int,
+        default=48,
+        help="the governance tenant's PR reviews (runs without a schedule; graph_runs schemas)",
+    )
     parser.add_argument("--now", help="ISO timestamp the data ends at (default: now)")
     parser.add_argument(
         "--incident-days",

@@ -14,10 +14,14 @@ with sql/optional-indexes.sql), it measures, on the same data in the same run:
   exporter and PostgreSQL); RSS; 20 and 100 concurrent scrapes (HTTP statuses,
   collections they caused, most connections the exporter held);
 - the floor: the same SQL back to back on one open connection of the same role,
-  as seven statements (catalog + six facts, ``app.current_user_id`` set for the
-  session) and as one combined statement;
-- query-exporter 5.0 (its own venv, ``--qe``) configured with the same seven
+  as "floor-N": exactly ``exporter.source.run_statements()`` for the database's
+  schema, N statements, one round trip each (``app.current_user_id`` set for the
+  session), and as "floor-1": the same N as one combined statement;
+- query-exporter 5.0 (its own venv, ``--qe``) configured with the same N
   statements.
+
+Every exporter series states its ``cache_seconds``; the latency series run with
+0 (every scrape a collection, as every query-exporter scrape is).
 
 Raw figures go to ``bench/results.json``; ``bench/RESULTS.md`` is rendered from it.
 """
@@ -45,6 +49,8 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from psycopg import sql
+from psycopg.rows import class_row
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import cluster
@@ -52,7 +58,7 @@ import generate
 
 from exporter import source
 from exporter.settings import SYSTEM_PRINCIPAL_ID
-from exporter.snapshot import SCHEMA_2026_02, SCHEMA_2026_03, SchemaInfo
+from exporter.snapshot import CatalogRow, SchemaInfo
 from tests.harness import MONITOR_ROLE, free_port, run_exporter, url_with
 
 BENCH = Path(__file__).resolve().parent
@@ -85,10 +91,12 @@ def summary_ms(seconds: list[float]) -> dict[str, float]:
 
 
 def schema_of(db: str) -> SchemaInfo:
-    with cluster.connect(db) as conn:
-        if generate.runs_table(conn) == "graph_runs":
-            return SchemaInfo(SCHEMA_2026_03, "graph_runs", True)
-    return SchemaInfo(SCHEMA_2026_02, "schedule_runs", False)
+    """The schema as the exporter finds it: its own catalog statement, as its role."""
+    with psycopg.connect(floor_url(db), autocommit=True) as conn:
+        cur = conn.cursor(row_factory=class_row(CatalogRow))
+        catalog = cur.execute(source.READ_CATALOG).fetchone()
+    assert catalog is not None
+    return source.schema_info(catalog)
 
 
 def reset_statements(db: str) -> None:
@@ -111,6 +119,49 @@ def statement_stats(db: str) -> list[dict[str, Any]]:
 
 def buffers(stats: list[dict[str, Any]]) -> int:
     return sum(int(s["hit"]) + int(s["read"]) for s in stats)
+
+
+_LITERAL = re.compile(r"E?'(?:[^']|'')*'|%\(\w+\)s|\$\d+|\b\d+\b")
+
+
+def _normalised(text: str) -> str:
+    """Statement text with constants and parameters as ``?``, whitespace collapsed
+    (pg_stat_statements shows constants as $n)."""
+    return " ".join(_LITERAL.sub("?", text.replace("%%", "%")).split())
+
+
+def statement_names(schema: SchemaInfo) -> dict[str, str]:
+    """Normalised text of each of ``run_statements(schema)`` -> a short name."""
+    runs = {
+        source._READ_RUN_COUNTS: "run_counts",
+        source._READ_LAST_OUTCOMES: "last_outcomes",
+        source._READ_RECENT_RUNS: "recent_runs",
+        source._READ_ATTRIBUTED_SPEND: "attributed_spend",
+        source._READ_FINISHED_RUNS: "finished_runs",
+    }
+    named = {
+        source.SET_TRANSACTION_CONTEXT: "context",
+        source.READ_CATALOG: "catalog",
+        source.READ_ACCOUNT: "account",
+        source.READ_SPEND: "spend",
+        source.READ_SCHEDULES: "schedules",
+        source.READ_UNSCHEDULED_COUNTS: "unscheduled_counts",
+        source.READ_LEDGER_CURSORS: "ledger_cursors",
+        sql.SQL(source.READ_UNSCHEDULED_OUTCOMES)
+        .format(blank=source._BLANK_LITERAL)
+        .as_string(None): "unscheduled_outcomes",
+    }
+    for template, name in runs.items():
+        named[source._runs_statement(template, schema).as_string(None)] = name
+    by_text = {_normalised(text): name for text, name in named.items()}
+    out = {}
+    for i, text in enumerate(source.run_statements(schema)):
+        out[_normalised(text)] = by_text.get(_normalised(text), f"statement_{i}")
+    return out
+
+
+def statement_name(query: str, names: dict[str, str]) -> str:
+    return names.get(_normalised(query), " ".join(query.split())[:50])
 
 
 def account_calls(stats: list[dict[str, Any]]) -> int:
@@ -316,9 +367,15 @@ def rss_kib(pid: int) -> dict[str, int]:
 
 
 def measure_exporter(
-    db: str, scrapes: int, env: dict[str, str] | None = None, concurrency_only: bool = False
+    db: str,
+    scrapes: int,
+    env: dict[str, str] | None = None,
+    concurrency_only: bool = False,
+    names: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+    out: dict[str, Any] = {
+        "cache_seconds": float((env or {}).get("GOVERNANCE_EXPORTER_CACHE_SECONDS", 0))
+    }
     url = cluster.monitor_url(db)
     with run_exporter(url, env=env) as exporter:
         port = int(exporter.url.rsplit(":", 1)[1])
@@ -337,6 +394,7 @@ def measure_exporter(
         out["statements"] = sorted(
             (
                 {
+                    "name": statement_name(s["query"], names or {}),
                     "query": s["query"][:90].replace("\n", " "),
                     "buffers_per_call": (s["hit"] + s["read"]) / max(s["calls"], 1),
                     "calls": s["calls"],
@@ -382,17 +440,29 @@ def concurrency(db: str, port: int, settle: float = 0.2) -> dict[str, Any]:
 
 
 def _floor_statements(schema: SchemaInfo) -> list[str]:
-    """Catalog + six fact statements, exactly the exporter's text."""
-    return list(source.run_statements(schema)[1:])
+    """Exactly ``run_statements(schema)``: the exporter's statements and text."""
+    return list(source.run_statements(schema))
+
+
+# How far apart two collections are taken to be, for the finished-runs window (the
+# exporter counts runs finished since its previous collection).
+FINISHED_STEP = timedelta(seconds=15)
 
 
 def floor_params() -> dict[str, Any]:
+    """The parameters the exporter's Source passes (Source._params), with defaults."""
     now = datetime.now(UTC)
+    finished_until = now - source.FINISHED_LAG
     return {
         "account": "cogni_system",
+        "rls_user_id": SYSTEM_PRINCIPAL_ID,
+        "statement_timeout_ms": "5000",
         "now": now,
         "since": now - WINDOW,
         "schedule_limit": 51,
+        "lookback": now - source.UNSCHEDULED_LOOKBACK,
+        "finished_after": finished_until - FINISHED_STEP,
+        "finished_until": finished_until,
     }
 
 
@@ -403,12 +473,12 @@ def floor_url(db: str) -> str:
 
 
 def floor_batches(schema: SchemaInfo) -> dict[str, list[str]]:
-    """ "seven": catalog + six facts, one statement each; "combined": one statement."""
+    """ "each": floor-N, the N statements one at a time; "combined": floor-1."""
     statements = _floor_statements(schema)
     combined = "SELECT " + ",\n".join(
         f"(SELECT json_agg(t) FROM ({s}) t) AS s{i}" for i, s in enumerate(statements)
     )
-    return {"seven": statements, "combined": [combined]}
+    return {"each": statements, "combined": [combined]}
 
 
 def run_batch(conn: psycopg.Connection[Any], batch: list[str]) -> None:
@@ -422,11 +492,13 @@ def interleaved_latency(
 ) -> dict[str, dict[str, float]]:
     """Latency of all contenders, measured in alternating rounds of scrapes/rounds
     each, so that a burst of outside load hits them alike (this machine is shared)."""
-    samples: dict[str, list[float]] = {"exporter": [], "seven": [], "combined": []}
+    samples: dict[str, list[float]] = {"exporter": [], "each": [], "combined": []}
     per_round = max(1, scrapes // rounds)
     batches = floor_batches(schema)
     with contextlib.ExitStack() as stack:
-        exporter = stack.enter_context(run_exporter(cluster.monitor_url(db)))
+        exporter = stack.enter_context(
+            run_exporter(cluster.monitor_url(db), env={"GOVERNANCE_EXPORTER_CACHE_SECONDS": "0"})
+        )
         exporter_port = int(exporter.url.rsplit(":", 1)[1])
         qe_port = None
         if qe_bin is not None:
@@ -477,71 +549,74 @@ def measure_floor(db: str, schema: SchemaInfo, iterations: int) -> dict[str, Any
     return out
 
 
-QE_METRICS = {
-    "qe_catalog": "has_graph_runs",
-    "qe_balance_credits": "account",
-    "qe_spent_credits": "spend",
-}
-
-
 def _qe_sql(statement: str) -> str:
-    return (
-        statement.replace("%(now)s", "now()")
-        .replace("%(since)s", "(now() - interval '86400 seconds')")
-        .replace("%(account)s", "'cogni_system'")
-        .replace("%(schedule_limit)s", "51")
-    )
+    """A statement with its parameters written as SQL (query-exporter passes none)."""
+    replacements = {
+        "%(now)s": "now()",
+        "%(since)s": "(now() - interval '86400 seconds')",
+        "%(account)s": "'cogni_system'",
+        "%(schedule_limit)s": "51",
+        "%(rls_user_id)s": f"'{SYSTEM_PRINCIPAL_ID}'",
+        "%(statement_timeout_ms)s": "'5000'",
+        "%(lookback)s": f"(now() - interval '{source.UNSCHEDULED_LOOKBACK.total_seconds():.0f}"
+        " seconds')",
+        "%(finished_after)s": "(now() - interval "
+        f"'{(source.FINISHED_LAG + FINISHED_STEP).total_seconds():.0f} seconds')",
+        "%(finished_until)s": f"(now() - interval '{source.FINISHED_LAG.total_seconds():.0f}"
+        " seconds')",
+    }
+    for param, value in replacements.items():
+        statement = statement.replace(param, value)
+    if "%(" in statement:
+        raise ValueError(f"a parameter is left for query-exporter: {statement[:200]}")
+    return statement.replace("%%", "%")
+
+
+_NUMERIC = {"int2", "int4", "int8", "numeric", "float4", "float8", "oid"}
+_TIME = {"timestamptz", "timestamp", "date"}
+
+
+def _qe_query(
+    conn: psycopg.Connection[Any], name: str, statement: str
+) -> tuple[str, dict[str, list[str]]]:
+    """The statement wrapped so that query-exporter can read it: every number, bool
+    and time column a gauge (times as epoch seconds, NULL as 0), every other column
+    a label of each gauge (NULL as ''); a statement with no such column gets a
+    constant 1 gauge per row. The columns and types are the server's own."""
+    cur = conn.execute(statement, floor_params())
+    assert cur.description is not None
+    labels, values, columns = [], [], []
+    for i, column in enumerate(cur.description):
+        # Columns renamed by position (the context statement has two "set_config").
+        col = column.name if column.name not in columns else f"{column.name}_{i}"
+        columns.append(col)
+        type_name = conn.adapters.types.get(column.type_code)
+        kind = type_name.name if type_name else "text"
+        quoted = f'"{col}"'
+        if kind in _NUMERIC:
+            values.append(f"coalesce({quoted}, 0)::float8 AS qe_{name}_{col}")
+        elif kind == "bool":
+            values.append(f"coalesce({quoted}, false)::int AS qe_{name}_{col}")
+        elif kind in _TIME:
+            values.append(f"coalesce(extract(epoch FROM {quoted}), 0)::float8 AS qe_{name}_{col}")
+        else:
+            labels.append(col)
+    if not values:
+        values.append(f"1 AS qe_{name}_row")
+    select = [f"coalesce({c}::text, '') AS {c}" for c in labels] + values
+    metrics = {v.rsplit(" AS ", 1)[1]: labels for v in values}
+    aliases = ", ".join(f'"{c}"' for c in columns)
+    return f"SELECT {', '.join(select)} FROM ({_qe_sql(statement)}) AS t({aliases})", metrics
 
 
 def qe_config(db: str, schema: SchemaInfo) -> dict[str, Any]:
-    """query-exporter config: the same seven statements, each wrapped to map columns."""
-    catalog, account, spend, schedules, counts, outcomes, recent = (
-        _qe_sql(s) for s in _floor_statements(schema)
-    )
-    q: dict[str, tuple[str, dict[str, list[str]]]] = {
-        "catalog": (
-            f"SELECT has_graph_runs::int AS qe_has_graph_runs FROM ({catalog}) t",
-            {"qe_has_graph_runs": []},
-        ),
-        "account": (
-            f"SELECT account_id, balance_credits AS qe_balance_credits FROM ({account}) t",
-            {"qe_balance_credits": ["account_id"]},
-        ),
-        "spend": (
-            "SELECT spent_credits AS qe_spent_credits, charges AS qe_charges,"
-            " coalesce(extract(epoch FROM last_charge_at), 0) AS qe_last_charge"
-            f" FROM ({spend}) t",
-            {"qe_spent_credits": [], "qe_charges": [], "qe_last_charge": []},
-        ),
-        "schedules": (
-            "SELECT schedule_id, coalesce(temporal_schedule_id, '') AS tsid,"
-            " coalesce(message, '') AS message, enabled::int AS qe_schedule_enabled,"
-            " coalesce(extract(epoch FROM next_run_at), 0) AS qe_next_run"
-            f" FROM ({schedules}) t",
-            {
-                "qe_schedule_enabled": ["schedule_id", "tsid", "message"],
-                "qe_next_run": ["schedule_id", "tsid", "message"],
-            },
-        ),
-        "counts": (
-            "SELECT schedule_id, status, coalesce(error_code, '') AS error_code,"
-            " coalesce(error_message, '') AS error_message, runs AS qe_runs"
-            f" FROM ({counts}) t",
-            {"qe_runs": ["schedule_id", "status", "error_code", "error_message"]},
-        ),
-        "outcomes": (
-            "SELECT schedule_id,"
-            " coalesce(extract(epoch FROM last_success_at), 0) AS qe_last_success,"
-            " coalesce(extract(epoch FROM last_failure_at), 0) AS qe_last_failure"
-            f" FROM ({outcomes}) t",
-            {"qe_last_success": ["schedule_id"], "qe_last_failure": ["schedule_id"]},
-        ),
-        "recent": (
-            "SELECT schedule_id, scheduled_for::text AS slot, status, 1 AS qe_recent_run"
-            f" FROM ({recent}) t",
-            {"qe_recent_run": ["schedule_id", "slot", "status"]},
-        ),
-    }
+    """query-exporter config: the same N statements, each wrapped to map its columns."""
+    names = statement_names(schema)
+    q: dict[str, tuple[str, dict[str, list[str]]]] = {}
+    with psycopg.connect(floor_url(db), autocommit=True) as conn:
+        for statement in _floor_statements(schema):
+            name = names[_normalised(statement)]
+            q[name] = _qe_query(conn, name, statement)
     info = psycopg.conninfo.conninfo_to_dict(cluster.monitor_url(db))
     dsn = {
         "dialect": "postgresql+psycopg",
@@ -608,7 +683,7 @@ def measure_query_exporter(
         body = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         body.request("GET", "/metrics")
         text = body.getresponse().read().decode()
-        if "qe_balance_credits{" not in text or "qe_runs{" not in text:
+        if "qe_run_counts_runs{" not in text:
             raise RuntimeError("query-exporter does not export the facts:\n" + text[-3000:])
         scrape_series(port, 30)
         reset_statements(db)
@@ -616,6 +691,16 @@ def measure_query_exporter(
         stats = statement_stats(db)
         out["latency"] = summary_ms(times)
         out["buffers_per_scrape"] = buffers(stats) / scrapes
+        # Every query must have run: a failing one would make query-exporter slower.
+        body.request("GET", "/metrics")
+        text = body.getresponse().read().decode()
+        out["query_errors"] = [
+            line
+            for line in text.splitlines()
+            if line.startswith("queries_total") and 'status="error"' in line
+        ]
+        if out["query_errors"]:
+            log(f"  query-exporter query errors: {out['query_errors']}")
         out["rss_kib"] = rss_kib(pid)
         for clients in (20, 100):
             time.sleep(0.2)
@@ -677,11 +762,18 @@ def run_case(
     db: str, state: str, indexes: str, args: argparse.Namespace, qe_bin: Path | None
 ) -> dict[str, Any]:
     schema = schema_of(db)
+    names = statement_names(schema)
     log(f"{db}: state={state} indexes={indexes}")
-    case: dict[str, Any] = {"db": db, "state": state, "indexes": indexes, "schema": schema.version}
+    case: dict[str, Any] = {
+        "db": db,
+        "state": state,
+        "indexes": indexes,
+        "schema": schema.version,
+        "floor_statements": list(names.values()),
+    }
     # Every sequential scrape a real collection, so that latency compares with the floor.
     case["exporter"] = measure_exporter(
-        db, args.scrapes, env={"GOVERNANCE_EXPORTER_CACHE_SECONDS": "0"}
+        db, args.scrapes, env={"GOVERNANCE_EXPORTER_CACHE_SECONDS": "0"}, names=names
     )
     log(
         f"  exporter {case['exporter']['latency']['median']:.2f} ms, "
@@ -691,7 +783,7 @@ def run_case(
         env = {"GOVERNANCE_EXPORTER_CACHE_SECONDS": str(args.cache_seconds)}
         case["exporter_cached"] = measure_exporter(db, args.scrapes, env=env, concurrency_only=True)
     case["floor"] = measure_floor(db, schema, args.scrapes)
-    log(f"  floor {case['floor']['seven']['latency']['median']:.2f} ms")
+    log(f"  floor-{len(names)} {case['floor']['each']['latency']['median']:.2f} ms")
     if qe_bin is not None:
         case["query_exporter"] = measure_query_exporter(db, schema, args.scrapes, qe_bin)
         log(f"  query-exporter {case['query_exporter']['latency']['median']:.2f} ms")
@@ -700,7 +792,7 @@ def run_case(
     latency = interleaved_latency(db, schema, args.scrapes, qe_bin)
     for block, name in (
         (case["exporter"], "exporter"),
-        (case["floor"]["seven"], "seven"),
+        (case["floor"]["each"], "each"),
         (case["floor"]["combined"], "combined"),
         (case.get("query_exporter"), "query_exporter"),
     ):
@@ -720,9 +812,9 @@ def main() -> None:
     )
     parser.add_argument(
         "--dbs",
-        default="bench_n0_202603,bench_n0_202603_incident3d,"
-        "bench_n1_202603,bench_n1_202603_incident3d,"
-        "bench_n5_202603,bench_n5_202603_incident3d,bench_n0_202602,bench_n1_202602",
+        default="bench_n0_202610,bench_n0_202610_incident3d,"
+        "bench_n1_202610,bench_n1_202610_incident3d,"
+        "bench_n5_202610,bench_n5_202610_incident3d",
     )
     parser.add_argument("--scrapes", type=int, default=300)
     parser.add_argument("--indexes", default="off,on", help="without/with sql/optional-indexes.sql")
