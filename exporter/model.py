@@ -426,8 +426,6 @@ class GovernanceView:
     # None: the schema has no runs without a schedule (2026-02); False: row-level
     # security hides them (a node between migrations 0021 and 0024).
     unscheduled_visible: bool | None = None
-    # Runs that finished since the previous collection, by (run kind, outcome).
-    finished: dict[tuple[str, str], int] = field(default_factory=dict)
     # The repo-spec's declaration in force and how its latest read went (None: none).
     repo_spec: RepoSpecState | None = None
 
@@ -663,6 +661,5 @@ def governance_view(
         unscheduled_visible=not snapshot.schema.unscheduled_runs_hidden
         if has_unscheduled
         else None,
-        finished=finished_outcomes(snapshot),
         repo_spec=spec,
     )

@@ -27,6 +27,7 @@ opens after a reconnect, nor one a transaction-pooling proxy hands over.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
 import os
@@ -355,8 +356,11 @@ def _escaped_literal(text: str) -> sql.SQL:
 
 
 _BLANK_LITERAL = _escaped_literal(BLANK_CHARACTERS)
+_UNSCHEDULED_OUTCOMES = sql.SQL(READ_UNSCHEDULED_OUTCOMES).format(blank=_BLANK_LITERAL)
 
 
+# Composed once per template and schema version: not on every collection.
+@functools.lru_cache(maxsize=64)
 def _runs_statement(template: LiteralString, schema: SchemaInfo) -> sql.Composed:
     error_code = sql.SQL("r.error_code" if schema.has_error_code else "NULL::text")
     unscheduled = sql.SQL(_FINISHED_UNSCHEDULED if schema.has_requested_by else "")
@@ -671,9 +675,7 @@ class _Facts:
             self.unscheduled_counts = conn.cursor(row_factory=class_row(UnscheduledCountRow))
             self.unscheduled_counts.execute(READ_UNSCHEDULED_COUNTS, params)
             self.unscheduled_outcomes = conn.cursor(row_factory=class_row(UnscheduledOutcomeRow))
-            self.unscheduled_outcomes.execute(
-                sql.SQL(READ_UNSCHEDULED_OUTCOMES).format(blank=_BLANK_LITERAL), params
-            )
+            self.unscheduled_outcomes.execute(_UNSCHEDULED_OUTCOMES, params)
         self.ledger_cursors: psycopg.Cursor[LedgerCursorRow] | None = None
         if schema.ingestion_cursors_readable:
             self.ledger_cursors = conn.cursor(row_factory=class_row(LedgerCursorRow))
@@ -804,9 +806,7 @@ def run_statements(schema: SchemaInfo | None = None) -> Sequence[str]:
     ]
     if schema.has_requested_by:
         statements.append(READ_UNSCHEDULED_COUNTS)
-        statements.append(
-            sql.SQL(READ_UNSCHEDULED_OUTCOMES).format(blank=_BLANK_LITERAL).as_string(None)
-        )
+        statements.append(_UNSCHEDULED_OUTCOMES.as_string(None))
     if schema.ingestion_cursors_readable:
         statements.append(READ_LEDGER_CURSORS)
     return statements
