@@ -192,10 +192,26 @@ def configuration_error(exc: Exception) -> str | None:
     return None
 
 
+def _interrupted(exc: BaseException) -> bool:
+    """A Ctrl-C, or an error it caused: a KeyboardInterrupt inside a class body's
+    ``__set_name__`` (pydantic's models, while they are imported) comes out as a
+    RuntimeError whose cause is the interrupt."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, KeyboardInterrupt):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _main(argv)
-    except KeyboardInterrupt:
+    except BaseException as exc:
+        if not _interrupted(exc):
+            raise
         # Ctrl-C before a command installed its own handling (or in one that has
         # none, such as check): stop quietly. The commands clean up in `finally`.
         _clear_unhandled_interrupt_mark()
