@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -25,7 +26,7 @@ from exporter.cache import SnapshotCache
 from exporter.collector import GovernanceCollector
 from exporter.demo import scenario
 from exporter.settings import FEBRUARY_CHARTERS
-from exporter.snapshot import SCHEMA_2026_02, SCHEMA_2026_03, SchemaInfo
+from exporter.snapshot import SCHEMA_2026_02, SCHEMA_2026_03, SCHEMA_2026_10, SchemaInfo
 from exporter.source import DatabaseUnavailable, Source, open_pool
 
 NOW = datetime(2026, 2, 15, 12, 7, tzinfo=UTC)
@@ -434,9 +435,33 @@ def test_a_time_zone_that_is_a_directory_fails_only_its_charter(
     ]
 
 
-def _optional_indexes(runs_table: str) -> list[str]:
+def _optional_indexes(runs_table: str, columns: str = "schedule_id, scheduled_for") -> list[str]:
+    """The optional indexes of ``runs_table`` on ``columns``."""
     text = (REPO / "sql" / "optional-indexes.sql").read_text()
-    return re.findall(rf"CREATE INDEX CONCURRENTLY IF NOT EXISTS \w+\s+ON {runs_table} [^;]+", text)
+    return re.findall(
+        rf"CREATE INDEX CONCURRENTLY IF NOT EXISTS \w+\s+ON {runs_table} \({columns}\)[^;]+", text
+    )
+
+
+def _plan_with_only_partial_indexes(
+    database: Database, runs_table: str, statement: str, params: dict[str, Any]
+) -> str:
+    """EXPLAIN of ``statement`` with the runs table's non-partial secondary indexes
+    dropped (in a transaction that is rolled back) and sequential scans off: which
+    partial index the planner can use, not which one today's statistics favour."""
+    with psycopg.connect(database.url) as conn:
+        others = conn.execute(
+            "SELECT indexname FROM pg_indexes WHERE tablename = %s"
+            " AND indexdef NOT LIKE '%% WHERE %%' AND indexname NOT LIKE '%%_pkey'",
+            (runs_table,),
+        ).fetchall()
+        for (name,) in others:
+            conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(name)))
+        conn.execute("SET LOCAL enable_seqscan = off")
+        explained = conn.execute(("EXPLAIN " + statement).encode(), params)
+        plan = "\n".join(row[0] for row in explained)
+        conn.rollback()
+    return plan
 
 
 def test_last_outcomes_can_use_the_optional_partial_indexes(database: Database) -> None:
@@ -454,22 +479,86 @@ def test_last_outcomes_can_use_the_optional_partial_indexes(database: Database) 
             conn.execute(statement.encode())
     last_outcomes = source.run_statements(SCHEMAS[database.schema])[6]
     assert "last_failure_at" in last_outcomes
-    with psycopg.connect(database.url) as conn:  # one transaction, rolled back
-        others = conn.execute(
-            "SELECT indexname FROM pg_indexes WHERE tablename = %s"
-            " AND indexdef NOT LIKE '%% WHERE %%' AND indexname NOT LIKE '%%_pkey'",
-            (runs_table,),
-        ).fetchall()
-        for (name,) in others:
-            conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(name)))
-        conn.execute("SET LOCAL enable_seqscan = off")
-        explained = conn.execute(
-            ("EXPLAIN " + last_outcomes).encode(), {"account": "cogni_system", "now": NOW}
-        )
-        plan = "\n".join(row[0] for row in explained)
-        conn.rollback()
+    plan = _plan_with_only_partial_indexes(
+        database, runs_table, last_outcomes, {"account": "cogni_system", "now": NOW}
+    )
     assert f"{runs_table}_last_success_idx" in plan, plan
     assert f"{runs_table}_last_failure_idx" in plan, plan
+
+
+@pytest.mark.parametrize("schema", [SCHEMA_2026_03, SCHEMA_2026_10])
+def test_unscheduled_outcomes_can_use_the_optional_partial_indexes(
+    make_database: Callable[[str], Database], schema: str
+) -> None:
+    """The last success and failure of work without a schedule (PR reviews) are one
+    descent each of the unscheduled indexes, not a walk through 30 days of the
+    system principal's runs. Without them the planner, misled by the correlation of
+    "requested by the owner" and "no schedule", reads every such run twice."""
+    database = make_database(schema)
+    with database.connect() as conn:
+        tenant = scenario.create_tenant(conn, balance_credits=1)
+        scenario.add_unscheduled_run(conn, tenant, NOW - timedelta(hours=1), "success")
+        statements = _optional_indexes("graph_runs", "requested_by, started_at")
+        assert len(statements) == 2
+        for statement in statements:
+            conn.execute(statement.encode())
+    # The same statement on both schemas (graph_runs.requested_by since 2026-03).
+    (unscheduled_outcomes,) = (s for s in source.run_statements() if "k.run_kind" in s)
+    params = {
+        "account": "cogni_system",
+        "now": NOW,
+        "since": NOW - timedelta(days=1),
+        "lookback": NOW - source.UNSCHEDULED_LOOKBACK,
+    }
+    plan = _plan_with_only_partial_indexes(database, "graph_runs", unscheduled_outcomes, params)
+    assert "graph_runs_unscheduled_success_idx" in plan, plan
+    assert "graph_runs_unscheduled_failure_idx" in plan, plan
+
+
+OPTIONAL_INDEXES_BY_SCHEMA = {
+    SCHEMA_2026_02: {"schedule_runs_last_success_idx", "schedule_runs_last_failure_idx"},
+    SCHEMA_2026_03: {
+        "graph_runs_last_success_idx",
+        "graph_runs_last_failure_idx",
+        "graph_runs_unscheduled_success_idx",
+        "graph_runs_unscheduled_failure_idx",
+    },
+}
+OPTIONAL_INDEXES_BY_SCHEMA[SCHEMA_2026_10] = OPTIONAL_INDEXES_BY_SCHEMA[SCHEMA_2026_03]
+
+
+@pytest.mark.parametrize("schema", sorted(OPTIONAL_INDEXES_BY_SCHEMA))
+def test_optional_indexes_script_runs_with_psql_as_documented(
+    make_database: Callable[[str], Database], schema: str
+) -> None:
+    """``psql -f sql/optional-indexes.sql``, as the file and the README say: on each
+    schema it builds the indexes that schema can hold, and a second run changes nothing."""
+    from exporter.demo.localpg import find_bindir  # noqa: PLC0415
+
+    bindir = find_bindir()
+    assert bindir is not None, "PostgreSQL client binaries (psql) are needed"
+    database = make_database(schema)
+    command = [
+        str(bindir / "psql"),
+        "--no-psqlrc",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-f",
+        str(REPO / "sql" / "optional-indexes.sql"),
+        database.url,
+    ]
+    for _ in range(2):
+        result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+        assert result.returncode == 0, result.stdout + result.stderr
+    with database.connect() as conn:
+        built = {
+            name
+            for (name,) in conn.execute(
+                "SELECT indexname FROM pg_indexes"
+                " WHERE indexname ~ '_(last|unscheduled)_(success|failure)_idx$'"
+            )
+        }
+    assert built == OPTIONAL_INDEXES_BY_SCHEMA[schema]
 
 
 # --- failure is a value ----------------------------------------------------------------
