@@ -442,6 +442,7 @@ class Source:
         # the first collection counts none, so the counters start at 0.
         self._finished_after: datetime | None = None
         self._connector = connector_of(pool)
+        self._watchdog = _Watchdog()
 
     def read(self, now: datetime) -> Snapshot:
         """One consistent snapshot as of ``now``; raises ``CollectionError``."""
@@ -535,18 +536,20 @@ class Source:
                     raise
 
     def _read_on(self, conn: psycopg.Connection[Any], now: datetime) -> Snapshot:
-        deadline = _Deadline(conn, self._timeout_seconds + DEADLINE_GRACE_SECONDS)
+        seconds = self._timeout_seconds + DEADLINE_GRACE_SECONDS
+        alarm = self._watchdog.arm(conn, seconds)
         try:
-            with deadline:
-                return self._read(conn, now)
+            return self._read(conn, now)
         except psycopg.OperationalError as exc:
-            if deadline.fired:
+            if alarm.fired:
                 raise DatabaseUnavailable(
-                    f"the database did not answer within {deadline.seconds:g} s"
+                    f"the database did not answer within {seconds:g} s"
                 ) from exc
             if conn.broken:
                 raise _BrokenConnection(exc) from exc
             raise
+        finally:
+            self._watchdog.disarm(alarm)
 
     def _params(self, now: datetime) -> dict[str, Any]:
         return {
@@ -687,37 +690,80 @@ class _Facts:
 DEADLINE_GRACE_SECONDS = 1.0
 
 
-class _Deadline:
-    """Severs a connection's socket if a collection outlives ``seconds``.
+class _Alarm:
+    """One collection's deadline on one connection's socket."""
+
+    __slots__ = ("due", "fd", "fired", "seconds")
+
+    def __init__(self, fd: int, seconds: float, due: float) -> None:
+        self.fd = fd
+        self.seconds = seconds
+        self.due = due
+        self.fired = False
+
+
+class _Watchdog:
+    """Severs a connection's socket if a collection outlives its deadline.
 
     psycopg waits on the socket without a client-side timeout, so a path that
     accepts and then never answers would block the scrape. Shutting the socket
     down makes that wait fail at once; the pool then discards the connection.
+
+    One thread watches every armed deadline (a thread started per collection
+    cost about 0.1 ms each time); it ends after ``linger`` seconds with nothing
+    armed, so an idle exporter, or a test making many sources, keeps no thread.
+    Once ``disarm`` has returned, that alarm can no longer fire: its descriptor
+    may be reused by then.
     """
 
-    def __init__(self, conn: psycopg.Connection[Any], seconds: float) -> None:
-        self.seconds = seconds
-        self.fired = False
-        self._fd = conn.fileno()
-        self._timer = threading.Timer(seconds, self._sever)
-        self._timer.daemon = True
+    def __init__(self, *, linger: float = 300.0) -> None:
+        self._linger = linger
+        self._cond = threading.Condition()
+        self._armed: set[_Alarm] = set()
+        self._thread: threading.Thread | None = None
 
-    def _sever(self) -> None:
-        self.fired = True
-        logger.warning(
-            "no answer from the database within %g s; closing that connection", self.seconds
-        )
-        with contextlib.suppress(OSError):
-            sock = socket.socket(fileno=os.dup(self._fd))
-            sock.shutdown(socket.SHUT_RDWR)
-            sock.close()
+    def arm(self, conn: psycopg.Connection[Any], seconds: float) -> _Alarm:
+        alarm = _Alarm(conn.fileno(), seconds, time.monotonic() + seconds)
+        with self._cond:
+            self._armed.add(alarm)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._watch, name="collection-deadline", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify()
+        return alarm
 
-    def __enter__(self) -> _Deadline:
-        self._timer.start()
-        return self
+    def disarm(self, alarm: _Alarm) -> None:
+        with self._cond:
+            self._armed.discard(alarm)
 
-    def __exit__(self, *exc_info: object) -> None:
-        self._timer.cancel()
+    def _watch(self) -> None:
+        with self._cond:
+            idle_since = time.monotonic()
+            while True:
+                now = time.monotonic()
+                for alarm in [a for a in self._armed if a.due <= now]:
+                    self._armed.discard(alarm)
+                    _sever(alarm)
+                if self._armed:
+                    idle_since = now
+                elif now - idle_since >= self._linger:
+                    self._thread = None
+                    return
+                due = min((a.due for a in self._armed), default=idle_since + self._linger)
+                self._cond.wait(max(due - now, 0.0))
+
+
+def _sever(alarm: _Alarm) -> None:
+    alarm.fired = True
+    logger.warning(
+        "no answer from the database within %g s; closing that connection", alarm.seconds
+    )
+    with contextlib.suppress(OSError):
+        sock = socket.socket(fileno=os.dup(alarm.fd))
+        sock.shutdown(socket.SHUT_RDWR)
+        sock.close()
 
 
 class _LenientText(Loader):

@@ -10,6 +10,7 @@ import math
 import re
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -562,6 +563,40 @@ def test_optional_indexes_script_runs_with_psql_as_documented(
 
 
 # --- failure is a value ----------------------------------------------------------------
+
+
+def _wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def test_one_watchdog_thread_cuts_an_overdue_collection_and_ends_when_idle(
+    database: Database,
+) -> None:
+    """Deadlines are watched by one thread, not one per collection: a disarmed
+    alarm never fires, an overdue one severs its connection, and with nothing armed
+    the thread ends after its linger time."""
+
+    def watchers() -> int:
+        return sum(t.name == "collection-deadline" for t in threading.enumerate())
+
+    watchdog = source._Watchdog(linger=0.3)
+    before = watchers()
+    with psycopg.connect(database.url) as conn:
+        alarms = [watchdog.arm(conn, 60.0) for _ in range(5)]
+        assert watchers() == before + 1
+        for alarm in alarms:
+            watchdog.disarm(alarm)
+        overdue = watchdog.arm(conn, 0.05)
+        assert _wait_for(lambda: overdue.fired)
+        assert not any(alarm.fired for alarm in alarms)
+        with pytest.raises(psycopg.OperationalError):
+            conn.execute("SELECT 1")
+    assert _wait_for(lambda: watchers() == before)
 
 
 def _assert_failed(scrape: dict[str, Any], reason: str) -> None:
