@@ -502,6 +502,18 @@ def _watch_colours(metrics_url: str, until: Health, timeout: float) -> list[Heal
     return seen
 
 
+def _drained_in_order(colours: list[Health]) -> bool:
+    """Green, then yellow, then red, nothing skipped and nothing back from red.
+
+    In real time the runway may cross the 24 h line more than once before it
+    falls for good: the burn rate is measured over a sliding window, and a run's
+    charge can leave it just before the next one arrives. So green and yellow may
+    alternate before red (a gauge at its threshold, which the alerts' ``for``
+    absorbs); red may come only after yellow, and last.
+    """
+    return re.fullmatch("G(YG)*YR", "".join(c.name[0] for c in colours)) is not None
+
+
 def _banner_urls(demo: Demo) -> list[tuple[str, str]]:
     """(name, URL) of each http URL in the banner, in its order."""
     demo.wait_for(r"Ctrl-C stops everything")
@@ -616,6 +628,14 @@ def test_the_demo_shows_todays_node_its_outage_and_its_recovery(demo_args: list[
     assert _alive(servers) == set()
 
 
+def test_the_drain_order_check_allows_a_wobble_at_24_hours_and_nothing_else() -> None:
+    g, y, r = Health.GREEN, Health.YELLOW, Health.RED
+    for ok in ([g, y, r], [g, y, g, y, r], [g, y, g, y, g, y, r]):
+        assert _drained_in_order(ok), ok
+    for bad in ([g, r], [y, r], [g, y], [g, y, r, g], [g, y, r, y], [g, y, g, r], []):
+        assert not _drained_in_order(bad), bad
+
+
 def test_the_february_demo_goes_green_yellow_red_pages_and_stops_cleanly_on_ctrl_c(
     demo_args: list[str],
 ) -> None:
@@ -630,7 +650,7 @@ def test_the_february_demo_goes_green_yellow_red_pages_and_stops_cleanly_on_ctrl
         assert len(servers) >= 3, "PostgreSQL, Prometheus and Alertmanager"
 
         colours = _watch_colours(metrics_url, until=Health.RED, timeout=DEMO_TIMEOUT)
-        assert colours == [Health.GREEN, Health.YELLOW, Health.RED], demo.output()[-3000:]
+        assert _drained_in_order(colours), (colours, demo.output()[-3000:])
         _, body = _get(f"{prometheus_url}/api/v1/targets")
         targets = json.loads(body)["data"]["activeTargets"]
         assert [t["labels"]["job"] for t in targets] == ["governance"]
