@@ -194,6 +194,14 @@ def find_bindir() -> Path | None:
     return Path(initdb).parent if initdb else None
 
 
+def _kill_session(process: subprocess.Popen[str]) -> None:
+    """SIGKILL to ``process`` and everything in its session (its process group), then
+    reap it: once this returns, nothing of it writes any more."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.communicate()
+
+
 def _major_version(initdb: str) -> int:
     version = Path(initdb).parent.parent.name
     return int(version) if version.isdigit() else 0
@@ -258,25 +266,31 @@ class LocalPostgres:
     def _run_tool(self, tool: str, *args: str) -> None:
         """Run ``tool`` to completion, like the servers in its own session: a Ctrl-C in
         the terminal must reach only us (the demo then stops cleanly once it is done),
-        not kill it half-way. An exception here (a second Ctrl-C) kills it."""
+        not kill it half-way. An exception here (a second Ctrl-C) kills it and every
+        process it started: initdb runs the bootstrap ``postgres`` as its child, which
+        would go on writing into the state directory while the demo removes it."""
         user_args: dict[str, Any] = {}
         if self.os_user is not None:
             user_args = {"user": self.os_user, "group": _primary_group(self.os_user)}
             user_args["extra_groups"] = []
-        result = subprocess.run(
+        process = subprocess.Popen(
             [str(self.bindir / tool), *args],
             stdin=subprocess.DEVNULL,
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
-            timeout=180,
-            check=False,
             cwd=self.root,
             start_new_session=True,
-            preexec_fn=_parent_death_signal(signal.SIGTERM),
+            preexec_fn=_parent_death_signal(signal.SIGTERM),  # noqa: PLW1509 - one prctl call
             **user_args,
         )
-        if result.returncode != 0:
-            raise RuntimeError(f"{tool} failed ({result.returncode}): {result.stderr.strip()}")
+        try:
+            _, stderr = process.communicate(timeout=180)
+        except BaseException:
+            _kill_session(process)
+            raise
+        if process.returncode != 0:
+            raise RuntimeError(f"{tool} failed ({process.returncode}): {stderr.strip()}")
 
     def start(self, timeout: float = 60) -> None:
         """Start the server as our child and wait until it takes connections."""
