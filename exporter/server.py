@@ -40,13 +40,14 @@ logger = logging.getLogger(__name__)
 REQUEST_TIMEOUT_SECONDS = 20.0
 READ_TIMEOUT_SECONDS = 10.0
 # How long a connection may wait for its next request. Above the scrape
-# intervals in common use (Prometheus's default is 1 m; 2 m still fits, and
-# no common interval lands on it, where a close would cross the scrape on the
-# wire) and above the 90 s after which Go's default HTTP client drops an idle
+# intervals in common use (Prometheus's default is 1 m; 2 m still fits, and no
+# common interval lands on it, where a close would cross the scrape on the wire)
+# and above the 90 s after which Go's default HTTP client drops an idle
 # connection itself. Prometheus keeps its scrape connections up to 5 min: for
-# longer intervals the server closes first, and Go's client notices the close
-# while idle, or retries the GET if the close crosses it. An idle connection
-# costs a thread but never a newcomer's slot: it is closed to make room.
+# longer intervals the server closes first; Go's client notices the close while
+# the connection idles, and retries a GET that a close crossed on a reused
+# connection. An idle connection costs a thread, never a newcomer's slot: it is
+# closed to make room.
 KEEPALIVE_TIMEOUT_SECONDS = 150.0
 
 
@@ -114,8 +115,8 @@ class ExporterServer(ThreadingHTTPServer):
 
     - At most ``max_concurrent`` connections are served at once. When all are
       taken, a newcomer takes the slot of the connection idle the longest
-      between requests, which is closed (as nginx and Go servers shed idle
-      keep-alive connections); if none is idle, it is answered 503 from the
+      between requests, which is closed (as nginx closes its idle keep-alive
+      connections when it runs out of connections); if none is idle, it is answered 503 from the
       accept loop (over TLS, where no plain answer can be read, it is closed)
       instead of getting a thread. So an idle keep-alive client never keeps
       anyone out.
