@@ -319,3 +319,23 @@ def test_keep_alive_over_tls_checks_auth_on_every_request(web_config: Path) -> N
     assert answers[1][1] == b"unauthorized\n"
     assert answers[4][1] == BODY
     assert len({local for _response, _body, local in answers}) == 1  # one TLS connection
+
+
+def test_an_idle_tls_connection_is_evicted_for_a_new_client(web_config: Path) -> None:
+    """The thread of an idle TLS connection wakes up when it is cut, and the
+    newcomer gets its slot."""
+    web = load_web_config(web_config)
+    context = ssl.create_default_context(cafile=str(web_config.parent / "server.crt"))
+    options = {"wrap_socket": web.wrap_socket, "authorize": web.authorize, "max_concurrent": 1}
+    with serving(**options) as (server, _gate):
+        idle = http.client.HTTPSConnection("127.0.0.1", port(server), context=context, timeout=10)
+        first = get(idle, "/healthz", basic(USER, PASSWORD))
+        time.sleep(0.2)
+        newcomer = http.client.HTTPSConnection("127.0.0.1", port(server), context=context)
+        second = get(newcomer, "/metrics", basic(USER, PASSWORD))
+        evicted = closed_by_server(idle.sock)
+        for conn in (idle, newcomer):
+            conn.close()
+    assert first[0].status == 200
+    assert (second[0].status, second[1]) == (200, BODY)
+    assert evicted
