@@ -1,9 +1,11 @@
 """The HTTP side: /metrics, /healthz and the status page, nothing else.
 
-Only GET and HEAD on known paths (405 otherwise); at most ``max_concurrent``
-requests are handled at once (a flood gets 503 instead of a thread each), each
-within a deadline; an unexpected error is logged with its traceback and answered
-with a bare 500. TLS, basic auth and the rate limit plug in as ``wrap_socket``
+Only GET and HEAD on known paths (405 otherwise); connections are kept alive
+for the next request (HTTP/1.1); at most ``max_concurrent`` connections are
+served at once (a flood gets 503 instead of a thread each, after the connections
+idle between requests have been closed to make room), each request within a
+deadline; an unexpected error is logged with its traceback and answered with a
+bare 500. TLS, basic auth and the rate limit plug in as ``wrap_socket``
 and ``authorize`` (see ``exporter.webconfig``): a refused request is answered
 401, or 429 when the rate limit or the bounded bcrypt work turns it away.
 """
@@ -11,6 +13,7 @@ and ``authorize`` (see ``exporter.webconfig``): a refused request is answered
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import logging
 import math
@@ -23,7 +26,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, cast
 
 from exporter import __version__
 from exporter.cache import SnapshotCache
@@ -32,10 +35,20 @@ from exporter.webconfig import Authorizer, SocketWrapper, Verdict
 
 logger = logging.getLogger(__name__)
 
-# A connection must be done within this (the whole request: read, collection,
-# answer); each read from the client may stall for at most the idle timeout.
+# A request must be done within this (the whole of it: read, collection,
+# answer); each read from the client may stall for at most the read timeout.
 REQUEST_TIMEOUT_SECONDS = 20.0
-IDLE_TIMEOUT_SECONDS = 10.0
+READ_TIMEOUT_SECONDS = 10.0
+# How long a connection may wait for its next request. Above the scrape
+# intervals in common use (Prometheus's default is 1 m; 2 m still fits, and no
+# common interval lands on it, where a close would cross the scrape on the wire)
+# and above the 90 s after which Go's default HTTP client drops an idle
+# connection itself. Prometheus keeps its scrape connections up to 5 min: for
+# longer intervals the server closes first; Go's client notices the close while
+# the connection idles, and retries a GET that a close crossed on a reused
+# connection. An idle connection costs a thread, never a newcomer's slot: it is
+# closed to make room.
+KEEPALIVE_TIMEOUT_SECONDS = 150.0
 
 
 @dataclass(frozen=True)
@@ -86,25 +99,32 @@ def healthz_route(snapshots: SnapshotCache) -> Route:
 
 
 class _Connection:
-    """An accepted connection and when it must be finished."""
+    """An accepted connection: when its request must be finished, and since when
+    it has been idle between requests (``None`` while a request is in progress)."""
 
-    __slots__ = ("deadline", "sock")
+    __slots__ = ("deadline", "idle_since", "sock")
 
     def __init__(self, sock: socket.socket, deadline: float) -> None:
         self.sock = sock
         self.deadline = deadline
+        self.idle_since: float | None = None
 
 
 class ExporterServer(ThreadingHTTPServer):
     """A threading server that bounds its work.
 
-    - At most ``max_concurrent`` connections are served at once; one more is
-      answered 503 from the accept loop (over TLS, where no plain answer can be
-      read, it is closed) instead of getting a thread.
-    - Every connection carries one request (``Connection: close``), so an idle
-      keep-alive client cannot sit on a slot, and must be done within
-      ``request_timeout`` seconds: the accept loop cuts connections past their
-      deadline, so a client trickling bytes (slowloris) holds a slot no longer.
+    - At most ``max_concurrent`` connections are served at once. When all are
+      taken, a newcomer takes the slot of the connection idle the longest
+      between requests, which is closed (as nginx closes its idle keep-alive
+      connections when it runs out of connections); if none is idle, it is answered 503 from the
+      accept loop (over TLS, where no plain answer can be read, it is closed)
+      instead of getting a thread. So an idle keep-alive client never keeps
+      anyone out.
+    - Every request must be done within ``request_timeout`` seconds from its
+      first byte (the first one from the accept, TLS handshake included): the
+      accept loop cuts connections past their deadline, so a client trickling
+      bytes (slowloris) holds a slot no longer. A connection waiting for its
+      next request is closed after ``keepalive_timeout`` seconds.
     """
 
     daemon_threads = True
@@ -118,42 +138,69 @@ class ExporterServer(ThreadingHTTPServer):
         *,
         max_concurrent: int,
         request_timeout: float = REQUEST_TIMEOUT_SECONDS,
+        keepalive_timeout: float = KEEPALIVE_TIMEOUT_SECONDS,
         wrap_socket: Callable[[socket.socket], socket.socket] | None = None,
         authorize: Authorizer | None = None,
     ) -> None:
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.routes = dict(routes)
         self.max_concurrent = max_concurrent
-        self.slots = threading.BoundedSemaphore(max_concurrent)
         self.request_timeout = request_timeout
+        self.read_timeout = min(request_timeout, READ_TIMEOUT_SECONDS)
+        self.keepalive_timeout = keepalive_timeout
         self.wrap_socket = wrap_socket
         self.authorize = authorize
-        self._connections: dict[int, _Connection] = {}
+        # The connections holding a slot; an evicted one leaves the set at once.
+        self._connections: set[_Connection] = set()
         self._connections_lock = threading.Lock()
         self._busy = _BusyLog(max_concurrent)
-        super().__init__(address, RequestHandler)
+        # ``_serve`` builds each handler with its slot; the base class's
+        # ``finish_request``, which would build one without, is never called.
+        super().__init__(address, RequestHandler)  # type: ignore[arg-type]
 
     def process_request(self, request: Any, client_address: Any) -> None:
-        if not self.slots.acquire(blocking=False):
+        connection = self._admit(request)
+        if connection is None:
             self._busy.refused()
             if self.wrap_socket is None:
                 _refuse_busy(request)
             self.shutdown_request(request)
             return
         try:
-            super().process_request(request, client_address)
+            threading.Thread(
+                target=self._serve, args=(connection, client_address), daemon=True
+            ).start()
         except BaseException:  # no thread started: give the slot back
-            self.slots.release()
+            self._untrack(connection)
             self.shutdown_request(request)
             raise
 
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        connection = self._track(request)
+    def _admit(self, sock: socket.socket) -> _Connection | None:
+        """A slot for a new connection: a free one, else the one of the connection
+        idle the longest, which is closed; ``None`` when every slot is at work."""
+        with self._connections_lock:
+            if len(self._connections) >= self.max_concurrent:
+                idle = [c for c in self._connections if c.idle_since is not None]
+                if not idle:
+                    return None
+                oldest = min(idle, key=lambda c: c.idle_since or 0.0)
+                self._connections.discard(oldest)  # its slot is the newcomer's now
+                _cut(oldest.sock)
+                logger.debug("closed an idle keep-alive connection to make room")
+            connection = _Connection(sock, time.monotonic() + self.request_timeout)
+            self._connections.add(connection)
+            return connection
+
+    def _serve(self, connection: _Connection, client_address: Any) -> None:
+        request = connection.sock
         try:
-            request.settimeout(min(self.request_timeout, IDLE_TIMEOUT_SECONDS))
+            # One write per answer, and none held back waiting for the client's
+            # delayed ACK of the previous one (Nagle; a TLS answer is several writes).
+            request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            request.settimeout(self.read_timeout)
             if self.wrap_socket is not None:
                 request = self._secure(connection, request, self.wrap_socket)
-            self.finish_request(request, client_address)
+            RequestHandler(request, client_address, self, connection)
         except OSError as exc:  # resets, timeouts, TLS failures: the client's doing
             logger.debug("connection from %s dropped: %s", client_address, exc)
         except Exception:
@@ -161,7 +208,6 @@ class ExporterServer(ThreadingHTTPServer):
         finally:
             self._untrack(connection)
             self.shutdown_request(request)
-            self.slots.release()
 
     def _secure(
         self, connection: _Connection, request: socket.socket, wrap: SocketWrapper
@@ -179,21 +225,31 @@ class ExporterServer(ThreadingHTTPServer):
                 raise
         return wrapped
 
-    def _track(self, sock: socket.socket) -> _Connection:
-        connection = _Connection(sock, time.monotonic() + self.request_timeout)
+    def connection_idle(self, connection: _Connection) -> None:
+        """Between requests: no deadline, and the first to go when slots run out."""
         with self._connections_lock:
-            self._connections[id(connection)] = connection
-        return connection
+            connection.idle_since = time.monotonic()
+            connection.deadline = math.inf
+
+    def request_begins(self, connection: _Connection) -> bool:
+        """The next request's first byte arrived: its deadline starts. False when
+        the connection was evicted meanwhile (its slot is someone else's)."""
+        with self._connections_lock:
+            if connection not in self._connections:
+                return False
+            connection.idle_since = None
+            connection.deadline = time.monotonic() + self.request_timeout
+            return True
 
     def _untrack(self, connection: _Connection) -> None:
         with self._connections_lock:
-            self._connections.pop(id(connection), None)
+            self._connections.discard(connection)
 
     def service_actions(self) -> None:
         """Called by ``serve_forever`` twice a second: cut overdue connections."""
         now = time.monotonic()
         with self._connections_lock:
-            overdue = [c for c in self._connections.values() if c.deadline <= now]
+            overdue = [c for c in self._connections if c.deadline <= now]
             for connection in overdue:
                 _cut(connection.sock)
         if overdue:
@@ -276,19 +332,48 @@ REFUSALS: Mapping[Verdict, Response] = {
 
 
 class RequestHandler(BaseHTTPRequestHandler):
-    """GET and HEAD on the known routes; every other answer is a bare status line
-    and phrase: no HTML, nothing of the request echoed back, no traceback."""
+    """GET and HEAD on the known routes, requests in sequence on one connection;
+    every other answer is a bare status line and phrase: no HTML, nothing of the
+    request echoed back, no traceback."""
 
     server: ExporterServer
     server_version = f"governance-exporter/{__version__}"
     sys_version = ""
     protocol_version = "HTTP/1.1"
-    timeout = None  # the server has set the socket's idle timeout already
+    timeout = None  # the server has set the socket's read timeout already
+
+    def __init__(
+        self, request: socket.socket, client_address: Any, server: ExporterServer, slot: _Connection
+    ) -> None:
+        self.slot = slot
+        super().__init__(request, client_address, server)
+
+    def handle(self) -> None:
+        """The first request, then more while both sides keep the connection."""
+        self.close_connection = True
+        self.handle_one_request()
+        while not self.close_connection and self._next_request_arrives():
+            self.handle_one_request()
+
+    def _next_request_arrives(self) -> bool:
+        """Idle until the next request's first byte: False when the client
+        leaves, the keep-alive timeout passes or the server evicts us."""
+        self.server.connection_idle(self.slot)
+        self.connection.settimeout(self.server.keepalive_timeout)
+        try:
+            # Peek, not read: the request line is the stdlib's to read.
+            arrived = bool(cast(io.BufferedReader, self.rfile).peek(1))
+        except OSError as exc:  # the keep-alive timeout, a reset, an evicted TLS socket
+            logger.debug("idle connection from %s closed: %s", self.address_string(), exc)
+            return False
+        self.connection.settimeout(self.server.read_timeout)
+        return arrived and self.server.request_begins(self.slot)
 
     def parse_request(self) -> bool:
         if not super().parse_request():
             return False
         if self.command not in ALLOWED_METHODS:
+            self.close_connection = True  # it may have sent a body we will not read
             self._respond(
                 Response(
                     HTTPStatus.METHOD_NOT_ALLOWED,
@@ -298,7 +383,15 @@ class RequestHandler(BaseHTTPRequestHandler):
                 include_body=True,
             )
             return False
+        if self._carries_body():
+            # Answered, then closed: the unread body must never be read as
+            # the next request (request smuggling).
+            self.close_connection = True
         return True
+
+    def _carries_body(self) -> bool:
+        length = self.headers.get("Content-Length", "0").strip()
+        return length != "0" or "Transfer-Encoding" in self.headers
 
     def do_GET(self) -> None:
         self._respond(self._handle(), include_body=True)
@@ -307,6 +400,9 @@ class RequestHandler(BaseHTTPRequestHandler):
         self._respond(self._handle(), include_body=False)
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        # The stdlib calls this on a request it could not parse (400, 414, 431,
+        # 505...): where the next request would start is unknown, so close.
+        self.close_connection = True
         status = HTTPStatus(code)
         self._respond(
             Response(status, f"{status.phrase.lower()}\n".encode()),
@@ -315,7 +411,7 @@ class RequestHandler(BaseHTTPRequestHandler):
 
     def _handle(self) -> Response:
         headers = {k.lower(): v for k, v in self.headers.items()}
-        if self.server.authorize is not None:
+        if self.server.authorize is not None:  # on every request, not once per connection
             refusal = REFUSALS.get(self.server.authorize(headers))
             if refusal is not None:
                 return refusal
@@ -330,18 +426,31 @@ class RequestHandler(BaseHTTPRequestHandler):
             return Response(HTTPStatus.INTERNAL_SERVER_ERROR, b"internal error\n")
 
     def _respond(self, response: Response, *, include_body: bool) -> None:
-        if self.request_version == "HTTP/0.9":  # unparsed or ancient: answer with a status line
-            self.request_version = "HTTP/1.0"
-        self.send_response(response.status)
-        self.send_header("Content-Type", response.content_type)
-        self.send_header("Content-Length", str(len(response.body)))
-        self.send_header("X-Content-Type-Options", "nosniff")
-        self.send_header("Connection", "close")  # one request per connection
-        for name, value in response.headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        if include_body:
-            self.wfile.write(response.body)
+        """Status line, headers and body in one write: two would let Nagle hold
+        the body until the client's delayed ACK of the headers (40 ms on Linux)."""
+        self.log_request(response.status)
+        head = "".join(f"{line}\r\n" for line in self._head_lines(response)) + "\r\n"
+        self.wfile.write(head.encode("latin-1") + (response.body if include_body else b""))
+
+    def _head_lines(self, response: Response) -> list[str]:
+        status = HTTPStatus(response.status)
+        return [
+            f"{self.protocol_version} {status.value} {status.phrase}",
+            f"Server: {self.version_string().strip()}",
+            f"Date: {self.date_time_string()}",
+            f"Content-Type: {response.content_type}",
+            f"Content-Length: {len(response.body)}",
+            "X-Content-Type-Options: nosniff",
+            *self._connection_lines(),
+            *(f"{name}: {value}" for name, value in response.headers.items()),
+        ]
+
+    def _connection_lines(self) -> list[str]:
+        # Said in full even where HTTP/1.1 implies it: an HTTP/1.0 client that
+        # asked for keep-alive needs the answer, and the timeout is a hint to all.
+        if self.close_connection:
+            return ["Connection: close"]
+        return ["Connection: keep-alive", f"Keep-Alive: timeout={self.server.keepalive_timeout:g}"]
 
     def log_message(self, format: str, *args: Any) -> None:
         logger.debug("%s - %s", self.address_string(), format % args)
