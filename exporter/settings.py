@@ -127,15 +127,18 @@ class Settings(BaseSettings):
         default=128,
         ge=1,
         le=1000,
-        description="Most HTTP requests served at once; more are answered 503 (over "
-        "TLS: closed) instead of each getting a thread.",
+        description="Most HTTP connections served at once (each kept alive between "
+        "requests); a connection idle between requests is closed to make room for a new "
+        "one, and when every connection has a request in progress a newcomer is answered "
+        "503 (over TLS: closed) instead of getting a thread.",
     )
     web_request_timeout_seconds: float = Field(
         default=20.0,
         gt=0,
         le=300,
-        description="Deadline for one HTTP connection, from accept to answer; a slower "
-        "client is cut off. Keep it above statement-timeout-seconds.",
+        description="Deadline for one HTTP request, from its first byte (the first "
+        "request's: from accept) to the end of the answer; a slower client is cut off. "
+        "Keep it above statement-timeout-seconds.",
     )
     memory_dir: Path | None = Field(
         default=None,
