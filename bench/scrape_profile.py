@@ -14,8 +14,9 @@ In one process, on a generated benchmark database (bench/generate.py) and with
 - ``body``: ``ExpositionCache.body()``, i.e. all three as /metrics does them;
 - ``floor-N``: ``run_statements()`` back to back on one open connection, and the
   same N statements in one pipeline (what ``collect`` sends, without the rows);
-- over HTTP on 127.0.0.1, a new connection per request (as the server answers
-  one request per connection): ``GET /metrics`` and ``GET /healthz``.
+- over HTTP on 127.0.0.1: ``GET /metrics`` and ``GET /healthz``, on a new
+  connection per request and on one kept-alive connection (as Prometheus
+  scrapes).
 
 Then cProfile of ``--calls`` ``body()`` calls, and separately of the HTTP
 request threads during ``--calls`` ``GET /metrics`` (the handler thread's own
@@ -73,6 +74,20 @@ def http_get(port: int, path: str) -> None:
     conn.close()
     if response.status != 200:
         raise RuntimeError(f"GET {path}: {response.status}")
+
+
+class KeptAlive:
+    """GET on one reused connection, as Prometheus scrapes (reconnects if closed)."""
+
+    def __init__(self, port: int) -> None:
+        self._conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+
+    def get(self, path: str) -> None:
+        self._conn.request("GET", path)
+        response = self._conn.getresponse()
+        response.read()
+        if response.status != 200:
+            raise RuntimeError(f"GET {path}: {response.status}")
 
 
 def by_package(stats: pstats.Stats) -> list[tuple[str, float]]:
@@ -157,6 +172,7 @@ def main() -> None:  # noqa: PLR0915
                 for cur in cursors:
                     cur.fetchall()
 
+            kept_alive = KeptAlive(port)
             rounds: dict[str, list[float]] = defaultdict(list)
             steps: dict[str, Callable[[], object]] = {
                 "collect": app.snapshots.get,
@@ -167,6 +183,8 @@ def main() -> None:  # noqa: PLR0915
                 "floor_pipelined": pipelined,
                 "http_metrics": lambda: http_get(port, "/metrics"),
                 "http_healthz": lambda: http_get(port, "/healthz"),
+                "http_metrics_kept_alive": lambda: kept_alive.get("/metrics"),
+                "http_healthz_kept_alive": lambda: kept_alive.get("/healthz"),
             }
             # Alternating rounds, as run.py does, so that outside load hits all alike.
             per_round = max(1, args.calls // 6)
