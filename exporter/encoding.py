@@ -8,14 +8,15 @@ and set of label names is escaped once per family, with client_python's own
 sample then costs its label values (escaped only when they hold a backslash,
 a double quote or a newline), its value and a ``%``.
 
-Covered: what ``choose_encoder`` returns for the text format 0.0.4 (and
-``text/plain; version=1.0.0`` with the default ``underscores`` escaping) and for
-OpenMetrics with ``underscores`` escaping, any version: the version only changes
-native histograms, which are not covered. Any other choice (``allow-utf-8``,
-``dots`` or ``values`` escaping), and any family this module does not reproduce
-exactly (exemplars, native histograms, a value or label that is not what
-client_python expects), is encoded by client_python's encoder itself: other bytes
-never go out. tests/test_encoding.py holds the two byte for byte.
+Covered: what ``choose_encoder`` returns for the text format (0.0.4, or 1.0.0)
+and for OpenMetrics (any version: it only changes native histograms, which are
+not covered), with ``underscores`` escaping (the default) or ``allow-utf-8``
+(what Prometheus 3 asks for) as long as every sample name is a legacy one.
+Any other choice (``dots`` or ``values`` escaping), and any family this module
+does not reproduce exactly (exemplars, native histograms, a value or label that
+is not what client_python expects), is encoded by client_python's encoder
+itself: other bytes never go out. tests/test_encoding.py holds the two byte for
+byte.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ Encoder = Callable[[Collector], bytes]
 Encode = Callable[[Sequence[Metric]], bytes]
 
 UNDERSCORES = openmetrics.UNDERSCORES
+ALLOW_UTF8 = openmetrics.ALLOWUTF8
+ESCAPINGS = (UNDERSCORES, ALLOW_UTF8)
 
 # The text format shows some types under another name (and info families with
 # an ``_info`` suffix, counters with ``_total``), as client_python does.
@@ -61,6 +64,7 @@ _EXACT_INT = 2**53
 _GO_EXPONENT = 1_000_000
 
 _NOT_LABEL_RUNE = re.compile(r"[^a-zA-Z0-9_]")
+_LEGACY_METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 
 
 class _Unsupported(Exception):
@@ -102,17 +106,18 @@ def _fast_encoder(chosen: Encoder) -> Encode | None:
     if not isinstance(chosen, functools.partial) or chosen.args:
         return None
     keywords: dict[str, Any] = chosen.keywords
-    if keywords.get("escaping", UNDERSCORES) != UNDERSCORES:
+    escaping = keywords.get("escaping", UNDERSCORES)
+    if escaping not in ESCAPINGS:
         return None
     if chosen.func is text_format.generate_latest and set(keywords) <= {"escaping"}:
-        return encode_text
+        return functools.partial(encode_text, escaping=escaping)
     version = keywords.get("version", "1.0.0")
     if (
         chosen.func is openmetrics.generate_latest
         and set(keywords) <= {"escaping", "version"}
         and isinstance(version, str)
     ):
-        return encode_openmetrics
+        return functools.partial(encode_openmetrics, escaping=escaping)
     return None
 
 
@@ -132,11 +137,16 @@ def _go_float(value: float) -> str:
 
 
 def _escape_value(value: str) -> str:
-    if "\\" in value or '"' in value or "\n" in value:
-        return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-    if type(value) is not str:  # client_python calls its ``replace``; leave it the rest
+    if type(value) is str:
+        if "\\" in value or '"' in value or "\n" in value:
+            return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+        return value
+    # A str subclass (the memory files' statuses are enums): client_python writes
+    # what its ``replace`` returns, which is a plain str; anything else is left to it.
+    escaped = value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+    if type(escaped) is not str:
         raise _Unsupported(value)
-    return value
+    return escaped
 
 
 # --- names and line templates ------------------------------------------------------------
@@ -158,11 +168,22 @@ def _text_sample_name(name: str) -> str:
     return openmetrics.escape_metric_name(name, UNDERSCORES)
 
 
+def _legacy_sample_name(name: str) -> str:
+    """A sample name under ``allow-utf-8``, in either format: a legacy name as it is.
+
+    Other names client_python writes inside the braces; that is left to it.
+    """
+    if _LEGACY_METRIC_NAME.fullmatch(name) is None:
+        raise _Unsupported(name)
+    return openmetrics.escape_metric_name(name, ALLOW_UTF8)
+
+
 class _Templates:
     """Line templates of one family: its sample names and label names escaped once."""
 
-    def __init__(self, sample_name: Callable[[str], str]) -> None:
+    def __init__(self, sample_name: Callable[[str], str], escaping: str) -> None:
         self._sample_name = sample_name
+        self.escaping = escaping
         self._label_names: dict[str, str] = {}
         self._found: dict[tuple[str, ...], tuple[str, tuple[str, ...]]] = {}
 
@@ -185,7 +206,7 @@ class _Templates:
     def _label_name(self, key: str) -> str:
         escaped = self._label_names.get(key)
         if escaped is None:
-            escaped = openmetrics.escape_label_name(key, UNDERSCORES).replace("%", "%%")
+            escaped = openmetrics.escape_label_name(key, self.escaping).replace("%", "%%")
             self._label_names[key] = escaped
         return escaped
 
@@ -199,23 +220,26 @@ def _start(template: str, keys: tuple[str, ...], labels: dict[str, str]) -> str:
 # --- the two formats ----------------------------------------------------------------------
 
 
-def encode_text(families: Iterable[Metric]) -> bytes:
-    """The text format 0.0.4, as client_python's ``generate_latest`` writes it."""
+def encode_text(families: Iterable[Metric], escaping: str = UNDERSCORES) -> bytes:
+    """The text format, as client_python's ``generate_latest`` writes it."""
+    if escaping not in ESCAPINGS:
+        raise _Unsupported(escaping)
+    sample_name = _text_sample_name if escaping == UNDERSCORES else _legacy_sample_name
     out: list[str] = []
     for metric in families:
-        _text_family(metric, out)
+        _text_family(metric, _Templates(sample_name, escaping), out)
     return "".join(out).encode("utf-8")
 
 
-def _text_family(metric: Metric, out: list[str]) -> None:
+def _text_family(metric: Metric, templates: _Templates, out: list[str]) -> None:
     name = metric.name
-    shown = openmetrics.escape_metric_name(name + _TEXT_SUFFIXES.get(metric.type, ""), UNDERSCORES)
+    escaping = templates.escaping
+    shown = openmetrics.escape_metric_name(name + _TEXT_SUFFIXES.get(metric.type, ""), escaping)
     help_text = metric.documentation.replace("\\", "\\\\").replace("\n", "\\n")
     out.append(f"# HELP {shown} {help_text}\n")
     out.append(f"# TYPE {shown} {_TEXT_TYPES.get(metric.type, metric.type)}\n")
     moved_names = {name + suffix: suffix for suffix in _MOVED_SUFFIXES}
     moved: dict[str, list[str]] = {}
-    templates = _Templates(_text_sample_name)
     append = out.append
     for sample_name, labels, value, timestamp, exemplar, native in metric.samples:
         if exemplar is not None or native is not None:
@@ -231,27 +255,29 @@ def _text_family(metric: Metric, out: list[str]) -> None:
             moved.setdefault(suffix, []).append(line + "\n")
     for suffix in _MOVED_SUFFIXES:
         if suffix in moved:
-            gauge = openmetrics.escape_metric_name(name + suffix, UNDERSCORES)
+            gauge = openmetrics.escape_metric_name(name + suffix, escaping)
             out.append(f"# HELP {gauge} {help_text}\n# TYPE {gauge} gauge\n")
             out.extend(moved[suffix])
 
 
-def encode_openmetrics(families: Iterable[Metric]) -> bytes:
-    """OpenMetrics 1.0.0, as client_python's OpenMetrics ``generate_latest`` writes it."""
+def encode_openmetrics(families: Iterable[Metric], escaping: str = UNDERSCORES) -> bytes:
+    """OpenMetrics, as client_python's OpenMetrics ``generate_latest`` writes it."""
+    if escaping not in ESCAPINGS:
+        raise _Unsupported(escaping)
+    sample_name = _openmetrics_sample_name if escaping == UNDERSCORES else _legacy_sample_name
     out: list[str] = []
     for metric in families:
-        _openmetrics_family(metric, out)
+        _openmetrics_family(metric, _Templates(sample_name, escaping), out)
     out.append("# EOF\n")
     return "".join(out).encode("utf-8")
 
 
-def _openmetrics_family(metric: Metric, out: list[str]) -> None:
-    shown = openmetrics.escape_metric_name(metric.name, UNDERSCORES)
+def _openmetrics_family(metric: Metric, templates: _Templates, out: list[str]) -> None:
+    shown = openmetrics.escape_metric_name(metric.name, templates.escaping)
     help_text = metric.documentation.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
     out.append(f"# HELP {shown} {help_text}\n# TYPE {shown} {metric.type}\n")
     if metric.unit:
         out.append(f"# UNIT {shown} {metric.unit}\n")
-    templates = _Templates(_openmetrics_sample_name)
     append = out.append
     for sample_name, labels, value, timestamp, exemplar, native in metric.samples:
         if exemplar is not None or native is not None:
