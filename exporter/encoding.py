@@ -2,11 +2,12 @@
 
 client_python 0.26 validates and escapes every label name of every sample, and
 the metric name of every sample, with a regular expression each time. The
-exporter's families have fixed label names, so here each distinct sample name
-and set of label names is escaped once per family, with client_python's own
-``escape_metric_name`` and ``escape_label_name``, into a line template; a
-sample then costs its label values (escaped only when they hold a backslash,
-a double quote or a newline), its value and a ``%``.
+exporter's families have a fixed shape, so here each family's header and each
+distinct sample name with its label names become a line template once, with
+client_python's own ``escape_metric_name`` and ``escape_label_name``, kept in
+``Layouts`` (across collections when the caller keeps one); a sample then costs
+its label values (escaped only when they hold a backslash, a double quote or a
+newline), its value and a ``%``.
 
 Covered: what ``choose_encoder`` returns for the text format (0.0.4, or 1.0.0)
 and for OpenMetrics (any version: it only changes native histograms, which are
@@ -24,8 +25,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import re
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from prometheus_client import exposition as text_format
 from prometheus_client.metrics_core import Metric
@@ -37,6 +39,7 @@ Encoder = Callable[[Collector], bytes]
 """client_python's encoder, as ``choose_encoder`` returns it."""
 
 Encode = Callable[[Sequence[Metric]], bytes]
+_T = TypeVar("_T")
 
 UNDERSCORES = openmetrics.UNDERSCORES
 ALLOW_UTF8 = openmetrics.ALLOWUTF8
@@ -57,14 +60,19 @@ _TEXT_SUFFIXES = {"counter": "_total", "info": "_info"}
 _MOVED_SUFFIXES = ("_created", "_gcount", "_gsum")
 
 _INF = float("inf")
-# Below 2**53 an int is exact as a float, and below 1e16 Python's repr of that
-# float is the int's digits and ".0"; from 1e6 up Go's formatting (which
-# floatToGoString imitates) switches to an exponent.
+# Go's formatting (which floatToGoString imitates) writes positive values from
+# 1e6 with an exponent; Python's repr from 1e16. Below 2**53 an int is exact as
+# a float, and repr of that float is the int's digits and ".0".
+_GO_EXPONENT = 1e6
+_REPR_EXPONENT = 1e16
 _EXACT_INT = 2**53
-_GO_EXPONENT = 1_000_000
 
 _NOT_LABEL_RUNE = re.compile(r"[^a-zA-Z0-9_]")
 _LEGACY_METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+
+# Line starts (and names, headers) kept per format and escaping: the exporter
+# has a few hundred; label values without bound would get the rest written per use.
+MAX_TEMPLATES = 4096
 
 
 class _Unsupported(Exception):
@@ -81,7 +89,29 @@ class FixedFamilies:
         return iter(self._families)
 
 
-def encoder_for(chosen: Encoder) -> Encode:
+# --- choosing ----------------------------------------------------------------------------
+
+
+class Layouts:
+    """The line templates learnt from families, per format and escaping, to reuse.
+
+    Keep one for as long as the families keep their shape (the exporter's do:
+    one per ``ExpositionCache``); a new one per encoding is correct, only slower.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._templates: dict[tuple[str, str], _Templates] = {}
+
+    def templates(self, style: str, escaping: str) -> _Templates:
+        with self._lock:
+            found = self._templates.get((style, escaping))
+            if found is None:
+                found = self._templates[(style, escaping)] = _Templates(style, escaping)
+            return found
+
+
+def encoder_for(chosen: Encoder, layouts: Layouts | None = None) -> Encode:
     """An encoder of families giving the bytes ``chosen`` (from ``choose_encoder``) gives."""
     fast = _fast_encoder(chosen)
 
@@ -89,7 +119,7 @@ def encoder_for(chosen: Encoder) -> Encode:
         if fast is not None:
             # What this module cannot encode, client_python encodes (or raises its own error).
             with contextlib.suppress(Exception):
-                return fast(families)
+                return fast(families, layouts or Layouts())
         return chosen(FixedFamilies(families))
 
     return encode
@@ -100,7 +130,7 @@ def covers(chosen: Encoder) -> bool:
     return _fast_encoder(chosen) is not None
 
 
-def _fast_encoder(chosen: Encoder) -> Encode | None:
+def _fast_encoder(chosen: Encoder) -> Callable[[Sequence[Metric], Layouts], bytes] | None:
     if chosen is text_format.generate_latest:
         return encode_text
     if not isinstance(chosen, functools.partial) or chosen.args:
@@ -121,19 +151,34 @@ def _fast_encoder(chosen: Encoder) -> Encode | None:
     return None
 
 
-# --- values ---------------------------------------------------------------------------
+# --- values ------------------------------------------------------------------------------
 
 
 def _go_float(value: float) -> str:
-    """``floatToGoString``, without its work for the common values."""
+    """What ``floatToGoString`` gives, without its work for ints and finite floats."""
     kind = type(value)
     if kind is float:
-        if -_INF < value < _GO_EXPONENT:  # finite, and no exponent for Go: repr as is
+        if -_INF < value < _GO_EXPONENT:
             return repr(value)
-    elif kind is int and -_EXACT_INT <= value < _GO_EXPONENT:
-        return f"{value}.0"
-    text: str = floatToGoString(value)  # type: ignore[no-untyped-call]
+        if _GO_EXPONENT <= value < _REPR_EXPONENT:
+            return _go_exponent(repr(value))
+        if _REPR_EXPONENT <= value < _INF:  # repr has the exponent already, as Go writes it
+            return repr(value)
+    elif kind is int:
+        if -_EXACT_INT <= value < _GO_EXPONENT:
+            return f"{value}.0"
+        if _GO_EXPONENT <= value <= _EXACT_INT:
+            return _go_exponent(f"{value}.0")
+    text: str = floatToGoString(value)  # type: ignore[no-untyped-call]  # nan, inf, the rest
     return text
+
+
+def _go_exponent(plain: str) -> str:
+    """A positive float's repr without exponent ("96000000.0") as Go writes it ("9.6e+07")."""
+    whole, _, fraction = plain.partition(".")
+    digits = (whole + fraction).rstrip("0")
+    mantissa = f"{digits[0]}.{digits[1:]}" if len(digits) > 1 else digits
+    return f"{mantissa}e+{len(whole) - 1:02d}"
 
 
 def _escape_value(value: str) -> str:
@@ -178,113 +223,190 @@ def _legacy_sample_name(name: str) -> str:
     return openmetrics.escape_metric_name(name, ALLOW_UTF8)
 
 
+_TEXT = "text"
+_OPENMETRICS = "openmetrics"
+_SAMPLE_NAMES = {
+    (_TEXT, UNDERSCORES): _text_sample_name,
+    (_TEXT, ALLOW_UTF8): _legacy_sample_name,
+    (_OPENMETRICS, UNDERSCORES): _openmetrics_sample_name,
+    (_OPENMETRICS, ALLOW_UTF8): _legacy_sample_name,
+}
+
+# What a sample's line starts with (its name and labels, up to the value), by
+# its family's name, its name, its label names and its label values (in the
+# order its dict has them); and in the text format the suffix of a sample moved
+# to a gauge of its own (``_created``, ...), else None.
+_Start = tuple[str, str | None]
+
+
 class _Templates:
-    """Line templates of one family: its sample names and label names escaped once."""
+    """Line starts and headers of one format and escaping, each written once.
 
-    def __init__(self, sample_name: Callable[[str], str], escaping: str) -> None:
-        self._sample_name = sample_name
+    The exporter's families have bounded label values (it is the rule for any
+    Prometheus metric), so whole line starts are kept; the names in them are
+    escaped with client_python's functions. Label values are assumed to be str,
+    or str subclasses that keep its ``replace``, ``==`` and hash (enums do).
+    """
+
+    def __init__(self, style: str, escaping: str) -> None:
+        self.style = style
         self.escaping = escaping
+        self._sample_name = _SAMPLE_NAMES[(style, escaping)]
+        self._names: dict[str, str] = {}
         self._label_names: dict[str, str] = {}
-        self._found: dict[tuple[str, ...], tuple[str, tuple[str, ...]]] = {}
+        self.starts: dict[tuple[str, ...], _Start] = {}
+        self._headers: dict[tuple[str, str, str, str], str] = {}
 
-    def get(self, name: str, labels: dict[str, str]) -> tuple[str, tuple[str, ...]]:
-        """A ``%`` template for the line's start (up to the value) and the label keys it takes."""
-        key = (name, *labels)
-        found = self._found.get(key)
+    def start(self, key: tuple[str, ...], family: str, name: str, labels: dict[str, str]) -> _Start:
+        """The start of the line of ``key``, written (and kept while there is room)."""
+        line = self._names.get(name)
+        if line is None:
+            line = _remember(self._names, name, self._sample_name(name))
+        if labels:
+            pairs = ",".join(
+                f'{self._label_name(label)}="{_escape_value(value)}"'
+                for label, value in sorted(labels.items())
+            )
+            line = f"{line}{{{pairs}}}"
+        moved = None
+        if self.style == _TEXT and name.startswith(family):
+            moved = next((s for s in _MOVED_SUFFIXES if name == family + s), None)
+        return _remember(self.starts, key, (line + " ", moved))
+
+    def header(self, metric: Metric) -> str:
+        """The family's HELP, TYPE (and in OpenMetrics UNIT) lines."""
+        key = (metric.name, metric.type, metric.documentation, metric.unit)
+        found = self._headers.get(key)
         if found is None:
-            found = self._found[key] = self._build(name, labels)
+            if self.style == _TEXT:
+                found = _text_header(metric, self.escaping)
+            else:
+                found = _openmetrics_header(metric, self.escaping)
+            _remember(self._headers, key, found)
         return found
-
-    def _build(self, name: str, labels: dict[str, str]) -> tuple[str, tuple[str, ...]]:
-        keys = tuple(sorted(labels))
-        head = self._sample_name(name).replace("%", "%%")
-        if not keys:
-            return head + " ", keys
-        pairs = ",".join(f'{self._label_name(key)}="%s"' for key in keys)
-        return f"{head}{{{pairs}}} ", keys
 
     def _label_name(self, key: str) -> str:
         escaped = self._label_names.get(key)
         if escaped is None:
-            escaped = openmetrics.escape_label_name(key, self.escaping).replace("%", "%%")
-            self._label_names[key] = escaped
+            escaped = openmetrics.escape_label_name(key, self.escaping)
+            _remember(self._label_names, key, escaped)
         return escaped
 
 
-def _start(template: str, keys: tuple[str, ...], labels: dict[str, str]) -> str:
-    if not keys:
-        return template
-    return template % tuple([_escape_value(labels[key]) for key in keys])
+def _remember(kept: dict[Any, Any], key: Any, value: _T) -> _T:
+    """``value``, kept under ``key`` while ``kept`` has room."""
+    if len(kept) < MAX_TEMPLATES:
+        kept[key] = value
+    return value
+
+
+def _text_help(metric: Metric) -> str:
+    return metric.documentation.replace("\\", "\\\\").replace("\n", "\\n")
+
+
+def _text_header(metric: Metric, escaping: str) -> str:
+    shown = openmetrics.escape_metric_name(
+        metric.name + _TEXT_SUFFIXES.get(metric.type, ""), escaping
+    )
+    kind = _TEXT_TYPES.get(metric.type, metric.type)
+    return f"# HELP {shown} {_text_help(metric)}\n# TYPE {shown} {kind}\n"
+
+
+def _openmetrics_header(metric: Metric, escaping: str) -> str:
+    shown = openmetrics.escape_metric_name(metric.name, escaping)
+    help_text = metric.documentation.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+    header = f"# HELP {shown} {help_text}\n# TYPE {shown} {metric.type}\n"
+    if metric.unit:
+        header += f"# UNIT {shown} {metric.unit}\n"
+    return header
 
 
 # --- the two formats ----------------------------------------------------------------------
 
 
-def encode_text(families: Iterable[Metric], escaping: str = UNDERSCORES) -> bytes:
+def encode_text(
+    families: Iterable[Metric], layouts: Layouts | None = None, escaping: str = UNDERSCORES
+) -> bytes:
     """The text format, as client_python's ``generate_latest`` writes it."""
     if escaping not in ESCAPINGS:
         raise _Unsupported(escaping)
-    sample_name = _text_sample_name if escaping == UNDERSCORES else _legacy_sample_name
+    templates = (layouts or Layouts()).templates(_TEXT, escaping)
     out: list[str] = []
     for metric in families:
-        _text_family(metric, _Templates(sample_name, escaping), out)
+        _text_family(metric, templates, out)
     return "".join(out).encode("utf-8")
 
 
 def _text_family(metric: Metric, templates: _Templates, out: list[str]) -> None:
+    out.append(templates.header(metric))
     name = metric.name
-    escaping = templates.escaping
-    shown = openmetrics.escape_metric_name(name + _TEXT_SUFFIXES.get(metric.type, ""), escaping)
-    help_text = metric.documentation.replace("\\", "\\\\").replace("\n", "\\n")
-    out.append(f"# HELP {shown} {help_text}\n")
-    out.append(f"# TYPE {shown} {_TEXT_TYPES.get(metric.type, metric.type)}\n")
-    moved_names = {name + suffix: suffix for suffix in _MOVED_SUFFIXES}
-    moved: dict[str, list[str]] = {}
+    moved: dict[str, list[str]] | None = None
+    starts = templates.starts
     append = out.append
     for sample_name, labels, value, timestamp, exemplar, native in metric.samples:
         if exemplar is not None or native is not None:
             raise _Unsupported(metric)
-        template, keys = templates.get(sample_name, labels)
-        line = _start(template, keys, labels) + _go_float(value)
+        key = (name, sample_name, *labels, *labels.values())
+        line, suffix = starts.get(key) or templates.start(key, name, sample_name, labels)
+        kind = type(value)
+        if kind is int and -_EXACT_INT <= value < _GO_EXPONENT:
+            line += f"{value}.0"
+        elif kind is float and -_INF < value < _GO_EXPONENT:
+            line += repr(value)
+        else:
+            line += _go_float(value)
         if timestamp is not None:
             line += f" {int(float(timestamp) * 1000):d}"
-        suffix = moved_names.get(sample_name)
         if suffix is None:
             append(line + "\n")
         else:
+            moved = moved or {}
             moved.setdefault(suffix, []).append(line + "\n")
+    if moved:
+        _moved_families(metric, templates.escaping, moved, out)
+
+
+def _moved_families(
+    metric: Metric, escaping: str, moved: dict[str, list[str]], out: list[str]
+) -> None:
+    """The text format's gauges for a family's ``_created``, ``_gcount`` and ``_gsum``."""
     for suffix in _MOVED_SUFFIXES:
         if suffix in moved:
-            gauge = openmetrics.escape_metric_name(name + suffix, escaping)
-            out.append(f"# HELP {gauge} {help_text}\n# TYPE {gauge} gauge\n")
+            gauge = openmetrics.escape_metric_name(metric.name + suffix, escaping)
+            out.append(f"# HELP {gauge} {_text_help(metric)}\n# TYPE {gauge} gauge\n")
             out.extend(moved[suffix])
 
 
-def encode_openmetrics(families: Iterable[Metric], escaping: str = UNDERSCORES) -> bytes:
+def encode_openmetrics(
+    families: Iterable[Metric], layouts: Layouts | None = None, escaping: str = UNDERSCORES
+) -> bytes:
     """OpenMetrics, as client_python's OpenMetrics ``generate_latest`` writes it."""
     if escaping not in ESCAPINGS:
         raise _Unsupported(escaping)
-    sample_name = _openmetrics_sample_name if escaping == UNDERSCORES else _legacy_sample_name
+    templates = (layouts or Layouts()).templates(_OPENMETRICS, escaping)
     out: list[str] = []
     for metric in families:
-        _openmetrics_family(metric, _Templates(sample_name, escaping), out)
+        _openmetrics_family(metric, templates, out)
     out.append("# EOF\n")
     return "".join(out).encode("utf-8")
 
 
 def _openmetrics_family(metric: Metric, templates: _Templates, out: list[str]) -> None:
-    shown = openmetrics.escape_metric_name(metric.name, templates.escaping)
-    help_text = metric.documentation.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-    out.append(f"# HELP {shown} {help_text}\n# TYPE {shown} {metric.type}\n")
-    if metric.unit:
-        out.append(f"# UNIT {shown} {metric.unit}\n")
+    out.append(templates.header(metric))
+    name = metric.name
+    starts = templates.starts
     append = out.append
     for sample_name, labels, value, timestamp, exemplar, native in metric.samples:
         if exemplar is not None or native is not None:
             raise _Unsupported(metric)
-        template, keys = templates.get(sample_name, labels)
-        line = _start(template, keys, labels)
-        if value is not None:
+        key = (name, sample_name, *labels, *labels.values())
+        line = (starts.get(key) or templates.start(key, name, sample_name, labels))[0]
+        kind = type(value)
+        if kind is int and -_EXACT_INT <= value < _GO_EXPONENT:
+            line += f"{value}.0"
+        elif kind is float and -_INF < value < _GO_EXPONENT:
+            line += repr(value)
+        elif value is not None:
             line += _go_float(value)
         if timestamp is not None:
             line += f" {timestamp}"

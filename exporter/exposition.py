@@ -27,7 +27,7 @@ from prometheus_client.registry import Collector
 
 from exporter.cache import CollectionResult, SnapshotCache
 from exporter.collector import GovernanceCollector
-from exporter.encoding import Encoder, FixedFamilies, encoder_for
+from exporter.encoding import Encoder, FixedFamilies, Layouts, encoder_for
 
 Families = Callable[[CollectionResult], Iterable[Metric]]
 
@@ -83,6 +83,9 @@ class ExpositionCache:
         self._families = families
         self._lock = threading.Lock()
         self._current: _Entry | None = None
+        # Every collection's families have the same shape: the line starts and
+        # headers written for one are reused for the next.
+        self._layouts = Layouts()
         self.builds: Counter[str | tuple[str, bool]] = Counter()
 
     def body(self, accept: str, accept_encoding: str) -> Body:
@@ -118,7 +121,7 @@ class ExpositionCache:
         if gzipped:
             data = gzip.compress(self._bytes(entry, encoder, content_type, False))
         else:
-            data = encoder_for(encoder)(self._fixed(entry))
+            data = encoder_for(encoder, self._layouts)(self._fixed(entry))
         self._count(key)
         if len(entry.bodies) < MAX_VARIANTS:
             entry.bodies[key] = data

@@ -38,7 +38,14 @@ from exporter import encoding
 from exporter.cache import CollectionResult, SnapshotCache
 from exporter.collector import GovernanceCollector
 from exporter.demo import scenario
-from exporter.encoding import FixedFamilies, covers, encode_openmetrics, encode_text, encoder_for
+from exporter.encoding import (
+    FixedFamilies,
+    Layouts,
+    covers,
+    encode_openmetrics,
+    encode_text,
+    encoder_for,
+)
 from exporter.exposition import ExpositionCache, collection_families
 from exporter.memory_collector import MemoryCollector
 from exporter.settings import FEBRUARY_CHARTERS
@@ -47,6 +54,7 @@ from exporter.source import Source, open_pool
 
 GOLDEN = Path(__file__).parent / "golden"
 NOW = datetime(2026, 2, 15, 12, 7, tzinfo=UTC)
+BALANCE = "governance_credit_balance_credits"
 HEARTBEAT = "run_at: 2026-02-15T12:00Z\ndecision: no-op\nno_op_reason: wip_full\n"
 
 # Accept headers this module encodes for itself: what choose_encoder makes of them.
@@ -90,14 +98,21 @@ def client_openmetrics(families: Sequence[Metric], escaping: str) -> bytes:
     return openmetrics.generate_latest(FixedFamilies(families), escaping=escaping)
 
 
-def assert_same_everywhere(families: Sequence[Metric]) -> None:
-    """Both formats, both escapings, and every Accept header: client_python's bytes."""
-    for escaping in ESCAPINGS:
-        assert encode_text(families, escaping) == client_text(families, escaping), escaping
-        assert encode_openmetrics(families, escaping) == client_openmetrics(families, escaping)
-    for accept in COVERED + NOT_COVERED:
-        chosen, _ = choose_encoder(accept)
-        assert encoder_for(chosen)(families) == chosen(FixedFamilies(families)), accept
+def assert_same_everywhere(families: Sequence[Metric], layouts: Layouts | None = None) -> None:
+    """Both formats, both escapings, and every Accept header: client_python's bytes,
+    with line starts written afresh and (a second time) from ``layouts``."""
+    layouts = layouts or Layouts()
+    for _ in range(2):
+        for escaping in ESCAPINGS:
+            text = encode_text(families, layouts, escaping)
+            assert text == client_text(families, escaping), escaping
+            om = encode_openmetrics(families, layouts, escaping)
+            assert om == client_openmetrics(families, escaping), escaping
+        for accept in COVERED + NOT_COVERED:
+            chosen, _ = choose_encoder(accept)
+            expected = chosen(FixedFamilies(families))
+            assert encoder_for(chosen)(families) == expected, accept
+            assert encoder_for(chosen, layouts)(families) == expected, accept
 
 
 # --- real collections ------------------------------------------------------------------
@@ -127,9 +142,11 @@ class Collection:
             timeout_seconds=1,
             max_charters=50,
         )
-        # Cached for the test's length: every encoding below is of one collection.
+        # Cached for an hour of ``ticks``: the encodings below are of one collection
+        # until a test moves the clock.
+        self.ticks = Ticks()
         self.snapshots = SnapshotCache(
-            source, cache_seconds=3600, clock=lambda: NOW, monotonic=Ticks()
+            source, cache_seconds=3600, clock=lambda: NOW, monotonic=self.ticks
         )
         others = [MemoryCollector(memory, FEBRUARY_CHARTERS)] if memory is not None else []
         build = collection_families(GovernanceCollector(self.snapshots, FEBRUARY_CHARTERS), others)
@@ -200,6 +217,20 @@ def test_exposition_cache_serves_client_pythons_bytes_for_every_accept(
         body = real.exposition.body(accept, "")
         assert body.data == client_bytes(accept, families), accept
         assert body.content_type == choose_encoder(accept)[1]
+
+    # The next collection, other values and label values, from the line starts kept.
+    with database.connect() as conn:
+        conn.execute("UPDATE billing_accounts SET balance_credits = 1234567")
+        scenario.seed_other_tenant(conn, SCHEMA_2026_03, 2, NOW)
+        scenario.add_schedule(conn, scenario.system_tenant(conn), "review", message="NEW")
+    real.ticks.now += 7200
+    later = real.built()
+    assert later is not families
+    assert samples(encode_text(later).decode())[BALANCE] == {
+        frozenset({("account", "cogni_system")}): 1234567
+    }
+    for accept in COVERED + NOT_COVERED:
+        assert real.exposition.body(accept, "").data == client_bytes(accept, later), accept
 
 
 def test_the_golden_incident_is_byte_identical(
@@ -306,6 +337,9 @@ def edge_families() -> list[Metric]:
     created.add_metric(["a"], 3, created=1_700_000_000.5)
     created.add_metric(["b"], 0.5, created=1_700_000_001)
     bare = CounterMetricFamily("edge_bare_total", "Given with _total.", value=7)
+    # A gauge named as the counter's created sample: that one is not moved.
+    not_created = GaugeMetricFamily("edge_created_created", "Not a created sample.")
+    not_created.add_metric([], 1)
 
     info = InfoMetricFamily("edge_build", "Build facts.", labels=["component"])
     info.add_metric(["core"], {"version": "1.2.3", "revision": 'a"b\\c'})
@@ -328,6 +362,7 @@ def edge_families() -> list[Metric]:
         odd_labels,
         plain,
         created,
+        not_created,
         bare,
         info,
         histogram,
@@ -348,12 +383,21 @@ def test_edge_families_are_byte_identical() -> None:
     for escaped in (b'"back\\\\slash"', b'"double \\"quote\\""', b'"new\\nline"', b"NaN"):
         assert escaped in text
     assert b"edge_created_created{" in text
-    assert b'"\xc3\xbcn\xc3\xaf"="y"' in encode_text(families, encoding.ALLOW_UTF8)
+    assert b'"\xc3\xbcn\xc3\xaf"="y"' in encode_text(families, escaping=encoding.ALLOW_UTF8)
 
 
 @pytest.mark.parametrize("family", edge_families(), ids=lambda f: f.name)
 def test_each_edge_family_alone_is_byte_identical(family: Metric) -> None:
     assert_same_everywhere([family])
+
+
+def test_more_line_starts_than_are_kept_are_still_byte_identical() -> None:
+    family = GaugeMetricFamily("edge_many", "Unbounded label values.", labels=["id"])
+    for index in range(encoding.MAX_TEMPLATES + 100):
+        family.add_metric([f"id-{index}"], index)
+    layouts = Layouts()
+    for _ in range(2):
+        assert encode_text([family], layouts) == client_text([family], encoding.UNDERSCORES)
 
 
 def test_no_families_is_byte_identical() -> None:
@@ -401,9 +445,9 @@ def test_a_utf8_metric_name_under_allow_utf8_is_left_to_client_python() -> None:
     family = GaugeMetricFamily("edge.dotted", "A UTF-8 name.", labels=["k"])
     family.add_metric(["v"], 1)
     with pytest.raises(encoding._Unsupported):
-        encode_openmetrics([family], encoding.ALLOW_UTF8)
+        encode_openmetrics([family], escaping=encoding.ALLOW_UTF8)
     with pytest.raises(encoding._Unsupported):
-        encode_text([family], encoding.ALLOW_UTF8)
+        encode_text([family], escaping=encoding.ALLOW_UTF8)
     for accept in COVERED:
         chosen, _ = choose_encoder(accept)
         assert encoder_for(chosen)([family]) == chosen(FixedFamilies([family])), accept
