@@ -22,8 +22,8 @@ byte.
 
 from __future__ import annotations
 
-import contextlib
 import functools
+import logging
 import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -40,6 +40,8 @@ Encoder = Callable[[Collector], bytes]
 
 Encode = Callable[[Sequence[Metric]], bytes]
 _T = TypeVar("_T")
+
+logger = logging.getLogger(__name__)
 
 UNDERSCORES = openmetrics.UNDERSCORES
 ALLOW_UTF8 = openmetrics.ALLOWUTF8
@@ -93,7 +95,7 @@ class FixedFamilies:
 
 
 class Layouts:
-    """The line templates learnt from families, per format and escaping, to reuse.
+    """The line starts and family headers written so far, per format and escaping.
 
     Keep one for as long as the families keep their shape (the exporter's do:
     one per ``ExpositionCache``); a new one per encoding is correct, only slower.
@@ -117,9 +119,10 @@ def encoder_for(chosen: Encoder, layouts: Layouts | None = None) -> Encode:
 
     def encode(families: Sequence[Metric]) -> bytes:
         if fast is not None:
-            # What this module cannot encode, client_python encodes (or raises its own error).
-            with contextlib.suppress(Exception):
+            try:
                 return fast(families, layouts or Layouts())
+            except Exception as error:  # client_python encodes it, or raises its own error
+                logger.debug("exposition left to client_python: %r", error)
         return chosen(FixedFamilies(families))
 
     return encode
