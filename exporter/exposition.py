@@ -27,7 +27,7 @@ from prometheus_client.registry import Collector
 
 from exporter.cache import CollectionResult, SnapshotCache
 from exporter.collector import GovernanceCollector
-from exporter.encoding import Encoder, FixedFamilies, Layouts, encoder_for
+from exporter.encoding import Encoder, Layouts, encoder_for
 
 Families = Callable[[CollectionResult], Iterable[Metric]]
 
@@ -35,9 +35,6 @@ Families = Callable[[CollectionResult], Iterable[Metric]]
 # escaping included), so a client sending many distinct ones gets the rest built
 # per request instead of growing the cache.
 MAX_VARIANTS = 8
-
-# The name bench/scrape_profile.py imports client_python's view of the families by.
-_FixedFamilies = FixedFamilies
 
 
 @dataclass(frozen=True)
