@@ -198,14 +198,16 @@ print(json.dumps(out))
 """
 
 
-def rss_by_package(modules: list[str]) -> dict[str, int]:
-    """top-level package → KiB its modules added, imported one by one in ``modules``' order."""
+def rss_by_package(modules: list[str], extra_env: dict[str, str]) -> dict[str, int]:
+    """top-level package → KiB its modules added, imported one by one in ``modules``' order
+    (with the exporter's ``--env``: e.g. ``PSYCOPG_IMPL`` decides what psycopg loads)."""
     result = subprocess.run(
         [sys.executable, "-c", RSS_BY_IMPORT, json.dumps(modules)],
         capture_output=True,
         text=True,
         check=True,
         cwd=REPO,
+        env={**os.environ, **extra_env},
     )
     return {name: int(kib) for name, kib in json.loads(result.stdout).items()}
 
@@ -302,7 +304,7 @@ def main() -> int:
     if args.smaps:
         print_smaps(mappings, args.smaps)
     if not args.no_imports:
-        print_imports(modules, args.import_scrapes, after["VmRSS"])
+        print_imports(modules, args.import_scrapes, after["VmRSS"], extra_env)
     if traced is not None:
         print_traced(traced)
     if modules:
@@ -310,13 +312,15 @@ def main() -> int:
     return 0
 
 
-def print_imports(modules: list[tuple[str, int]], scrapes: int, vmrss: int) -> None:
+def print_imports(
+    modules: list[tuple[str, int]], scrapes: int, vmrss: int, extra_env: dict[str, str]
+) -> None:
     packages = by_package(modules)
     print(f"\n{len(modules)} modules imported after {scrapes} scrapes:")
     print(f"{'package':<28} {'modules':>7} {'import ms':>9} {'RSS KiB':>8}")
     counts = grouped({top: count for top, (count, _) in packages.items()})
     millis = grouped({top: micros for top, (_, micros) in packages.items()})
-    kib = grouped(rss_by_package([name for name, _ in modules]))
+    kib = grouped(rss_by_package([name for name, _ in modules], extra_env))
     for top, value in kib.items():
         print(f"{top:<28} {counts.get(top, 0):>7} {millis.get(top, 0) / 1000:>9.1f} {value:>8}")
     rest = vmrss - sum(kib.values())
