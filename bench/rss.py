@@ -12,7 +12,15 @@ healthy governance node, starts the real ``governance-exporter serve`` process o
   grouped by top-level package with its own import time;
 - the resident memory each of those packages adds: a fresh interpreter imports
   them one by one in the process's order and reads ``VmRSS`` after each (shared
-  dependencies count for the first package that pulls them in).
+  dependencies count for the first package that pulls them in);
+- with ``--smaps N``, the N mappings of ``/proc/<pid>/smaps`` holding the most
+  resident memory (each shared library, ``[heap]``, the anonymous mappings):
+  which library's pages, or which allocator's, the ``RssFile`` and ``RssAnon``
+  are. ``--no-imports`` skips the import runs when only the figures are wanted.
+
+The exporter's bytecode is written first (see ``compile_exporter``), so the
+process loads it as an installed exporter does. ``--env NAME=VALUE`` runs it with
+e.g. ``PSYCOPG_IMPL=c`` or ``PYTHONOPTIMIZE=2``.
 
 It is a script, not a test: nothing here runs in CI.
 """
@@ -20,6 +28,7 @@ It is a script, not a test: nothing here runs in CI.
 from __future__ import annotations
 
 import argparse
+import compileall
 import contextlib
 import http.client
 import json
@@ -121,6 +130,35 @@ def status_kib(pid: int) -> dict[str, int]:
     return fields
 
 
+def smaps_rows(pid: int) -> dict[str, dict[str, int]]:
+    """mapping (file path, or [heap] / [stack] / [anon]) → Rss, Anonymous KiB summed over
+    its segments: which shared library or allocation arena holds the resident pages."""
+    rows: dict[str, dict[str, int]] = {}
+    name = "[anon]"
+    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+        head = line.split(maxsplit=5)
+        if re.fullmatch(r"[0-9a-f]+-[0-9a-f]+", head[0]):
+            name = head[5].strip() if len(head) > 5 else "[anon]"
+            name = "[stack]" if name.startswith("[stack") else name
+            rows.setdefault(name, {"Rss": 0, "Anonymous": 0, "segments": 0})
+            rows[name]["segments"] += 1
+        elif head[0] in ("Rss:", "Anonymous:"):
+            rows[name][head[0].rstrip(":")] += int(head[1])
+    return rows
+
+
+def print_smaps(rows: dict[str, dict[str, int]], top: int) -> None:
+    print(f"\nsmaps after the scrapes, the {top} largest mappings by Rss (KiB):")
+    print(f"{'mapping':<64} {'Rss':>7} {'Anon':>7} {'segs':>5}")
+    ordered = sorted(rows.items(), key=lambda row: -row[1]["Rss"])
+    for name, row in ordered[:top]:
+        shown = name if len(name) <= 64 else "..." + name[-61:]
+        print(f"{shown:<64} {row['Rss']:>7} {row['Anonymous']:>7} {row['segments']:>5}")
+    rest = ordered[top:]
+    others = f"(the other {len(rest)} mappings)"
+    print(f"{others:<64} {sum(r['Rss'] for _, r in rest):>7}")
+
+
 def imported_modules(log_text: str) -> list[tuple[str, int]]:
     """(module, own import µs) in import order, from ``-X importtime`` output."""
     found = []
@@ -160,14 +198,16 @@ print(json.dumps(out))
 """
 
 
-def rss_by_package(modules: list[str]) -> dict[str, int]:
-    """top-level package → KiB its modules added, imported one by one in ``modules``' order."""
+def rss_by_package(modules: list[str], extra_env: dict[str, str]) -> dict[str, int]:
+    """top-level package → KiB its modules added, imported one by one in ``modules``' order
+    (with the exporter's ``--env``: e.g. ``PSYCOPG_IMPL`` decides what psycopg loads)."""
     result = subprocess.run(
         [sys.executable, "-c", RSS_BY_IMPORT, json.dumps(modules)],
         capture_output=True,
         text=True,
         check=True,
         cwd=REPO,
+        env={**os.environ, **extra_env},
     )
     return {name: int(kib) for name, kib in json.loads(result.stdout).items()}
 
@@ -181,7 +221,7 @@ def grouped(names: dict[str, int]) -> dict[str, int]:
     return dict(sorted(rows.items(), key=lambda row: -row[1]))
 
 
-def main() -> int:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scrapes", type=int, default=1000)
     parser.add_argument("--cache-seconds", default="0", help="the exporter's (default 0)")
@@ -208,7 +248,29 @@ def main() -> int:
         default=100,
         help="scrapes of the tracemalloc run (slow: about 0.5 s each on 2 cores)",
     )
-    args = parser.parse_args()
+    parser.add_argument(
+        "--smaps", type=int, default=0, metavar="N", help="print the N largest mappings (smaps)"
+    )
+    parser.add_argument(
+        "--no-imports", action="store_true", help="skip the -X importtime run and its table"
+    )
+    return parser.parse_args()
+
+
+def compile_exporter() -> None:
+    """Write the exporter's bytecode, as ``pip install .`` does for an installed copy.
+
+    With ``PYTHONDONTWRITEBYTECODE`` set and no ``__pycache__`` in the work tree,
+    every run would compile the exporter's modules from source, which leaves about
+    1 MiB more resident than loading their bytecode: not what an installed exporter
+    does. All three optimization levels, for an ``--env PYTHONOPTIMIZE=...`` run.
+    """
+    compileall.compile_dir(REPO / "exporter", quiet=1, optimize=[0, 1, 2])
+
+
+def main() -> int:
+    args = parse_args()
+    compile_exporter()
     extra_env = dict(item.split("=", 1) for item in args.env)
     headers = {"Accept": args.accept} if args.accept else {}
     if args.gzip:
@@ -224,9 +286,12 @@ def main() -> int:
                 at_start = status_kib(serve.process.pid)
                 size = scrape(serve.port, args.scrapes, headers)
                 after = status_kib(serve.process.pid)
-            with run_serve(serve_command(True), *common) as serve:
-                scrape(serve.port, args.import_scrapes, headers)
-                modules = imported_modules(serve.log.read_text(errors="replace"))
+                mappings = smaps_rows(serve.process.pid)
+            modules: list[tuple[str, int]] = []
+            if not args.no_imports:
+                with run_serve(serve_command(True), *common) as serve:
+                    scrape(serve.port, args.import_scrapes, headers)
+                    modules = imported_modules(serve.log.read_text(errors="replace"))
             traced = traced_serve(common, args.trace_scrapes, headers) if args.tracemalloc else None
         finally:
             drop_database(database)
@@ -236,20 +301,30 @@ def main() -> int:
     print(f"scrape headers: {headers or '(none)'}; body {size} bytes")
     print(f"after start-up: {fmt_status(at_start)}")
     print(f"after {args.scrapes} scrapes: {fmt_status(after)}")
+    if args.smaps:
+        print_smaps(mappings, args.smaps)
+    if not args.no_imports:
+        print_imports(modules, args.import_scrapes, after["VmRSS"], extra_env)
+    if traced is not None:
+        print_traced(traced)
+    if modules:
+        print("\nmodules:", " ".join(name for name, _ in modules))
+    return 0
+
+
+def print_imports(
+    modules: list[tuple[str, int]], scrapes: int, vmrss: int, extra_env: dict[str, str]
+) -> None:
     packages = by_package(modules)
-    print(f"\n{len(modules)} modules imported after {args.import_scrapes} scrapes:")
+    print(f"\n{len(modules)} modules imported after {scrapes} scrapes:")
     print(f"{'package':<28} {'modules':>7} {'import ms':>9} {'RSS KiB':>8}")
     counts = grouped({top: count for top, (count, _) in packages.items()})
     millis = grouped({top: micros for top, (_, micros) in packages.items()})
-    kib = grouped(rss_by_package([name for name, _ in modules]))
+    kib = grouped(rss_by_package([name for name, _ in modules], extra_env))
     for top, value in kib.items():
         print(f"{top:<28} {counts.get(top, 0):>7} {millis.get(top, 0) / 1000:>9.1f} {value:>8}")
-    rest = after["VmRSS"] - sum(kib.values())
+    rest = vmrss - sum(kib.values())
     print(f"{'(rest: the running process)':<28} {'':>7} {'':>9} {rest:>8}")
-    if traced is not None:
-        print_traced(traced)
-    print("\nmodules:", " ".join(name for name, _ in modules))
-    return 0
 
 
 TRACED_SERVE = """

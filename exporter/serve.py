@@ -9,7 +9,14 @@ from typing import Any
 
 from exporter.app import build_app, log_start
 from exporter.repospec import RepoSpecError
-from exporter.startup import Stop, UsageError, configure_logging, load_settings, stop_on_signals
+from exporter.startup import (
+    Stop,
+    UsageError,
+    configure_logging,
+    limit_malloc_arenas,
+    load_settings,
+    stop_on_signals,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -24,6 +31,7 @@ def run(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
     The signals are taken over first: a Ctrl-C during start-up then lets the
     start-up finish (it does not wait on the database) and stops before serving.
     """
+    limit_malloc_arenas()  # before the pool's and the server's threads
     stop = Stop()
     stop_on_signals(stop)
     settings = load_settings(overrides)
