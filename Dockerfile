@@ -11,23 +11,14 @@ ARG PYTHON_IMAGE=python:3.11.11-slim-bookworm
 FROM ${PYTHON_IMAGE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1
-# A compiler and libpq's headers for psycopg's C implementation (see below).
-RUN apt-get update \
- && apt-get install -y --no-install-recommends gcc libc6-dev libpq-dev \
- && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY exporter ./exporter
 # `pip install .`, no extra: the runtime dependencies only (test and lint tools
-# are in the `[dev]` extra and never enter the image). psycopg's C implementation,
-# built on Debian's libpq, then replaces psycopg-binary, whose wheel bundles its
-# own libpq, OpenSSL, krb5, LDAP and SASL: the process would hold two OpenSSLs
-# (Python's ssl module loads the system's anyway).
+# are in the `[dev]` extra and never enter the image).
 RUN python -m venv /opt/governance-exporter \
- && /opt/governance-exporter/bin/pip install . "psycopg[c]" \
- && /opt/governance-exporter/bin/pip uninstall -y psycopg-binary \
+ && /opt/governance-exporter/bin/pip install . \
  && /opt/governance-exporter/bin/python -OO -m compileall -q -j 0 /opt/governance-exporter \
- && PSYCOPG_IMPL=c /opt/governance-exporter/bin/python -c "import psycopg" \
  && /opt/governance-exporter/bin/governance-exporter --version
 
 FROM ${PYTHON_IMAGE}
@@ -37,21 +28,12 @@ LABEL org.opencontainers.image.title="governance-exporter" \
 RUN groupadd --system --gid 10215 exporter \
  && useradd --system --uid 10215 --gid exporter --no-create-home --home-dir /nonexistent \
       --shell /usr/sbin/nologin exporter
-# Debian's libpq for psycopg's C implementation: 2.3 MiB less resident for
-# `serve` than psycopg-binary's bundled libraries (bench/rss.py), about the same CPU
-# per scrape (within 3%), and libpq's security fixes from Debian.
-RUN apt-get update \
- && apt-get install -y --no-install-recommends libpq5 \
- && rm -rf /var/lib/apt/lists/*
 COPY --from=build /opt/governance-exporter /opt/governance-exporter
 ENV PATH=/opt/governance-exporter/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PYTHONOPTIMIZE=2 \
-    PSYCOPG_IMPL=c \
     GOVERNANCE_EXPORTER_LISTEN_ADDRESS=:10215
-# PSYCOPG_IMPL=c: without libpq the start fails, instead of psycopg falling back
-# to its slower pure-Python implementation.
 # PYTHONOPTIMIZE=2 (-OO): no docstrings in memory, 1.7 MiB less resident for
 # `serve` (bench/rss.py). Nothing here reads a docstring: --help, /metrics, the
 # status page and `check` are the same; the only asserts it drops are libraries'.
