@@ -59,6 +59,45 @@ def test_serves_metrics_healthz_and_refuses_the_rest(database: Database) -> None
     assert "governance_exporter@127.0.0.1" in log
 
 
+def _help(*command: str, optimize: bool) -> str:
+    env = {**os.environ, "COLUMNS": "100"}
+    env.pop("PYTHONOPTIMIZE", None)
+    if optimize:
+        env["PYTHONOPTIMIZE"] = "2"
+    result = subprocess.run(
+        [sys.executable, "-m", "exporter", *command, "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def _metric_headers(exposition: str) -> list[str]:
+    return [line for line in exposition.splitlines() if line.startswith(("# HELP", "# TYPE"))]
+
+
+def test_the_images_optimize_level_changes_neither_help_nor_metrics(database: Database) -> None:
+    """The image runs with PYTHONOPTIMIZE=2 (no docstrings, no asserts: less memory).
+    Nothing may depend on them: every --help and every family's HELP and TYPE line
+    are the same as without it, and the scrape is healthy."""
+    for command in ((), ("serve",), ("check",), ("demo",)):
+        assert _help(*command, optimize=True) == _help(*command, optimize=False), command
+    with database.connect() as conn:
+        scenario.seed_governance(conn, database.schema, datetime.now(UTC), hours=2)
+    headers = []
+    for env in ({"PYTHONOPTIMIZE": "2"}, {}):
+        with run_exporter(database.monitor_url, env=env) as exporter:
+            text = exporter.metrics()
+            assert up(text) == 1
+            headers.append(_metric_headers(text))
+    assert len(headers[0]) > 50
+    assert headers[0] == headers[1]
+
+
 def test_starts_with_the_database_down_and_recovers_without_restart(tmp_path: Path) -> None:
     with local_postgres() as server:
         assert server is not None
