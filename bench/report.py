@@ -1,7 +1,7 @@
 # ruff: noqa: RUF001
 """Render bench/results.json as bench/RESULTS.md.
 
-    /tmp/venv/bin/python bench/report.py [bench/results.json]
+    .venv/bin/python bench/report.py [bench/results.json]
 
 The tables and the target verdicts are computed from the raw figures; the
 "Reading the figures" section is the maintained analysis (ANALYSIS below).

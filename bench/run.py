@@ -1,7 +1,7 @@
 # ruff: noqa: S108
 """Benchmark the exporter against the SQL floor and query-exporter, on generated data.
 
-    /tmp/venv/bin/python bench/run.py --dbs bench_n0_202603,bench_n1_202603,bench_n5_202603
+    .venv/bin/python bench/run.py --dbs bench_n0_202603,bench_n1_202603,bench_n5_202603
 
 For each database (made by bench/generate.py; a name with ``_incident`` is the
 incident variant) and each index setting (the real schema's indexes only, and
@@ -806,6 +806,12 @@ def run_case(
     return case
 
 
+def _shown_python() -> str:
+    """The interpreter as the command was typed: relative inside the repository."""
+    path = Path(sys.executable)
+    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -837,7 +843,7 @@ def main() -> None:
     results["versions"] = versions(qe_bin)
     results["exporter_defaults"] = exporter_defaults()
     results["cache_seconds_variant"] = args.cache_seconds
-    results["command"] = " ".join(["/tmp/venv/bin/python", "bench/run.py", *sys.argv[1:]])
+    results["command"] = " ".join([_shown_python(), "bench/run.py", *sys.argv[1:]])
     results["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     for db in args.dbs.split(","):
         results["data"][db] = data_facts(db)
