@@ -212,19 +212,19 @@ def main() -> None:  # noqa: PLR0915
         )
 
         http_profile = cProfile.Profile()
-        original = app.server.process_request_thread
+        original = app.server._serve  # one connection's thread: its requests, in turn
 
-        def profiled(request: Any, client_address: Any) -> None:
+        def profiled(connection: Any, client_address: Any) -> None:
             http_profile.enable()  # one request at a time: one profile object is safe
             try:
-                original(request, client_address)
+                original(connection, client_address)
             finally:
                 http_profile.disable()
 
-        app.server.process_request_thread = profiled  # type: ignore[method-assign]
+        app.server._serve = profiled  # type: ignore[method-assign]
         for _ in range(args.calls):
             http_get(port, "/metrics")
-        app.server.process_request_thread = original  # type: ignore[method-assign]
+        app.server._serve = original  # type: ignore[method-assign]
         out["profile_http_thread"] = report_profile(
             http_profile, args.calls, args.top, "HTTP request thread of GET /metrics"
         )
