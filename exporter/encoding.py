@@ -327,16 +327,40 @@ def _openmetrics_header(metric: Metric, escaping: str) -> str:
 # --- the two formats ----------------------------------------------------------------------
 
 
+_WriteFamily = Callable[[Metric, "_Templates", list[str]], None]
+
+
 def encode_text(
     families: Iterable[Metric], layouts: Layouts | None = None, escaping: str = UNDERSCORES
 ) -> bytes:
     """The text format, as client_python's ``generate_latest`` writes it."""
+    return _encode(families, layouts, escaping, style=_TEXT, write=_text_family, trailer="")
+
+
+def encode_openmetrics(
+    families: Iterable[Metric], layouts: Layouts | None = None, escaping: str = UNDERSCORES
+) -> bytes:
+    """OpenMetrics, as client_python's OpenMetrics ``generate_latest`` writes it."""
+    write = _openmetrics_family
+    return _encode(families, layouts, escaping, style=_OPENMETRICS, write=write, trailer="# EOF\n")
+
+
+def _encode(
+    families: Iterable[Metric],
+    layouts: Layouts | None,
+    escaping: str,
+    *,
+    style: str,
+    write: _WriteFamily,
+    trailer: str,
+) -> bytes:
     if escaping not in ESCAPINGS:
         raise _Unsupported(escaping)
-    templates = (layouts or Layouts()).templates(_TEXT, escaping)
+    templates = (layouts or Layouts()).templates(style, escaping)
     out: list[str] = []
     for metric in families:
-        _text_family(metric, templates, out)
+        write(metric, templates, out)
+    out.append(trailer)
     return "".join(out).encode("utf-8")
 
 
@@ -378,20 +402,6 @@ def _moved_families(
             gauge = openmetrics.escape_metric_name(metric.name + suffix, escaping)
             out.append(f"# HELP {gauge} {_text_help(metric)}\n# TYPE {gauge} gauge\n")
             out.extend(moved[suffix])
-
-
-def encode_openmetrics(
-    families: Iterable[Metric], layouts: Layouts | None = None, escaping: str = UNDERSCORES
-) -> bytes:
-    """OpenMetrics, as client_python's OpenMetrics ``generate_latest`` writes it."""
-    if escaping not in ESCAPINGS:
-        raise _Unsupported(escaping)
-    templates = (layouts or Layouts()).templates(_OPENMETRICS, escaping)
-    out: list[str] = []
-    for metric in families:
-        _openmetrics_family(metric, templates, out)
-    out.append("# EOF\n")
-    return "".join(out).encode("utf-8")
 
 
 def _openmetrics_family(metric: Metric, templates: _Templates, out: list[str]) -> None:

@@ -12,9 +12,11 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -231,3 +233,25 @@ def samples(text: str) -> dict[str, dict[frozenset[tuple[str, str]], float]]:
         for sample in family.samples:
             parsed.setdefault(sample.name, {})[frozenset(sample.labels.items())] = sample.value
     return parsed
+
+
+class Ticks:
+    """A monotonic clock that advances 0.25 s per reading."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        self.now += 0.25
+        return self.now
+
+
+def trickle(sock: socket.socket, cut: threading.Event) -> None:
+    """A slowloris: one byte every 0.3 s (18 s at most); ``cut`` is set when the
+    server hangs up on it."""
+    try:
+        for _ in range(60):
+            sock.sendall(b"x")
+            time.sleep(0.3)
+    except OSError:
+        cut.set()

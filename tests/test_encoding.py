@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from harness import Database, samples
+from harness import Database, Ticks, samples
 from prometheus_client import generate_latest
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import (
@@ -116,17 +116,6 @@ def assert_same_everywhere(families: Sequence[Metric], layouts: Layouts | None =
 
 
 # --- real collections ------------------------------------------------------------------
-
-
-class Ticks:
-    """A monotonic clock that advances 0.25 s per reading."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        self.now += 0.25
-        return self.now
 
 
 class Collection:

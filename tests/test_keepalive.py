@@ -19,6 +19,7 @@ from typing import Any
 import bcrypt
 import pytest
 import yaml
+from harness import trickle
 
 from exporter.server import ExporterServer, Request, Response, Route
 from exporter.webconfig import load_web_config
@@ -245,7 +246,7 @@ def test_a_slowloris_on_a_second_request_is_cut_at_the_deadline() -> None:
         with connect(server) as other:
             blocked, _ = exchange(other, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         cut = threading.Event()
-        trickler = threading.Thread(target=_trickle, args=(sock, cut), daemon=True)
+        trickler = threading.Thread(target=trickle, args=(sock, cut), daemon=True)
         trickler.start()
         trickler.join(20)
         sock.close()
@@ -254,15 +255,6 @@ def test_a_slowloris_on_a_second_request_is_cut_at_the_deadline() -> None:
     assert blocked.status == 503  # the second request holds the slot: it is not idle
     assert cut.is_set()
     assert served[0].status == 200
-
-
-def _trickle(sock: socket.socket, cut: threading.Event) -> None:
-    try:
-        for _ in range(60):  # 18 s at most
-            sock.sendall(b"x")
-            time.sleep(0.3)
-    except OSError:
-        cut.set()
 
 
 def test_an_idle_connection_is_closed_after_the_keepalive_timeout() -> None:

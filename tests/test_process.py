@@ -21,6 +21,7 @@ from harness import (
     MONITOR_PASSWORD,
     REPO,
     Database,
+    Ticks,
     create_database,
     free_port,
     local_postgres,
@@ -157,17 +158,6 @@ def test_promtool_accepts_a_real_scrape(database: Database) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip() == ""  # no lint findings at all
-
-
-class Ticks:
-    """A monotonic clock that advances 0.25 s per reading."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        self.now += 0.25
-        return self.now
 
 
 def _exposition(url: str) -> str:

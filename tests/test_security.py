@@ -37,6 +37,7 @@ from harness import (
     drop_database,
     run_exporter,
     samples,
+    trickle,
 )
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -902,7 +903,7 @@ def test_a_trickling_client_is_cut_off_at_the_deadline(cogni: Database) -> None:
         sock = socket.create_connection(("127.0.0.1", port), timeout=30)
         sock.sendall(b"GET /metrics HTTP/1.1\r\nX-Slow: ")
         cut = threading.Event()
-        trickler = threading.Thread(target=_trickle, args=(sock, cut), daemon=True)
+        trickler = threading.Thread(target=trickle, args=(sock, cut), daemon=True)
         trickler.start()
         time.sleep(0.5)
         blocked = request(port, "/healthz")
@@ -912,15 +913,6 @@ def test_a_trickling_client_is_cut_off_at_the_deadline(cogni: Database) -> None:
     assert blocked.status == 503
     assert cut.is_set()  # the server hung up on it
     assert served
-
-
-def _trickle(sock: socket.socket, cut: threading.Event) -> None:
-    try:
-        for _ in range(60):  # 18 s at most
-            sock.sendall(b"x")
-            time.sleep(0.3)
-    except OSError:
-        cut.set()
 
 
 def thread_count(exporter: ExporterProcess) -> int:
