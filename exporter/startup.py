@@ -94,7 +94,7 @@ def stop_on_signals(stop: threading.Event) -> None:
     signal.signal(signal.SIGINT, handle)
 
 
-def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> None:
+def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
     """Cap glibc's malloc arenas; call it before any thread starts.
 
     glibc gives each new thread that allocates an arena of its own (up to 8 per
@@ -102,13 +102,14 @@ def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> None:
     the pool's workers and scheduler) allocate almost only while holding the GIL,
     so more arenas buy no parallelism, only memory
     (``bench/rss.py``: 0.5 MiB of VmRSS after 1,000 scrapes with one arena, 0.3 MiB
-    with two). An operator's own ``MALLOC_ARENA_MAX`` wins.
+    with two). An operator's own ``MALLOC_ARENA_MAX`` wins. True when the cap was set.
     """
     if "MALLOC_ARENA_MAX" in os.environ:
-        return
+        return False
     try:
         mallopt = getattr(ctypes.CDLL(None), "mallopt", None)
     except OSError:
-        return
-    if mallopt is not None:  # glibc's; musl and macOS have none
-        mallopt(_M_ARENA_MAX, arenas)
+        return False
+    if mallopt is None:  # glibc has it; musl and macOS have none
+        return False
+    return bool(mallopt(_M_ARENA_MAX, arenas))  # glibc: 1 on success
