@@ -375,13 +375,7 @@ def _text_family(metric: Metric, templates: _Templates, out: list[str]) -> None:
             raise _Unsupported(metric)
         key = (name, sample_name, *labels, *labels.values())
         line, suffix = starts.get(key) or templates.start(key, name, sample_name, labels)
-        kind = type(value)
-        if kind is int and -_EXACT_INT <= value < _GO_EXPONENT:
-            line += f"{value}.0"
-        elif kind is float and -_INF < value < _GO_EXPONENT:
-            line += repr(value)
-        else:
-            line += _go_float(value)
+        line += _go_float(value)
         if timestamp is not None:
             line += f" {int(float(timestamp) * 1000):d}"
         if suffix is None:
@@ -414,12 +408,7 @@ def _openmetrics_family(metric: Metric, templates: _Templates, out: list[str]) -
             raise _Unsupported(metric)
         key = (name, sample_name, *labels, *labels.values())
         line = (starts.get(key) or templates.start(key, name, sample_name, labels))[0]
-        kind = type(value)
-        if kind is int and -_EXACT_INT <= value < _GO_EXPONENT:
-            line += f"{value}.0"
-        elif kind is float and -_INF < value < _GO_EXPONENT:
-            line += repr(value)
-        elif value is not None:
+        if value is not None:
             line += _go_float(value)
         if timestamp is not None:
             line += f" {timestamp}"
