@@ -151,13 +151,19 @@ def test_openmetrics_and_gzip_variants_of_one_collection(
     assert app.snapshots.collections == 1
 
 
-def test_a_new_collection_gives_a_new_body(
-    node: Database, start_app: Callable[..., App], tmp_path: Path
-) -> None:
+def _memory_with_heartbeat(tmp_path: Path, decision: str) -> tuple[Path, Path]:
+    """A memory directory whose GOVERN heartbeat says ``decision``, and that file."""
     memory = tmp_path / "memory"
     (memory / "GOVERN").mkdir(parents=True)
     beat = memory / "GOVERN" / "heartbeat.md"
-    beat.write_text(HEARTBEAT.format(decision="no-op"))
+    beat.write_text(HEARTBEAT.format(decision=decision))
+    return memory, beat
+
+
+def test_a_new_collection_gives_a_new_body(
+    node: Database, start_app: Callable[..., App], tmp_path: Path
+) -> None:
+    memory, beat = _memory_with_heartbeat(tmp_path, "no-op")
     app = start_app(node.monitor_url, cache_seconds=0, memory_dir=memory)
     first = get(app)[2]
     with node.connect() as conn:
@@ -177,10 +183,7 @@ def test_a_new_collection_gives_a_new_body(
 def test_memory_files_are_read_with_the_collection_not_per_scrape(
     node: Database, start_app: Callable[..., App], tmp_path: Path
 ) -> None:
-    memory = tmp_path / "memory"
-    (memory / "GOVERN").mkdir(parents=True)
-    beat = memory / "GOVERN" / "heartbeat.md"
-    beat.write_text(HEARTBEAT.format(decision="no-op"))
+    memory, beat = _memory_with_heartbeat(tmp_path, "no-op")
     app = start_app(node.monitor_url, cache_seconds=60, memory_dir=memory)
     first = get(app)[2]
     beat.write_text(HEARTBEAT.format(decision="action"))
