@@ -1,4 +1,4 @@
-"""Regenerate docs/status-page.png, the README's picture of the status page.
+"""Regenerate docs/status-page.png, the status page's picture in the README and docs/.
 
 It runs the browser test of the yellow scenario (a real PostgreSQL, the real
 exporter, headless Chromium) and keeps its laptop screenshot:

@@ -199,9 +199,9 @@ REQUIRED_METRICS = frozenset(
         "governance_runs_failed_total",
     }
 )
-# Names the dashboard reads that are not the exporter's own (README's metric tables).
+# Names the dashboard reads that are not the exporter's own (docs/metrics.md's tables).
 NOT_EXPORTED = frozenset({"governance:credit_health:level", "up", "ALERTS"})
-README = ROOT / "README.md"
+METRICS_DOC = ROOT / "docs" / "metrics.md"
 MEMORY_PREFIXES = ("governance_heartbeat_", "governance_budget_", "governance_memory_")
 
 
@@ -907,10 +907,10 @@ def test_datasource_time_interval_is_the_scrape_interval() -> None:
 # --- today's nodes: work without a schedule, who spends, who is refused ---------------
 
 
-def _readme_metrics() -> dict[str, frozenset[str]]:
-    """metric -> labels, from the README's metric tables (``| `name` | a, b | ... |``)."""
+def _documented_metrics() -> dict[str, frozenset[str]]:
+    """metric -> labels, from docs/metrics.md's tables (``| `name` | a, b | ... |``)."""
     found: dict[str, frozenset[str]] = {}
-    for line in README.read_text(encoding="utf-8").splitlines():
+    for line in METRICS_DOC.read_text(encoding="utf-8").splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if len(cells) >= 3 and cells[0].startswith("`governance_") and cells[0].endswith("`"):
             labels = frozenset(label.strip() for label in cells[1].split(",") if label.strip())
@@ -918,15 +918,15 @@ def _readme_metrics() -> dict[str, frozenset[str]]:
     return found
 
 
-def test_contract_is_the_readme_metric_table() -> None:
+def test_contract_is_the_documented_metric_table() -> None:
     """Every exporter metric the lint accepts is documented with exactly these labels:
     a label the exporter does not have cannot slip into a panel."""
-    documented = _readme_metrics()
-    assert len(documented) > 40, "README metric tables not found"
+    documented = _documented_metrics()
+    assert len(documented) > 40, "docs/metrics.md's metric tables not found"
     for name, labels in CONTRACT.items():
         if name in NOT_EXPORTED:
             continue
-        assert name in documented, f"{name} is not in README.md's metric tables"
+        assert name in documented, f"{name} is not in docs/metrics.md's metric tables"
         assert documented[name] == labels, (name, documented[name], labels)
 
 

@@ -891,7 +891,7 @@ def test_template_variables_list_the_account_and_every_charter(stack: Stack) -> 
 
 
 def test_rendered_preview_shows_the_incident(stack: Stack) -> None:
-    """grafana/preview.py (the README picture) renders these same live answers."""
+    """grafana/preview.py (the picture in docs/dashboard.md) renders these same live answers."""
     spec = importlib.util.spec_from_file_location("governance_preview", PREVIEW)
     assert spec is not None
     assert spec.loader is not None

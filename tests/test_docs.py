@@ -1,4 +1,4 @@
-"""The README's tables must keep up with the code."""
+"""The reference in docs/ must keep up with the code, and the README stay a front door."""
 
 from __future__ import annotations
 
@@ -35,13 +35,16 @@ class FixedSource:
         return self._snapshot
 
 
-README = (ROOT / "README.md").read_text()
+DOCS = ROOT / "docs"
+CONFIGURATION = (DOCS / "configuration.md").read_text()
+METRICS = (DOCS / "metrics.md").read_text()
+ALERTS = (DOCS / "alerts.md").read_text()
 
 
 def test_every_option_is_in_the_configuration_table() -> None:
     for name in Settings.model_fields:
         row = f"| `{option_flag(name)}` | `{option_env(name)}` |"
-        assert row in README, f"README's configuration table lacks {name}"
+        assert row in CONFIGURATION, f"docs/configuration.md's table lacks {name}"
 
 
 def _exported_names() -> set[str]:
@@ -82,7 +85,7 @@ def _memory_names(directory: Path) -> set[str]:
 
 
 def test_every_metric_is_in_the_metric_tables(tmp_path: Path) -> None:
-    documented = set(re.findall(r"^\| `(governance_[a-z_]+)` \|", README, re.MULTILINE))
+    documented = set(re.findall(r"^\| `(governance_[a-z_]+)` \|", METRICS, re.MULTILINE))
     exported = _exported_names() | _memory_names(tmp_path)
     assert exported <= documented, "README lacks these metrics"
     assert documented - exported == set(), "README documents metrics that do not exist"
@@ -90,7 +93,7 @@ def test_every_metric_is_in_the_metric_tables(tmp_path: Path) -> None:
 
 def test_statuses_and_reasons_are_documented() -> None:
     for value in (*RUN_STATUSES, *FAILURE_REASONS):
-        assert f"`{value}`" in README
+        assert f"`{value}`" in METRICS
 
 
 def test_bundled_schemas_equal_the_shared_reference() -> None:
@@ -114,5 +117,78 @@ def test_the_alert_table_matches_the_rules() -> None:
         for rule in group["rules"]
         if "alert" in rule
     )
-    rows = re.findall(r"^\| `(Governance\w+)` \| (\w+) \| (\w+) \|", README, re.MULTILINE)
+    rows = re.findall(r"^\| `(Governance\w+)` \| (\w+) \| (\w+) \|", ALERTS, re.MULTILINE)
     assert sorted(rows) == in_rules
+
+
+README_MAX_LINES = 200
+LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
+FENCE = re.compile(r"^```.*?^```", re.MULTILINE | re.DOTALL)
+HEADING = re.compile(r"^#{1,6} +(.+?) *#*$", re.MULTILINE)
+
+
+def test_the_readme_fits_a_front_door() -> None:
+    """Why, the two commands, your own node, where to read more; the reference is in docs/."""
+    lines = (ROOT / "README.md").read_text().splitlines()
+    assert len(lines) <= README_MAX_LINES, f"README.md has {len(lines)} lines"
+    readme = "\n".join(lines)
+    commands = ("governance-exporter demo", ".venv/bin/pytest", "pip install -e '.[dev]'")
+    for command in commands:
+        assert command in readme, command
+    assert readme.index(".venv/bin/pytest") < readme.index("## Against your own node")
+
+
+def _slug(heading: str) -> str:
+    """The anchor GitHub gives a heading: lower case, punctuation dropped, spaces to hyphens."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def _anchors(text: str) -> set[str]:
+    """Every heading's anchor; a repeated heading gets -1, -2... as on GitHub."""
+    seen: dict[str, int] = {}
+    anchors = set()
+    for heading in HEADING.findall(FENCE.sub("", text)):
+        slug = _slug(heading)
+        anchors.add(f"{slug}-{seen[slug]}" if slug in seen else slug)
+        seen[slug] = seen.get(slug, 0) + 1
+    return anchors
+
+
+def _documents() -> list[Path]:
+    return [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]
+
+
+def _why_broken(document: Path, target: str) -> str | None:
+    """None when a relative link leads to a file (and, into Markdown, to a heading)."""
+    path, _, anchor = target.partition("#")
+    resolved = (document.parent / path).resolve() if path else document
+    if not resolved.exists():
+        return "no such file"
+    if anchor and resolved.suffix == ".md" and anchor not in _anchors(resolved.read_text()):
+        return "no such heading"
+    return None
+
+
+def test_every_relative_link_leads_to_a_file() -> None:
+    """README.md and docs/*.md link only to files (and headings) that exist."""
+    broken = []
+    checked = 0
+    for document in _documents():
+        for target in LINK.findall(FENCE.sub("", document.read_text())):
+            if re.match(r"[a-z][a-z0-9+.-]*:", target):  # https:, mailto:: not ours to check
+                continue
+            checked += 1
+            why = _why_broken(document, target)
+            if why is not None:
+                broken.append(f"{document.relative_to(ROOT)}: {target} ({why})")
+    assert checked > 20, "no links found: the pattern is wrong"
+    assert broken == []
+
+
+def test_the_slugs_are_githubs() -> None:
+    assert _slug("Without Grafana: the status page and `check`") == (
+        "without-grafana-the-status-page-and-check"
+    )
+    assert _slug("From the gateway's memory files") == "from-the-gateways-memory-files"
+    assert _anchors("# A\n## A\n```\n# B\n```\n") == {"a", "a-1"}

@@ -532,7 +532,7 @@ OPTIONAL_INDEXES_BY_SCHEMA[SCHEMA_2026_10] = OPTIONAL_INDEXES_BY_SCHEMA[SCHEMA_2
 def test_optional_indexes_script_runs_with_psql_as_documented(
     make_database: Callable[[str], Database], schema: str
 ) -> None:
-    """``psql -f sql/optional-indexes.sql``, as the file and the README say: on each
+    """``psql -f sql/optional-indexes.sql``, as the file and docs/performance.md say: on each
     schema it builds the indexes that schema can hold, and a second run changes nothing."""
     from exporter.demo.localpg import find_bindir  # noqa: PLC0415
 
