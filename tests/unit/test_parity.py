@@ -17,7 +17,7 @@ import yaml
 
 from exporter import policy, settings
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 RULE_FILES = sorted((ROOT / "prometheus" / "rules").glob("*.yml"))
 DASHBOARD = json.loads((ROOT / "grafana" / "dashboards" / "governance.json").read_text())
 
