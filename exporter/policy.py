@@ -4,7 +4,7 @@ Pure: each function takes the views the model built and ``now``; nothing here re
 a clock, a socket or a file. ``check``, the status page and the tests of the alert
 rules read these numbers and rules, and nothing else decides a colour. The alert
 rules (``prometheus/rules/``) and the dashboard (``grafana/``) state the same
-numbers in their own languages; ``tests/test_parity.py`` holds them equal.
+numbers in their own languages; ``tests/unit/test_parity.py`` holds them equal.
 
 A ``Problem`` names the alert that covers it. ``check`` and the page are one
 reading with no history, so they have no ``for:`` delay: they report at once

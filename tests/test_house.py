@@ -128,15 +128,6 @@ def test_serve_and_check_import_none_of_the_demo() -> None:
     assert "exporter.app" not in loaded
 
 
-def test_the_command_is_found_without_importing_any() -> None:
-    from exporter.cli import chosen_command  # noqa: PLC0415
-
-    assert chosen_command(["--account", "serve", "check", "--output", "json"]) == "check"
-    assert chosen_command(["--log-level=DEBUG", "demo", "--speed", "5"]) == "demo"
-    assert chosen_command(["--version"]) is None
-    assert chosen_command([]) is None
-
-
 def test_every_module_is_in_the_layout_table() -> None:
     layout = DEVELOPMENT[DEVELOPMENT.index("## Layout") :]
     for path in sorted((REPO / "exporter").glob("*.py")):
@@ -144,10 +135,3 @@ def test_every_module_is_in_the_layout_table() -> None:
             continue
         assert f"`exporter/{path.name}`" in layout, path.name
     assert "`exporter/demo/`" in layout
-
-
-def test_no_module_of_the_product_holds_an_assert() -> None:
-    """Invariants are checks that survive ``python -O``, not asserts."""
-    for path in sorted((REPO / "exporter").rglob("*.py")):
-        text = path.read_text(encoding="utf-8")
-        assert not re.search(r"^\s+assert ", text, re.MULTILINE), path

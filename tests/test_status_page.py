@@ -26,13 +26,12 @@ from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 from psycopg import sql
 
 from exporter.demo import scenario
-from exporter.policy import RED_RUNWAY_SECONDS, YELLOW_RUNWAY_SECONDS, Health
+from exporter.policy import Health
 from exporter.snapshot import SCHEMA_2026_02, SCHEMA_2026_03
 from exporter.status_page import (
     CONTENT_SECURITY_POLICY,
     PAGE_REFRESH_SECONDS,
     UNKNOWN_COLOURS,
-    credit_colour,
     health_colour,
 )
 
@@ -339,24 +338,3 @@ def test_headers_and_head(database: Database) -> None:
             assert headers["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
             assert headers["Cache-Control"] == "no-store"
             assert (body == b"") is (method == "HEAD")
-
-
-@pytest.mark.parametrize(
-    ("balance", "runway", "health"),
-    [
-        (1, RED_RUNWAY_SECONDS - 1, Health.RED),
-        (1, RED_RUNWAY_SECONDS, Health.YELLOW),
-        (1, YELLOW_RUNWAY_SECONDS, Health.YELLOW),
-        (1, YELLOW_RUNWAY_SECONDS + 1, Health.GREEN),
-        (1, float("inf"), Health.GREEN),
-        (0, float("inf"), Health.RED),
-        (-5, float("inf"), Health.RED),
-    ],
-)
-def test_card_colour_at_the_rule_thresholds(balance: int, runway: float, health: Health) -> None:
-    assert credit_colour(balance, runway) == health_colour(health)
-
-
-def test_the_three_colours_differ() -> None:
-    colours = {health_colour(h) for h in Health} | {UNKNOWN_COLOURS[0]}
-    assert len(colours) == 4

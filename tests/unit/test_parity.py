@@ -2,7 +2,7 @@
 
 The policy is the truth (``check`` and the status page read it); the alert rules
 and the dashboard restate its thresholds in PromQL and JSON. Runway thresholds
-have their own, finer test (test_thresholds.py); these cover the rest, and that
+have their own, finer test (tests/test_thresholds.py); these cover the rest, and that
 every alert a problem names is an alert of the rules.
 """
 
@@ -17,7 +17,7 @@ import yaml
 
 from exporter import policy, settings
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 RULE_FILES = sorted((ROOT / "prometheus" / "rules").glob("*.yml"))
 DASHBOARD = json.loads((ROOT / "grafana" / "dashboards" / "governance.json").read_text())
 
