@@ -23,7 +23,8 @@ def short_time(at: datetime, now: datetime) -> str:
 
 def format_duration(seconds: float) -> str:
     """A human length of time: ``45 s``, ``12 min``, ``5 h 3 min``, ``3 d 4 h``."""
-    seconds = max(seconds, 0.0)
+    # `+ 0.0` turns -0.0 into 0.0, which max() alone would keep ("-0 s").
+    seconds = max(seconds, 0.0) + 0.0
     if seconds < 90:
         return f"{seconds:.0f} s"
     minutes = round(seconds / 60)

@@ -53,12 +53,7 @@ def test_more_durations(seconds: float, text: str) -> None:
     assert format_duration(seconds) == text
 
 
-# -0.0 reads "-0 s" (max(-0.0, 0.0) is -0.0); no clock difference gives it.
-@given(
-    st.floats(min_value=-1e9, max_value=1e9, allow_nan=False).filter(
-        lambda s: math.copysign(1.0, s) > 0 or s != 0
-    )
-)
+@given(st.floats(min_value=-1e9, max_value=1e9, allow_nan=False))
 def test_a_duration_is_one_short_phrase(seconds: float) -> None:
     text = format_duration(seconds)
     assert text.split()[-1] in {"s", "min", "h", "d"}
