@@ -123,7 +123,7 @@ def write(results: dict[str, Any], path: Path) -> None:
         "Latency: sequential scrapes of `/metrics` over one keep-alive HTTP connection "
         "(exporter, query-exporter) or back-to-back executions on one open connection "
         "(floor), median (p95 / p99) in ms. floor-k = exactly the k statements of "
-        "`exporter.source.run_statements()` for the schema (k in the column), one round trip "
+        "`exporter.queries.run_statements()` for the schema (k in the column), one round trip "
         "each; floor-1 = the same k as one combined statement. query-exporter runs the same k "
         "statements. Cache = the exporter's `cache_seconds` in that series (0: every scrape "
         "is a collection; query-exporter has no cache). "
@@ -203,7 +203,7 @@ def write(results: dict[str, Any], path: Path) -> None:
         "## Buffers per statement (exporter, per collection, cache_seconds=0)",
         "",
         "Each statement of the collection by name (`bench/run.py` `statement_names`: "
-        "the names of `exporter/source.py`'s statements); BEGIN and COMMIT cost none. "
+        "the names of `exporter/queries.py`'s statements); BEGIN and COMMIT cost none. "
         "N=1 → 5 = buffers at N = 5 ÷ at N = 1, same schema, state and indexes.",
         "",
         "| schema | state | opt. idx | statement | N=0 | N=1 | N=5 | N=1 → 5 | exec ms N=5 |",

@@ -14,7 +14,7 @@ with sql/optional-indexes.sql), it measures, on the same data in the same run:
   exporter and PostgreSQL); RSS; 20 and 100 concurrent scrapes (HTTP statuses,
   collections they caused, most connections the exporter held);
 - the floor: the same SQL back to back on one open connection of the same role,
-  as "floor-N": exactly ``exporter.source.run_statements()`` for the database's
+  as "floor-N": exactly ``exporter.queries.run_statements()`` for the database's
   schema, N statements, one round trip each (``app.current_user_id`` set for the
   session), and as "floor-1": the same N as one combined statement;
 - query-exporter 5.0 (its own venv, ``--qe``) configured with the same N
@@ -49,14 +49,13 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from psycopg import sql
 from psycopg.rows import class_row
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import cluster
 import generate
 
-from exporter import source
+from exporter import queries, source
 from exporter.settings import SYSTEM_PRINCIPAL_ID
 from exporter.snapshot import CatalogRow, SchemaInfo
 from tests.harness import MONITOR_ROLE, free_port, run_exporter, url_with
@@ -94,7 +93,7 @@ def schema_of(db: str) -> SchemaInfo:
     """The schema as the exporter finds it: its own catalog statement, as its role."""
     with psycopg.connect(floor_url(db), autocommit=True) as conn:
         cur = conn.cursor(row_factory=class_row(CatalogRow))
-        catalog = cur.execute(source.READ_CATALOG).fetchone()
+        catalog = cur.execute(queries.READ_CATALOG).fetchone()
     assert catalog is not None
     return source.schema_info(catalog)
 
@@ -131,33 +130,8 @@ def _normalised(text: str) -> str:
 
 
 def statement_names(schema: SchemaInfo) -> dict[str, str]:
-    """Normalised text of each of ``run_statements(schema)`` -> a short name."""
-    runs = {
-        source._READ_RUN_COUNTS: "run_counts",
-        source._READ_LAST_OUTCOMES: "last_outcomes",
-        source._READ_RECENT_RUNS: "recent_runs",
-        source._READ_ATTRIBUTED_SPEND: "attributed_spend",
-        source._READ_FINISHED_RUNS: "finished_runs",
-    }
-    named = {
-        source.SET_TRANSACTION_CONTEXT: "context",
-        source.READ_CATALOG: "catalog",
-        source.READ_ACCOUNT: "account",
-        source.READ_SPEND: "spend",
-        source.READ_SCHEDULES: "schedules",
-        source.READ_UNSCHEDULED_COUNTS: "unscheduled_counts",
-        source.READ_LEDGER_CURSORS: "ledger_cursors",
-        sql.SQL(source.READ_UNSCHEDULED_OUTCOMES)
-        .format(blank=source._BLANK_LITERAL)
-        .as_string(None): "unscheduled_outcomes",
-    }
-    for template, name in runs.items():
-        named[source._runs_statement(template, schema).as_string(None)] = name
-    by_text = {_normalised(text): name for text, name in named.items()}
-    out = {}
-    for i, text in enumerate(source.run_statements(schema)):
-        out[_normalised(text)] = by_text.get(_normalised(text), f"statement_{i}")
-    return out
+    """Normalised text of each of ``run_statements(schema)`` -> its short name."""
+    return {_normalised(text): name for name, text in queries.for_schema(schema).named().items()}
 
 
 def statement_name(query: str, names: dict[str, str]) -> str:
@@ -441,7 +415,7 @@ def concurrency(db: str, port: int, settle: float = 0.2) -> dict[str, Any]:
 
 def _floor_statements(schema: SchemaInfo) -> list[str]:
     """Exactly ``run_statements(schema)``: the exporter's statements and text."""
-    return list(source.run_statements(schema))
+    return list(queries.run_statements(schema))
 
 
 # How far apart two collections are taken to be, for the finished-runs window (the

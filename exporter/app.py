@@ -8,20 +8,18 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
 
 import psycopg
 from prometheus_client.registry import CollectorRegistry
-from psycopg_pool import ConnectionPool
 
 from exporter import __version__
 from exporter.cache import Clock, SnapshotCache, build_snapshots, utc_now
 from exporter.collector import GovernanceCollector
+from exporter.connections import GuardedPool, open_pool
 from exporter.exposition import ExpositionCache, collection_families
 from exporter.memory_collector import MemoryCollector
 from exporter.server import ExporterServer, Route, healthz_route, metrics_route
 from exporter.settings import Settings
-from exporter.source import open_pool
 from exporter.status_page import status_route
 from exporter.watch import Watch
 from exporter.webconfig import load_web_config
@@ -32,7 +30,7 @@ logger = logging.getLogger(__name__)
 @dataclass
 class App:
     settings: Settings
-    pool: ConnectionPool[psycopg.Connection[Any]]
+    pool: GuardedPool
     snapshots: SnapshotCache
     registry: CollectorRegistry
     server: ExporterServer
@@ -59,7 +57,7 @@ def build_routes(
 def build_app(
     settings: Settings,
     *,
-    pool: ConnectionPool[psycopg.Connection[Any]] | None = None,
+    pool: GuardedPool | None = None,
     clock: Clock = utc_now,
     registry: CollectorRegistry | None = None,
 ) -> App:

@@ -18,11 +18,9 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import MappingProxyType
-from typing import Any, Protocol
+from typing import Protocol
 
-import psycopg
-from psycopg_pool import ConnectionPool
-
+from exporter.connections import GuardedPool
 from exporter.dberrors import COLLECTION_ERROR_REASONS, CollectionError
 from exporter.model import (
     FAILURE_REASONS,
@@ -197,7 +195,7 @@ class SnapshotCache:
 
 def build_snapshots(
     settings: Settings,
-    pool: ConnectionPool[psycopg.Connection[Any]],
+    pool: GuardedPool,
     clock: Clock = utc_now,
 ) -> SnapshotCache:
     """The source and its cache for ``settings``, reading through ``pool``."""

@@ -21,13 +21,14 @@ from typing import Any
 import psycopg
 
 from exporter.cache import CollectionResult, build_snapshots
+from exporter.connections import open_pool
 from exporter.dberrors import first_line
 from exporter.memory import MemorySnapshot, read_memory
 from exporter.model import CREDITS_PER_USD, CharterView, CreditView, GovernanceView, WorkView
 from exporter.policy import Assessment, Health, assess, charter_health, credit_level
 from exporter.repospec import RepoSpecError
 from exporter.settings import Settings
-from exporter.source import CollectionError, DatabaseUnavailable, open_pool
+from exporter.source import CollectionError, DatabaseUnavailable
 from exporter.startup import UsageError, configure_logging, load_settings
 from exporter.watch import Watch
 from exporter.words import (

@@ -25,7 +25,7 @@ CREDITS_PER_USD = 10_000_000
 
 RUN_STATUSES = ("pending", "running", "success", "error", "skipped", "cancelled")
 UNKNOWN_STATUS = "unknown"
-# What a blank error code or message may consist of; source.py's btrim uses the
+# What a blank error code or message may consist of; queries.py's btrim uses the
 # same characters, so that SQL and Python agree on what a failure is.
 BLANK_CHARACTERS = " \t\n\x0b\f\r"
 

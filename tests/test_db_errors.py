@@ -30,7 +30,7 @@ from harness import (
 from psycopg import sql
 from test_faults import hanging_path
 
-from exporter.dbconnect import backoff_seconds
+from exporter.connections import backoff_seconds
 from exporter.dberrors import classify_connect_error, connect_cause
 from exporter.demo import scenario
 from exporter.demo.localpg import LocalPostgres, free_port

@@ -37,6 +37,7 @@ from prometheus_client.utils import floatToGoString
 from exporter import encoding
 from exporter.cache import CollectionResult, SnapshotCache
 from exporter.collector import GovernanceCollector
+from exporter.connections import open_pool
 from exporter.demo import scenario
 from exporter.encoding import (
     FixedFamilies,
@@ -50,7 +51,7 @@ from exporter.exposition import ExpositionCache, collection_families
 from exporter.memory_collector import MemoryCollector
 from exporter.settings import FEBRUARY_CHARTERS
 from exporter.snapshot import SCHEMA_2026_03
-from exporter.source import Source, open_pool
+from exporter.source import Source
 
 GOLDEN = Path(__file__).parent / "golden"
 NOW = datetime(2026, 2, 15, 12, 7, tzinfo=UTC)

@@ -22,13 +22,14 @@ from prometheus_client import generate_latest
 from prometheus_client.registry import CollectorRegistry
 from psycopg import sql
 
-from exporter import source
+from exporter import queries, source
 from exporter.cache import SnapshotCache
 from exporter.collector import GovernanceCollector
+from exporter.connections import Watchdog, open_pool
 from exporter.demo import scenario
 from exporter.settings import FEBRUARY_CHARTERS
 from exporter.snapshot import SCHEMA_2026_02, SCHEMA_2026_03, SCHEMA_2026_10, SchemaInfo
-from exporter.source import DatabaseUnavailable, Source, open_pool
+from exporter.source import DatabaseUnavailable, Source
 
 NOW = datetime(2026, 2, 15, 12, 7, tzinfo=UTC)
 H = timedelta(hours=1)
@@ -478,7 +479,7 @@ def test_last_outcomes_can_use_the_optional_partial_indexes(database: Database) 
         assert len(statements) == 2
         for statement in statements:
             conn.execute(statement.encode())
-    last_outcomes = source.run_statements(SCHEMAS[database.schema])[6]
+    last_outcomes = queries.run_statements(SCHEMAS[database.schema])[6]
     assert "last_failure_at" in last_outcomes
     plan = _plan_with_only_partial_indexes(
         database, runs_table, last_outcomes, {"account": "cogni_system", "now": NOW}
@@ -504,7 +505,7 @@ def test_unscheduled_outcomes_can_use_the_optional_partial_indexes(
         for statement in statements:
             conn.execute(statement.encode())
     # The same statement on both schemas (graph_runs.requested_by since 2026-03).
-    (unscheduled_outcomes,) = (s for s in source.run_statements() if "k.run_kind" in s)
+    (unscheduled_outcomes,) = (s for s in queries.run_statements() if "k.run_kind" in s)
     params = {
         "account": "cogni_system",
         "now": NOW,
@@ -584,7 +585,7 @@ def test_one_watchdog_thread_cuts_an_overdue_collection_and_ends_when_idle(
     def watchers() -> int:
         return sum(t.name == "collection-deadline" for t in threading.enumerate())
 
-    watchdog = source._Watchdog(linger=0.3)
+    watchdog = Watchdog(linger=0.3)
     before = watchers()
     with psycopg.connect(database.url) as conn:
         alarms = [watchdog.arm(conn, 60.0) for _ in range(5)]

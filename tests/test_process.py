@@ -33,10 +33,11 @@ from prometheus_client.registry import CollectorRegistry
 
 from exporter.cache import SnapshotCache
 from exporter.collector import GovernanceCollector
+from exporter.connections import open_pool
 from exporter.demo import scenario
 from exporter.settings import FEBRUARY_CHARTERS
 from exporter.snapshot import SCHEMA_2026_03
-from exporter.source import Source, open_pool
+from exporter.source import Source
 
 GOLDEN = Path(__file__).parent / "golden"
 

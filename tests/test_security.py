@@ -48,6 +48,7 @@ from psycopg import errors
 from exporter.cache import SnapshotCache
 from exporter.cli import configuration_error
 from exporter.collector import GovernanceCollector
+from exporter.connections import open_pool
 from exporter.demo import scenario
 from exporter.model import charter_name
 from exporter.snapshot import (
@@ -59,7 +60,7 @@ from exporter.snapshot import (
     Snapshot,
     SpendRow,
 )
-from exporter.source import CollectionError, Source, open_pool
+from exporter.source import CollectionError, Source
 from exporter.startup import UsageError, load_settings
 from exporter.webconfig import (
     DUMMY_COST_CAP,
