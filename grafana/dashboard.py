@@ -205,18 +205,23 @@ class Variant:
     fleet: Fleet
     output: Path
     datasource_uid: str = DATASOURCE_UID
-    uid: str = ""  # derived from the labels when empty
+    chosen_uid: str = ""  # empty: derived from the labels
 
     def __post_init__(self) -> None:
-        if not self.uid:
-            fleet = self.fleet
-            default = (fleet.cluster, fleet.node) == (Fleet().cluster, Fleet().node)
-            uid = DASHBOARD_UID if default else f"{DASHBOARD_UID}-{fleet.cluster}-{fleet.node}"
-            object.__setattr__(self, "uid", uid)
         if not re.fullmatch(r"[a-zA-Z0-9_-]+", self.uid) or len(self.uid) > MAX_UID_LENGTH:
             raise ValueError(
                 f"dashboard uid {self.uid!r}: at most {MAX_UID_LENGTH} letters, digits, - or _"
             )
+
+    @property
+    def uid(self) -> str:
+        """Fixed, so that Git Sync and links find the same dashboard every time; the
+        bundled labels keep the historical uid, others get their labels in theirs."""
+        if self.chosen_uid:
+            return self.chosen_uid
+        if self.fleet == Fleet():
+            return DASHBOARD_UID
+        return f"{DASHBOARD_UID}-{self.fleet.cluster}-{self.fleet.node}"
 
 
 # The bundled stack (docker-compose.yml, grafana/provisioning): cluster and node.

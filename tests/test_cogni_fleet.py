@@ -321,10 +321,12 @@ class Store:
 @pytest.fixture(scope="module")
 def store(pg_admin_url: str) -> Iterator[Store]:
     blocks = read_alloy()
-    red = create_database(pg_admin_url, SCHEMA_2026_03)
-    green = create_database(pg_admin_url, SCHEMA_2026_03)
+    databases: list[Database] = []
     directory = Path(tempfile.mkdtemp(prefix="govexp-alloy-"))
     try:
+        for _node in (RED, GREEN):
+            databases.append(create_database(pg_admin_url, SCHEMA_2026_03))
+        red, green = databases
         now = datetime.now(UTC)
         with red.connect() as conn:
             scenario.seed_incident(conn, red.schema, now)
@@ -350,8 +352,8 @@ def store(pg_admin_url: str) -> Iterator[Store]:
             )
             yield live
     finally:
-        drop_database(red)
-        drop_database(green)
+        for database in databases:
+            drop_database(database)
         shutil.rmtree(directory, ignore_errors=True)
 
 
