@@ -1,10 +1,16 @@
 """The governance dashboard, as code.
 
-Run ``python grafana/dashboard.py`` to regenerate ``grafana/dashboards/governance.json``
-and ``python grafana/dashboard.py --check`` to fail (exit 1) when the committed JSON is
-not what this module generates. Built with grafana-foundation-sdk, Grafana's own
-generated builders (typed, released with Grafana's schema), so the JSON has the shape
-Grafana expects rather than the shape someone remembered.
+Run ``python grafana/dashboard.py`` to regenerate the committed files and
+``python grafana/dashboard.py --check`` to fail (exit 1) when one is not what this module
+generates. Built with grafana-foundation-sdk, Grafana's own generated builders (typed,
+released with Grafana's schema), so the JSON has the shape Grafana expects rather than
+the shape someone remembered.
+
+The fleet's two labels are the operator's (``Fleet``): one file per labelling, each a
+``Variant``. ``grafana/dashboards/governance.json`` is the bundled stack's (``cluster``,
+``node``); ``deploy/grafana/governance-cogni.json`` is Cogni's (``env``, ``node_id``, as
+their Alloy labels series), ready for a Git Sync folder. Other labels:
+``--cluster-label``, ``--node-label`` and ``--output``.
 
 The runway thresholds come from ``exporter.model``: the exporter, the alert rules and
 this dashboard share one definition (``tests/test_thresholds.py`` keeps them equal).
@@ -12,7 +18,8 @@ this dashboard share one definition (``tests/test_thresholds.py`` keeps them equ
 Layout of this module: shared constants and small builders first; then one function
 per panel, each placed by keyword (``x``, ``y``, ``w``, ``h`` in Grafana's 24-column
 grid); then one function per row, composing its panels left to right from the row's
-top ``y``; ``ROWS`` stacks the rows and ``build()`` numbers the panels.
+top ``y``; ``ROWS`` stacks the rows and ``build()`` numbers the panels. Every panel and
+row function takes the ``fleet`` and selects through it (``fleet.sel``, ``fleet.acct``...).
 
 The helpers at the bottom (``panels``, ``targets``, ``substitute``,
 ``runway_thresholds``) are what the tests use to read the generated JSON.
@@ -27,6 +34,7 @@ import math
 import re
 import sys
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -89,12 +97,6 @@ TRANSPARENT = "transparent"
 
 ACCOUNT = 'account=~"$account"'
 CHARTER = 'charter=~"$charter"'
-# The fleet: every selector also matches the target labels an operator adds to tell
-# nodes apart. Regex matchers with the All value ".*" also match a label that is not
-# there, so a single node without cluster/node labels still shows everywhere.
-FLEET = ('cluster=~"$cluster"', 'node=~"$node"')
-# What keeps two nodes apart: the target's own labels (job, instance) and the fleet's.
-NODE_LABELS = "job, instance, cluster, node"
 # Alerts without an account/charter label (exporter down) must still show.
 ALERT_MATCHERS = ('alertname=~"Governance.*"', 'account=~"$account|"')
 HEALTH_LEVEL = "governance:credit_health:level"  # recording rule: 0 green, 1 yellow, 2 red
@@ -103,33 +105,136 @@ HEALTH_LEVELS: tuple[Health, ...] = (Health.GREEN, Health.YELLOW, Health.RED)
 
 Panel = stat.Panel | table.Panel | timeseries.Panel | bargauge.Panel
 
-
-def _sel(metric: str, *matchers: str) -> str:
-    """``metric{matchers..., cluster=~"$cluster", node=~"$node"}``: every selector."""
-    return f"{metric}{{{', '.join((*matchers, *FLEET))}}}"
-
-
-def _alerts(*matchers: str) -> str:
-    return _sel("ALERTS", *ALERT_MATCHERS, *matchers)
-
-
-BUILD_INFO = _sel("governance_exporter_build_info")
-
-
-def _acct(metric: str) -> str:
-    return _sel(metric, ACCOUNT)
-
-
-def _charter(metric: str, *extra: str) -> str:
-    return _sel(metric, ACCOUNT, CHARTER, *extra)
-
-
-BALANCE = f"max by (account) ({_acct('governance_credit_balance_credits')})"
-# The preflight check refuses runs below one run's estimated cost (today's nodes).
-MIN_RUN_COST = f"max by (account) ({_acct('governance_credit_min_run_cost_credits')})"
-BURN_PER_HOUR = (
-    f"max by (account) ({_acct('governance_credit_burn_rate_credits_per_second')}) * 3600"
+_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+# Labels (and variable names) the dashboard already uses for something else.
+RESERVED_LABELS = frozenset(
+    {"job", "instance", "account", "charter", "datasource", "__name__", "alertname", "severity"}
+    | {"alertstate", "status", "reason", "run_kind", "version", "schema", "le", "quantile"}
 )
+
+
+@dataclass(frozen=True)
+class Fleet:
+    """The two target labels an operator tells nodes apart by, and the selectors they make.
+
+    Each is also the name of the dashboard variable that filters by it. The default
+    (``cluster``, ``node``) is the bundled stack's; Cogni's operators label their series
+    ``env`` and ``node_id`` (Alloy's relabelling, see deploy/alloy/). Every selector of
+    every panel carries both: regex matchers whose All value ``.*`` also matches a series
+    without the label, so a single node without them still shows everywhere.
+    """
+
+    cluster: str = "cluster"
+    node: str = "node"
+
+    def __post_init__(self) -> None:
+        for label in (self.cluster, self.node):
+            if not _LABEL_NAME.fullmatch(label) or label.startswith("__"):
+                raise ValueError(f"{label!r} is not a Prometheus label name")
+            if label in RESERVED_LABELS:
+                raise ValueError(f"{label!r} is a label the dashboard already reads")
+        if self.cluster == self.node:
+            raise ValueError(f"the two fleet labels are the same ({self.cluster!r})")
+
+    @property
+    def labels(self) -> tuple[str, str]:
+        return self.cluster, self.node
+
+    @property
+    def legend(self) -> str:
+        """A series' name by node: its node label and instance (either may be absent)."""
+        return f"{{{{{self.node}}}}} {{{{instance}}}}"
+
+    @property
+    def node_labels(self) -> str:
+        """What keeps two nodes apart: the target's own labels (job, instance) and the
+        fleet's. A label a series lacks (Alloy may drop instance) matches as empty."""
+        return f"job, instance, {self.cluster}, {self.node}"
+
+    def sel(self, metric: str, *matchers: str) -> str:
+        """``metric{matchers..., <cluster>=~"$<cluster>", <node>=~"$<node>"}``: every
+        selector."""
+        fleet = (f'{label}=~"${label}"' for label in self.labels)
+        return f"{metric}{{{', '.join((*matchers, *fleet))}}}"
+
+    def alerts(self, *matchers: str) -> str:
+        return self.sel("ALERTS", *ALERT_MATCHERS, *matchers)
+
+    def acct(self, metric: str) -> str:
+        return self.sel(metric, ACCOUNT)
+
+    def charter(self, metric: str, *extra: str) -> str:
+        return self.sel(metric, ACCOUNT, CHARTER, *extra)
+
+    def kind(self, metric: str, *extra: str) -> str:
+        """A metric of the work without a schedule (by account and run kind)."""
+        return self.sel(metric, ACCOUNT, *extra)
+
+    @property
+    def build_info(self) -> str:
+        """On every exporter whatever its database says: what marks a target as ours."""
+        return self.sel("governance_exporter_build_info")
+
+    def exporter_up(self) -> str:
+        """``up`` of the exporter's targets only: those that exported build_info in the
+        last day (a dead exporter stays listed as down), never every target scraped."""
+        return f"{self.sel('up')} and on ({self.node_labels}) last_over_time({self.build_info}[1d])"
+
+    @property
+    def balance(self) -> str:
+        return f"max by (account) ({self.acct('governance_credit_balance_credits')})"
+
+    @property
+    def min_run_cost(self) -> str:
+        """The preflight check refuses runs below one run's estimated cost (today's nodes)."""
+        return f"max by (account) ({self.acct('governance_credit_min_run_cost_credits')})"
+
+    @property
+    def burn_per_hour(self) -> str:
+        rate = self.acct("governance_credit_burn_rate_credits_per_second")
+        return f"max by (account) ({rate}) * 3600"
+
+
+MAX_UID_LENGTH = 40  # Grafana's limit
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One generated file: the fleet's labels, the data source it opens on, its uid."""
+
+    fleet: Fleet
+    output: Path
+    datasource_uid: str = DATASOURCE_UID
+    chosen_uid: str = ""  # empty: derived from the labels
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[a-zA-Z0-9_-]+", self.uid) or len(self.uid) > MAX_UID_LENGTH:
+            raise ValueError(
+                f"dashboard uid {self.uid!r}: at most {MAX_UID_LENGTH} letters, digits, - or _"
+            )
+
+    @property
+    def uid(self) -> str:
+        """Fixed, so that Git Sync and links find the same dashboard every time; the
+        bundled labels keep the historical uid, others get their labels in theirs."""
+        if self.chosen_uid:
+            return self.chosen_uid
+        if self.fleet == Fleet():
+            return DASHBOARD_UID
+        return f"{DASHBOARD_UID}-{self.fleet.cluster}-{self.fleet.node}"
+
+
+# The bundled stack (docker-compose.yml, grafana/provisioning): cluster and node.
+DEFAULT = Variant(Fleet(), OUTPUT)
+# Cogni's operators: Alloy labels every series env and node_id (deploy/alloy/), Git Sync
+# loads the file as it is, and Grafana Cloud names its hosted Prometheus grafanacloud-prom
+# (a viewer may pick another in the Data source variable).
+COGNI = Variant(
+    Fleet("env", "node_id"),
+    ROOT / "deploy" / "grafana" / "governance-cogni.json",
+    datasource_uid="grafanacloud-prom",
+)
+VARIANTS = (DEFAULT, COGNI)  # the committed files
 
 MERGE = dm.DataTransformerConfig(id_val="merge", options={})
 
@@ -295,48 +400,63 @@ def _organize(
 # --- 0. the fleet -----------------------------------------------------------------
 #
 # One row per node, never one number for many: every query groups by the target's
-# labels (NODE_LABELS), so two nodes that differ only in instance stay two rows.
-
-_FLEET_COLUMNS = {
-    "cluster": "Cluster",
-    "node": "Node",
-    "instance": "Instance",
-    "job": "Job",
-    "Value #A": "Credit health",
-    "Value #B": "Runway",
-    "Value #C": "Failing charters",
-    "Value #D": "Alerts firing",
-    "Value #E": "Exporter",
-}
+# labels (fleet.node_labels), so two nodes that differ only in instance stay two rows.
 
 
-def _by_node(expr: str, *extra: str) -> str:
-    return f"max by ({', '.join((NODE_LABELS, *extra))}) ({expr})"
+def _column(label: str) -> str:
+    """A label as a table column's title: ``node_id`` -> ``Node id``."""
+    return label.replace("_", " ").capitalize()
 
 
-def _node_health() -> str:
+def _fleet_columns(fleet: Fleet) -> dict[str, str]:
+    return {
+        fleet.cluster: _column(fleet.cluster),
+        fleet.node: _column(fleet.node),
+        "instance": "Instance",
+        "job": "Job",
+        "Value #A": "Credit health",
+        "Value #B": "Runway",
+        "Value #C": "Failing charters",
+        "Value #D": "Alerts firing",
+        "Value #E": "Exporter",
+    }
+
+
+def _by_node(fleet: Fleet, expr: str, *extra: str) -> str:
+    return f"max by ({', '.join((fleet.node_labels, *extra))}) ({expr})"
+
+
+def _node_health(fleet: Fleet) -> str:
     """Each node's credit health level (the worst of its accounts)."""
-    return _by_node(_acct(HEALTH_LEVEL))
+    return _by_node(fleet, fleet.acct(HEALTH_LEVEL))
 
 
-def _or_zero_per_node(expr: str) -> str:
+def _or_zero_per_node(fleet: Fleet, expr: str) -> str:
     """``expr``, and 0 for every scraped node it has no series for (a count's empty case)."""
-    return f"{expr} or 0 * group by ({NODE_LABELS}) ({BUILD_INFO})"
+    return f"{expr} or 0 * group by ({fleet.node_labels}) ({fleet.build_info})"
 
 
-def _failing_charters() -> str:
+def _failing_charters(fleet: Fleet) -> str:
     """Per node and charter: runs failed in the exporter's window, only where > 0."""
-    failed = _charter("governance_schedule_failed_runs")
-    return f"sum by ({NODE_LABELS}, charter) ({failed}) > 0"
+    failed = fleet.charter("governance_schedule_failed_runs")
+    return f"sum by ({fleet.node_labels}, charter) ({failed}) > 0"
 
 
-def _node_alerts_firing() -> str:
+def _node_alerts(fleet: Fleet, *matchers: str) -> str:
+    """Alerts that name a node: by its instance or, where the scraper drops instance
+    (Alloy may), by the fleet's node label."""
+    by_instance = fleet.alerts(*matchers, 'instance!=""')
+    by_node = fleet.alerts(*matchers, f'{fleet.node}!=""')
+    return f"({by_instance} or {by_node})"
+
+
+def _node_alerts_firing(fleet: Fleet) -> str:
     """Firing alerts that name a node, a warning hidden by the same alert's critical on
     the same node (as Alertmanager inhibits it) left out, as in 'Governance alerts firing'."""
-    firing = ('alertstate="firing"', 'instance!=""')
-    critical = _alerts(*firing, 'severity="critical"')
-    warning = _alerts(*firing, 'severity="warning"')
-    return f"{critical} or ({warning} unless on (alertname, account, {NODE_LABELS}) {critical})"
+    critical = _node_alerts(fleet, 'alertstate="firing"', 'severity="critical"')
+    warning = _node_alerts(fleet, 'alertstate="firing"', 'severity="warning"')
+    on = f"alertname, account, {fleet.node_labels}"
+    return f"{critical} or ({warning} unless on ({on}) {critical})"
 
 
 def _health_mapping() -> dict[str, tuple[str, str | None]]:
@@ -345,9 +465,9 @@ def _health_mapping() -> dict[str, tuple[str, str | None]]:
     }
 
 
-def fleet_health_stat(*, x: int, y: int, w: int, h: int) -> stat.Panel:
+def fleet_health_stat(*, x: int, y: int, w: int, h: int, fleet: Fleet) -> stat.Panel:
     def nodes_at(level: int) -> str:
-        return f"count({_node_health()} == {level}) or vector(0)"
+        return f"count({_node_health(fleet)} == {level}) or vector(0)"
 
     return (
         _stat(
@@ -356,8 +476,8 @@ def fleet_health_stat(*, x: int, y: int, w: int, h: int) -> stat.Panel:
             f"{HEALTH_LEVEL} (0 green, 1 yellow, 2 red: red below "
             f"{RED_RUNWAY_SECONDS // 3600} h of runway or at a zero balance, yellow up to "
             f"{YELLOW_RUNWAY_SECONDS // 3600} h). A node is one scrape target (job, instance "
-            "and the cluster/node labels). 'down': targets whose exporter Prometheus cannot "
-            "scrape.",
+            f"and the {fleet.cluster}/{fleet.node} labels). 'down': targets whose exporter "
+            "Prometheus cannot scrape.",
             "short",
             grid(x=x, y=y, w=w, h=h),
         )
@@ -366,8 +486,7 @@ def fleet_health_stat(*, x: int, y: int, w: int, h: int) -> stat.Panel:
         .with_target(_query(nodes_at(HEALTH_LEVELS.index(Health.GREEN)), "C", "green"))
         .with_target(
             _query(
-                f"count({_sel('up')} == 0 and on ({NODE_LABELS}) "
-                f"last_over_time({BUILD_INFO}[1d])) or vector(0)",
+                f"count(({fleet.exporter_up()}) == 0) or vector(0)",
                 "D",
                 "down",
             )
@@ -379,7 +498,7 @@ def fleet_health_stat(*, x: int, y: int, w: int, h: int) -> stat.Panel:
     )
 
 
-def fleet_nodes_table(*, x: int, y: int, w: int, h: int) -> table.Panel:
+def fleet_nodes_table(*, x: int, y: int, w: int, h: int, fleet: Fleet) -> table.Panel:
     return (
         _table(
             "Fleet: nodes, worst first",
@@ -394,38 +513,43 @@ def fleet_nodes_table(*, x: int, y: int, w: int, h: int) -> table.Panel:
             "none",
             grid(x=x, y=y, w=w, h=h),
         )
-        .with_target(_query(_node_health(), "A", table_format=True))
+        .with_target(_query(_node_health(fleet), "A", table_format=True))
         .with_target(
             _query(
-                f"min by ({NODE_LABELS}) ({_acct('governance_credit_runway_seconds')})",
+                f"min by ({fleet.node_labels}) ({fleet.acct('governance_credit_runway_seconds')})",
                 "B",
                 table_format=True,
             )
         )
         .with_target(
             _query(
-                _or_zero_per_node(f"count by ({NODE_LABELS}) ({_failing_charters()})"),
+                _or_zero_per_node(
+                    fleet, f"count by ({fleet.node_labels}) ({_failing_charters(fleet)})"
+                ),
                 "C",
                 table_format=True,
             )
         )
         .with_target(
             _query(
-                _or_zero_per_node(f"count by ({NODE_LABELS}) ({_node_alerts_firing()})"),
+                _or_zero_per_node(
+                    fleet, f"count by ({fleet.node_labels}) ({_node_alerts_firing(fleet)})"
+                ),
                 "D",
                 table_format=True,
             )
         )
         .with_target(
             _query(
-                f"min by ({NODE_LABELS}) ({_sel('up')} and on ({NODE_LABELS}) "
-                f"last_over_time({BUILD_INFO}[1d]))",
+                f"min by ({fleet.node_labels}) ({fleet.exporter_up()})",
                 "E",
                 table_format=True,
             )
         )
         .with_transformation(MERGE)
-        .with_transformation(_organize(["Time"], _FLEET_COLUMNS, list(_FLEET_COLUMNS)))
+        .with_transformation(
+            _organize(["Time"], _fleet_columns(fleet), list(_fleet_columns(fleet)))
+        )
         .sort_by(
             [
                 cb.TableSortByFieldState().display_name("Credit health").desc(True),
@@ -458,8 +582,8 @@ def fleet_nodes_table(*, x: int, y: int, w: int, h: int) -> table.Panel:
     )
 
 
-def fleet_failing_charters_table(*, x: int, y: int, w: int, h: int) -> table.Panel:
-    last_success = _charter("governance_schedule_last_success_timestamp_seconds")
+def fleet_failing_charters_table(*, x: int, y: int, w: int, h: int, fleet: Fleet) -> table.Panel:
+    last_success = fleet.charter("governance_schedule_last_success_timestamp_seconds")
     return (
         _table(
             "Fleet: failing charters",
@@ -470,11 +594,11 @@ def fleet_failing_charters_table(*, x: int, y: int, w: int, h: int) -> table.Pan
             "short",
             grid(x=x, y=y, w=w, h=h),
         )
-        .with_target(_query(_failing_charters(), "A", table_format=True))
+        .with_target(_query(_failing_charters(fleet), "A", table_format=True))
         .with_target(
             _query(
-                f"max by ({NODE_LABELS}, charter) ({last_success}) * 1000 "
-                f"and on ({NODE_LABELS}, charter) ({_failing_charters()})",
+                f"max by ({fleet.node_labels}, charter) ({last_success}) * 1000 "
+                f"and on ({fleet.node_labels}, charter) ({_failing_charters(fleet)})",
                 "B",
                 table_format=True,
             )
@@ -484,14 +608,14 @@ def fleet_failing_charters_table(*, x: int, y: int, w: int, h: int) -> table.Pan
             _organize(
                 ["Time", "job"],
                 {
-                    "node": "Node",
-                    "cluster": "Cluster",
+                    fleet.node: _column(fleet.node),
+                    fleet.cluster: _column(fleet.cluster),
                     "instance": "Instance",
                     "charter": "Charter",
                     "Value #A": "Failed in window",
                     "Value #B": "Last success",
                 },
-                ["node", "cluster", "instance", "charter", "Value #A", "Value #B"],
+                [fleet.node, fleet.cluster, "instance", "charter", "Value #A", "Value #B"],
             )
         )
         .sort_by([cb.TableSortByFieldState().display_name("Failed in window").desc(True)])
@@ -509,19 +633,19 @@ def fleet_failing_charters_table(*, x: int, y: int, w: int, h: int) -> table.Pan
     )
 
 
-def fleet_row(*, y: int) -> list[Panel]:
+def fleet_row(*, y: int, fleet: Fleet) -> list[Panel]:
     h = 7
     return [
-        fleet_health_stat(x=0, y=y, w=4, h=h),
-        fleet_nodes_table(x=4, y=y, w=12, h=h),
-        fleet_failing_charters_table(x=16, y=y, w=8, h=h),
+        fleet_health_stat(x=0, y=y, w=4, h=h, fleet=fleet),
+        fleet_nodes_table(x=4, y=y, w=12, h=h, fleet=fleet),
+        fleet_failing_charters_table(x=16, y=y, w=8, h=h, fleet=fleet),
     ]
 
 
 # --- 1. credit health -------------------------------------------------------------
 
 
-def runway_stat(*, x: int, y: int, w: int, h: int) -> stat.Panel:
+def runway_stat(*, x: int, y: int, w: int, h: int, fleet: Fleet) -> stat.Panel:
     return (
         _stat(
             "Credit health: runway",
@@ -534,7 +658,9 @@ def runway_stat(*, x: int, y: int, w: int, h: int) -> stat.Panel:
             "dtdurations",
             grid(x=x, y=y, w=w, h=h),
         )
-        .with_target(_query(f"min by (account) ({_acct('governance_credit_runway_seconds')})", "A"))
+        .with_target(
+            _query(f"min by (account) ({fleet.acct('governance_credit_runway_seconds')})", "A")
+        )
         .thresholds(runway_steps())
         .mappings(
             [
@@ -551,7 +677,7 @@ def runway_stat(*, x: int, y: int, w: int, h: int) -> stat.Panel:
     )
 
 
-def balance_stat(*, x: int, y: int, w: int, h: int) -> stat.Panel:
+def balance_stat(*, x: int, y: int, w: int, h: int, fleet: Fleet) -> stat.Panel:
     return (
         _stat(
             "Balance",
@@ -563,9 +689,9 @@ def balance_stat(*, x: int, y: int, w: int, h: int) -> stat.Panel:
             "short",
             grid(x=x, y=y, w=w, h=h),
         )
-        .with_target(_query(BALANCE, "A", "credits"))
-        .with_target(_query(f"{BALANCE} / {CREDITS_PER_USD}", "B", "USD"))
-        .with_target(_query(MIN_RUN_COST, "C", "refused below"))
+        .with_target(_query(fleet.balance, "A", "credits"))
+        .with_target(_query(f"{fleet.balance} / {CREDITS_PER_USD}", "B", "USD"))
+        .with_target(_query(fleet.min_run_cost, "C", "refused below"))
         .text_mode(cm.BigValueTextMode.VALUE_AND_NAME)
         .thresholds(_steps((None, RED), (1.0, NEUTRAL)))
         .override_by_query(
@@ -580,7 +706,7 @@ def balance_stat(*, x: int, y: int, w: int, h: int) -> stat.Panel:
     )
 
 
-def burn_rate_stat(*, x: int, y: int, w: int, h: int) -> stat.Panel:
+def burn_rate_stat(*, x: int, y: int, w: int, h: int, fleet: Fleet) -> stat.Panel:
     return (
         _stat(
             "Burn rate (credits/hour)",
@@ -590,8 +716,8 @@ def burn_rate_stat(*, x: int, y: int, w: int, h: int) -> stat.Panel:
             "short",
             grid(x=x, y=y, w=w, h=h),
         )
-        .with_target(_query(BURN_PER_HOUR, "A", "credits/h"))
-        .with_target(_query(f"{BURN_PER_HOUR} / {CREDITS_PER_USD}", "B", "USD/h"))
+        .with_target(_query(fleet.burn_per_hour, "A", "credits/h"))
+        .with_target(_query(f"{fleet.burn_per_hour} / {CREDITS_PER_USD}", "B", "USD/h"))
         .text_mode(cm.BigValueTextMode.VALUE_AND_NAME)
         .color_mode(cm.BigValueColorMode.NONE)
         .thresholds(_steps((None, NEUTRAL)))
@@ -599,7 +725,7 @@ def burn_rate_stat(*, x: int, y: int, w: int, h: int) -> stat.Panel:
     )
 
 
-def spent_stat(*, x: int, y: int, w: int, h: int) -> stat.Panel:
+def spent_stat(*, x: int, y: int, w: int, h: int, fleet: Fleet) -> stat.Panel:
     return (
         _stat(
             "Spent in window",
@@ -611,12 +737,16 @@ def spent_stat(*, x: int, y: int, w: int, h: int) -> stat.Panel:
             grid(x=x, y=y, w=w, h=h),
         )
         .with_target(
-            _query(f"max by (account) ({_acct('governance_credit_spent_credits')})", "A", "credits")
+            _query(
+                f"max by (account) ({fleet.acct('governance_credit_spent_credits')})",
+                "A",
+                "credits",
+            )
         )
         .with_target(
-            _query(f"max by (account) ({_acct('governance_credit_charges')})", "B", "charges")
+            _query(f"max by (account) ({fleet.acct('governance_credit_charges')})", "B", "charges")
         )
-        .with_target(_query(f"max({_sel('governance_credit_window_seconds')})", "C", "window"))
+        .with_target(_query(f"max({fleet.sel('governance_credit_window_seconds')})", "C", "window"))
         .text_mode(cm.BigValueTextMode.VALUE_AND_NAME)
         .color_mode(cm.BigValueColorMode.VALUE)
         .thresholds(_steps((None, NEUTRAL)))
@@ -625,9 +755,9 @@ def spent_stat(*, x: int, y: int, w: int, h: int) -> stat.Panel:
     )
 
 
-def alerts_firing_stat(*, x: int, y: int, w: int, h: int) -> stat.Panel:
-    critical = _alerts('alertstate="firing"', 'severity="critical"')
-    warning = _alerts('alertstate="firing"', 'severity="warning"')
+def alerts_firing_stat(*, x: int, y: int, w: int, h: int, fleet: Fleet) -> stat.Panel:
+    critical = fleet.alerts('alertstate="firing"', 'severity="critical"')
+    warning = fleet.alerts('alertstate="firing"', 'severity="warning"')
     return (
         _stat(
             "Governance alerts firing",
@@ -641,7 +771,7 @@ def alerts_firing_stat(*, x: int, y: int, w: int, h: int) -> stat.Panel:
         .with_target(_query(f"count({critical}) or vector(0)", "A", "critical"))
         .with_target(
             _query(
-                f"count({warning} unless on (alertname, account, {NODE_LABELS}) {critical}) "
+                f"count({warning} unless on (alertname, account, {fleet.node_labels}) {critical}) "
                 "or vector(0)",
                 "B",
                 "warning",
@@ -653,14 +783,14 @@ def alerts_firing_stat(*, x: int, y: int, w: int, h: int) -> stat.Panel:
     )
 
 
-def credit_row(*, y: int) -> list[Panel]:
+def credit_row(*, y: int, fleet: Fleet) -> list[Panel]:
     h = 5
     return [
-        runway_stat(x=0, y=y, w=6, h=h),
-        balance_stat(x=6, y=y, w=5, h=h),
-        burn_rate_stat(x=11, y=y, w=4, h=h),
-        spent_stat(x=15, y=y, w=4, h=h),
-        alerts_firing_stat(x=19, y=y, w=5, h=h),
+        runway_stat(x=0, y=y, w=6, h=h, fleet=fleet),
+        balance_stat(x=6, y=y, w=5, h=h, fleet=fleet),
+        burn_rate_stat(x=11, y=y, w=4, h=h, fleet=fleet),
+        spent_stat(x=15, y=y, w=4, h=h, fleet=fleet),
+        alerts_firing_stat(x=19, y=y, w=5, h=h, fleet=fleet),
     ]
 
 
@@ -685,18 +815,19 @@ CHARTER_STATES = {
 }
 
 
-def _charter_state() -> str:
+def _charter_state(fleet: Fleet) -> str:
     """0 paused, 1 enabled, 2 retired (pruned by the boot sync: paused on purpose);
     an exporter without governance_schedule_retired still shows enabled/paused."""
     by = "max by (account, charter)"
-    enabled = f"{by} ({_charter('governance_schedule_enabled')})"
-    retired = f"{by} ({_charter('governance_schedule_retired')})"
+    enabled = f"{by} ({fleet.charter('governance_schedule_enabled')})"
+    retired = f"{by} ({fleet.charter('governance_schedule_retired')})"
     return f"({enabled} + 2 * {retired}) or {enabled}"
 
 
-def charters_table(*, x: int, y: int, w: int, h: int) -> table.Panel:
+def charters_table(*, x: int, y: int, w: int, h: int, fleet: Fleet) -> table.Panel:
     by = "max by (account, charter)"
-    retired = _charter("governance_schedule_retired")
+    retired = fleet.charter("governance_schedule_retired")
+    last_success = fleet.charter("governance_schedule_last_success_timestamp_seconds")
     return (
         _table(
             "Charters",
@@ -717,16 +848,21 @@ def charters_table(*, x: int, y: int, w: int, h: int) -> table.Panel:
             grid(x=x, y=y, w=w, h=h),
         )
         .with_target(
-            _query(f"{by} ({_charter('governance_charter_configured')})", "A", table_format=True)
+            _query(
+                f"{by} ({fleet.charter('governance_charter_configured')})", "A", table_format=True
+            )
         )
-        .with_target(_query(_charter_state(), "B", table_format=True))
+        .with_target(_query(_charter_state(fleet), "B", table_format=True))
         .with_target(
-            _query(f"{by} ({_charter('governance_schedule_config_valid')})", "C", table_format=True)
+            _query(
+                f"{by} ({fleet.charter('governance_schedule_config_valid')})",
+                "C",
+                table_format=True,
+            )
         )
         .with_target(
             _query(
-                f"{by} ({_charter('governance_schedule_last_success_timestamp_seconds')}) * 1000 "
-                f"unless on (account, charter) ({retired} == 1)",
+                f"{by} ({last_success}) * 1000 unless on (account, charter) ({retired} == 1)",
                 "D",
                 table_format=True,
             )
@@ -734,28 +870,32 @@ def charters_table(*, x: int, y: int, w: int, h: int) -> table.Panel:
         .with_target(
             _query(
                 f"min by (account, charter) "
-                f"({_charter('governance_schedule_next_run_timestamp_seconds')}) - time()",
+                f"({fleet.charter('governance_schedule_next_run_timestamp_seconds')}) - time()",
                 "E",
                 table_format=True,
             )
         )
         .with_target(
             _query(
-                f"{by} ({_charter('governance_schedule_interval_seconds')})", "F", table_format=True
+                f"{by} ({fleet.charter('governance_schedule_interval_seconds')})",
+                "F",
+                table_format=True,
             )
         )
         .with_target(
             _query(
-                f"sum by (account, charter) ({_charter('governance_schedule_failed_runs')})",
+                f"sum by (account, charter) ({fleet.charter('governance_schedule_failed_runs')})",
                 "G",
                 table_format=True,
             )
         )
         .with_target(
-            _query(f"{by} ({_charter('governance_schedule_observable')})", "H", table_format=True)
+            _query(
+                f"{by} ({fleet.charter('governance_schedule_observable')})", "H", table_format=True
+            )
         )
         .with_target(
-            _query(f"{by} ({_charter('governance_schedule_drift')})", "I", table_format=True)
+            _query(f"{by} ({fleet.charter('governance_schedule_drift')})", "I", table_format=True)
         )
         .with_transformation(MERGE)
         .with_transformation(
@@ -833,31 +973,31 @@ def _status_matrix(
     )
 
 
-def runs_by_status_table(*, x: int, y: int, w: int, h: int) -> table.Panel:
+def runs_by_status_table(*, x: int, y: int, w: int, h: int, fleet: Fleet) -> table.Panel:
     return _status_matrix(
         "Runs in window by status",
         "Runs per charter and status in the exporter's trailing window "
         "(governance_schedule_runs; already a windowed count, so no rate()). A charter "
         "with only skipped or error runs is not working even if it fires on time.",
-        f"sum by (charter, status) ({_charter('governance_schedule_runs')})",
+        f"sum by (charter, status) ({fleet.charter('governance_schedule_runs')})",
         rows="charter",
         rows_name="Charter",
         pos=grid(x=x, y=y, w=w, h=h),
     )
 
 
-def charter_row(*, y: int) -> list[Panel]:
+def charter_row(*, y: int, fleet: Fleet) -> list[Panel]:
     h = 7
     return [
-        charters_table(x=0, y=y, w=16, h=h),
-        runs_by_status_table(x=16, y=y, w=8, h=h),
+        charters_table(x=0, y=y, w=16, h=h, fleet=fleet),
+        runs_by_status_table(x=16, y=y, w=8, h=h, fleet=fleet),
     ]
 
 
 # --- 3. failed runs and alerts ----------------------------------------------------
 
 
-def failed_runs_table(*, x: int, y: int, w: int, h: int) -> table.Panel:
+def failed_runs_table(*, x: int, y: int, w: int, h: int, fleet: Fleet) -> table.Panel:
     by = "by (account, charter, reason)"
     return (
         _table(
@@ -872,14 +1012,14 @@ def failed_runs_table(*, x: int, y: int, w: int, h: int) -> table.Panel:
         )
         .with_target(
             _query(
-                f"sum {by} ({_charter('governance_schedule_failed_runs')}) > 0",
+                f"sum {by} ({fleet.charter('governance_schedule_failed_runs')}) > 0",
                 "A",
                 table_format=True,
             )
         )
         .with_target(
             _query(
-                f"max {by} (max_over_time({_charter('governance_schedule_failed_runs')}"
+                f"max {by} (max_over_time({fleet.charter('governance_schedule_failed_runs')}"
                 "[$__range])) > 0",
                 "B",
                 table_format=True,
@@ -917,7 +1057,7 @@ _ALERT_LABELS = {
 _ALERT_ORDER = ["alertname", "severity", "alertstate", "condition", "account", "charter", "reason"]
 
 
-def alerts_table(*, x: int, y: int, w: int, h: int) -> table.Panel:
+def alerts_table(*, x: int, y: int, w: int, h: int, fleet: Fleet) -> table.Panel:
     return (
         _table(
             "Governance alerts",
@@ -930,7 +1070,7 @@ def alerts_table(*, x: int, y: int, w: int, h: int) -> table.Panel:
         .with_target(
             _query(
                 f"max by ({', '.join(_ALERT_LABELS)}) "
-                f"""({_alerts('charter=~"$charter|"')})""",
+                f"""({fleet.alerts('charter=~"$charter|"')})""",
                 "A",
                 table_format=True,
             )
@@ -959,11 +1099,11 @@ def alerts_table(*, x: int, y: int, w: int, h: int) -> table.Panel:
     )
 
 
-def failure_row(*, y: int) -> list[Panel]:
+def failure_row(*, y: int, fleet: Fleet) -> list[Panel]:
     h = 7
     return [
-        failed_runs_table(x=0, y=y, w=12, h=h),
-        alerts_table(x=12, y=y, w=12, h=h),
+        failed_runs_table(x=0, y=y, w=12, h=h, fleet=fleet),
+        alerts_table(x=12, y=y, w=12, h=h, fleet=fleet),
     ]
 
 
@@ -979,11 +1119,7 @@ UNSCHEDULED_WHERE = (
 )
 
 
-def _kind(metric: str, *extra: str) -> str:
-    return _sel(metric, ACCOUNT, *extra)
-
-
-def unscheduled_visible_stat(*, x: int, y: int, w: int, h: int) -> stat.Panel:
+def unscheduled_visible_stat(*, x: int, y: int, w: int, h: int, fleet: Fleet) -> stat.Panel:
     return (
         _stat(
             "Runs without a schedule visible",
@@ -998,7 +1134,7 @@ def unscheduled_visible_stat(*, x: int, y: int, w: int, h: int) -> stat.Panel:
         )
         .with_target(
             _query(
-                f"min by (account) ({_kind('governance_unscheduled_runs_visible')})",
+                f"min by (account) ({fleet.kind('governance_unscheduled_runs_visible')})",
                 "A",
                 "{{account}}",
             )
@@ -1013,22 +1149,22 @@ def unscheduled_visible_stat(*, x: int, y: int, w: int, h: int) -> stat.Panel:
     )
 
 
-def unscheduled_runs_table(*, x: int, y: int, w: int, h: int) -> table.Panel:
+def unscheduled_runs_table(*, x: int, y: int, w: int, h: int, fleet: Fleet) -> table.Panel:
     return _status_matrix(
         "Runs without a schedule by kind and status",
         f"The {UNSCHEDULED_WHERE} started inside the exporter's trailing window, per run "
         "kind and status (governance_unscheduled_runs; a windowed count, so no rate()). "
         "error, cancelled or unknown in red.",
-        f"sum by (run_kind, status) ({_kind('governance_unscheduled_runs')})",
+        f"sum by (run_kind, status) ({fleet.kind('governance_unscheduled_runs')})",
         rows="run_kind",
         rows_name="Run kind",
         pos=grid(x=x, y=y, w=w, h=h),
     )
 
 
-def unscheduled_failures_table(*, x: int, y: int, w: int, h: int) -> table.Panel:
+def unscheduled_failures_table(*, x: int, y: int, w: int, h: int, fleet: Fleet) -> table.Panel:
     by = "by (account, run_kind, reason)"
-    failed = _kind("governance_unscheduled_failed_runs")
+    failed = fleet.kind("governance_unscheduled_failed_runs")
     return (
         _table(
             "Runs without a schedule: failures by reason",
@@ -1064,8 +1200,10 @@ def unscheduled_failures_table(*, x: int, y: int, w: int, h: int) -> table.Panel
     )
 
 
-def unscheduled_last_table(*, x: int, y: int, w: int, h: int) -> table.Panel:
+def unscheduled_last_table(*, x: int, y: int, w: int, h: int, fleet: Fleet) -> table.Panel:
     by = "max by (account, run_kind)"
+    last_success = fleet.kind("governance_unscheduled_last_success_timestamp_seconds")
+    last_failure = fleet.kind("governance_unscheduled_last_failure_timestamp_seconds")
     return (
         _table(
             "Runs without a schedule: last success",
@@ -1078,14 +1216,14 @@ def unscheduled_last_table(*, x: int, y: int, w: int, h: int) -> table.Panel:
         )
         .with_target(
             _query(
-                f"{by} ({_kind('governance_unscheduled_last_success_timestamp_seconds')}) * 1000",
+                f"{by} ({last_success}) * 1000",
                 "A",
                 table_format=True,
             )
         )
         .with_target(
             _query(
-                f"{by} ({_kind('governance_unscheduled_last_failure_timestamp_seconds')}) * 1000",
+                f"{by} ({last_failure}) * 1000",
                 "B",
                 table_format=True,
             )
@@ -1115,21 +1253,21 @@ def unscheduled_last_table(*, x: int, y: int, w: int, h: int) -> table.Panel:
     )
 
 
-def unscheduled_row(*, y: int) -> list[Panel]:
+def unscheduled_row(*, y: int, fleet: Fleet) -> list[Panel]:
     h = 7
     return [
-        unscheduled_visible_stat(x=0, y=y, w=3, h=h),
-        unscheduled_runs_table(x=3, y=y, w=9, h=h),
-        unscheduled_failures_table(x=12, y=y, w=7, h=h),
-        unscheduled_last_table(x=19, y=y, w=5, h=h),
+        unscheduled_visible_stat(x=0, y=y, w=3, h=h, fleet=fleet),
+        unscheduled_runs_table(x=3, y=y, w=9, h=h, fleet=fleet),
+        unscheduled_failures_table(x=12, y=y, w=7, h=h, fleet=fleet),
+        unscheduled_last_table(x=19, y=y, w=5, h=h, fleet=fleet),
     ]
 
 
 # --- 4b. which work eats the credits, and what is refused (the row under credit health)
 
 
-def provider_unavailable_stat(*, x: int, y: int, w: int, h: int) -> stat.Panel:
-    failed = _sel("governance_runs_failed_total", ACCOUNT, 'reason="provider_unavailable"')
+def provider_unavailable_stat(*, x: int, y: int, w: int, h: int, fleet: Fleet) -> stat.Panel:
+    failed = fleet.sel("governance_runs_failed_total", ACCOUNT, 'reason="provider_unavailable"')
     return (
         _stat(
             "Runs failing with provider_unavailable now",
@@ -1156,7 +1294,7 @@ def provider_unavailable_stat(*, x: int, y: int, w: int, h: int) -> stat.Panel:
     )
 
 
-def rejected_runs_stat(*, x: int, y: int, w: int, h: int) -> stat.Panel:
+def rejected_runs_stat(*, x: int, y: int, w: int, h: int, fleet: Fleet) -> stat.Panel:
     return (
         _stat(
             "Runs rejected for credits",
@@ -1170,7 +1308,9 @@ def rejected_runs_stat(*, x: int, y: int, w: int, h: int) -> stat.Panel:
         )
         .with_target(
             _query(
-                f"max by (account) ({_acct('governance_credit_rejected_runs')})", "A", "in window"
+                f"max by (account) ({fleet.acct('governance_credit_rejected_runs')})",
+                "A",
+                "in window",
             )
         )
         .text_mode(cm.BigValueTextMode.VALUE_AND_NAME)
@@ -1200,7 +1340,7 @@ def _spend_bars(title: str, description: str, pos: dm.GridPos) -> bargauge.Panel
     )
 
 
-def spend_by_run_kind_bars(*, x: int, y: int, w: int, h: int) -> bargauge.Panel:
+def spend_by_run_kind_bars(*, x: int, y: int, w: int, h: int, fleet: Fleet) -> bargauge.Panel:
     return _spend_bars(
         "Spent in window by run kind",
         "Credits charged in the exporter's trailing window by the kind of run they paid for "
@@ -1212,14 +1352,14 @@ def spend_by_run_kind_bars(*, x: int, y: int, w: int, h: int) -> bargauge.Panel:
     ).with_target(
         _query(
             "max by (account, run_kind) "
-            f"({_acct('governance_credit_spent_by_run_kind_credits')}) > 0",
+            f"({fleet.acct('governance_credit_spent_by_run_kind_credits')}) > 0",
             "A",
             "{{run_kind}}",
         )
     )
 
 
-def spend_by_charter_bars(*, x: int, y: int, w: int, h: int) -> bargauge.Panel:
+def spend_by_charter_bars(*, x: int, y: int, w: int, h: int, fleet: Fleet) -> bargauge.Panel:
     return _spend_bars(
         "Spent in window by charter",
         "Credits charged in the exporter's trailing window for the runs of each charter's "
@@ -1230,20 +1370,20 @@ def spend_by_charter_bars(*, x: int, y: int, w: int, h: int) -> bargauge.Panel:
     ).with_target(
         _query(
             "max by (account, charter) "
-            f"({_charter('governance_credit_spent_by_charter_credits')}) > 0",
+            f"({fleet.charter('governance_credit_spent_by_charter_credits')}) > 0",
             "A",
             "{{charter}}",
         )
     )
 
 
-def spend_row(*, y: int) -> list[Panel]:
+def spend_row(*, y: int, fleet: Fleet) -> list[Panel]:
     h = 6
     return [
-        provider_unavailable_stat(x=0, y=y, w=5, h=h),
-        rejected_runs_stat(x=5, y=y, w=5, h=h),
-        spend_by_run_kind_bars(x=10, y=y, w=7, h=h),
-        spend_by_charter_bars(x=17, y=y, w=7, h=h),
+        provider_unavailable_stat(x=0, y=y, w=5, h=h, fleet=fleet),
+        rejected_runs_stat(x=5, y=y, w=5, h=h, fleet=fleet),
+        spend_by_run_kind_bars(x=10, y=y, w=7, h=h, fleet=fleet),
+        spend_by_charter_bars(x=17, y=y, w=7, h=h, fleet=fleet),
     ]
 
 
@@ -1266,7 +1406,7 @@ DECISION_COLOURS = {"action": GREEN, "no-op": BLUE}
 NO_OP_REASON_COLOURS = {"veto": ORANGE, "wip_full": YELLOW, "blocked": ORANGE, "no_delta": NEUTRAL}
 
 
-def _state_index(metric: str, label: str, states: tuple[str, ...]) -> str:
+def _state_index(fleet: Fleet, metric: str, label: str, states: tuple[str, ...]) -> str:
     """A one-hot state set as the index of its current state (0 for the first).
 
     ``max(m{label="states[1]"}) + 2 * max(m{label="states[2]"}) + ...``: a stat shows
@@ -1276,7 +1416,7 @@ def _state_index(metric: str, label: str, states: tuple[str, ...]) -> str:
     terms = []
     for i, state in enumerate(states):
         if i:
-            term = f"max({_sel(metric, f'{label}={json.dumps(str(state))}')})"
+            term = f"max({fleet.sel(metric, f'{label}={json.dumps(str(state))}')})"
             terms.append(term if i == 1 else f"{i} * {term}")
     return " + ".join(terms)
 
@@ -1295,7 +1435,7 @@ def _state_props(
     return [_prop("mappings", [mapping, _no_data_json(missing)])]
 
 
-def budget_gate_stat(*, x: int, y: int, w: int, h: int) -> stat.Panel:
+def budget_gate_stat(*, x: int, y: int, w: int, h: int, fleet: Fleet) -> stat.Panel:
     max_age_h = BUDGET_HEADER_MAX_AGE_SECONDS // 3600
     return (
         _stat(
@@ -1312,35 +1452,39 @@ def budget_gate_stat(*, x: int, y: int, w: int, h: int) -> stat.Panel:
             "none",
             grid(x=x, y=y, w=w, h=h),
         )
-        .with_target(_query(f"min({_sel('governance_budget_allow_runs')})", "A", "Runs"))
+        .with_target(_query(f"min({fleet.sel('governance_budget_allow_runs')})", "A", "Runs"))
         .with_target(
             _query(
-                _state_index("governance_budget_status", "status", BUDGET_STATUSES), "B", "Budget"
+                _state_index(fleet, "governance_budget_status", "status", BUDGET_STATUSES),
+                "B",
+                "Budget",
             )
         )
         .with_target(
             _query(
-                _state_index("governance_budget_burn_rate_trend", "trend", BURN_RATE_TRENDS),
+                _state_index(fleet, "governance_budget_burn_rate_trend", "trend", BURN_RATE_TRENDS),
                 "C",
                 "Burn trend",
             )
         )
         .with_target(
             _query(
-                f"time() - max({_sel('governance_budget_updated_timestamp_seconds')})",
+                f"time() - max({fleet.sel('governance_budget_updated_timestamp_seconds')})",
                 "D",
                 "Updated",
             )
         )
         .with_target(
             _query(
-                _state_index("governance_budget_header_file_status", "status", FILE_STATUSES),
+                _state_index(
+                    fleet, "governance_budget_header_file_status", "status", FILE_STATUSES
+                ),
                 "E",
                 "Header file",
             )
         )
         .with_target(
-            _query(f"min({_sel('governance_memory_directory_readable')})", "F", "Memory dir")
+            _query(f"min({fleet.sel('governance_memory_directory_readable')})", "F", "Memory dir")
         )
         .text_mode(cm.BigValueTextMode.VALUE_AND_NAME)
         .thresholds(_steps((None, NEUTRAL)))
@@ -1382,7 +1526,7 @@ def budget_gate_stat(*, x: int, y: int, w: int, h: int) -> stat.Panel:
     )
 
 
-def budget_caps_stat(*, x: int, y: int, w: int, h: int) -> stat.Panel:
+def budget_caps_stat(*, x: int, y: int, w: int, h: int, fleet: Fleet) -> stat.Panel:
     return (
         _stat(
             "Budget gate caps",
@@ -1394,19 +1538,23 @@ def budget_caps_stat(*, x: int, y: int, w: int, h: int) -> stat.Panel:
         )
         .with_target(
             _query(
-                f"min({_sel('governance_budget_max_tokens_per_charter_run')})", "A", "tokens/run"
+                f"min({fleet.sel('governance_budget_max_tokens_per_charter_run')})",
+                "A",
+                "tokens/run",
             )
         )
         .with_target(
             _query(
-                f"min({_sel('governance_budget_max_tool_calls_per_charter_run')})",
+                f"min({fleet.sel('governance_budget_max_tool_calls_per_charter_run')})",
                 "B",
                 "tool calls/run",
             )
         )
         .with_target(
             _query(
-                f"min({_sel('governance_budget_max_brain_spawns_per_hour')})", "C", "brain spawns/h"
+                f"min({fleet.sel('governance_budget_max_brain_spawns_per_hour')})",
+                "C",
+                "brain spawns/h",
             )
         )
         .text_mode(cm.BigValueTextMode.VALUE_AND_NAME)
@@ -1417,8 +1565,9 @@ def budget_caps_stat(*, x: int, y: int, w: int, h: int) -> stat.Panel:
     )
 
 
-def heartbeats_table(*, x: int, y: int, w: int, h: int) -> table.Panel:
+def heartbeats_table(*, x: int, y: int, w: int, h: int, fleet: Fleet) -> table.Panel:
     by = "max by (charter)"
+    modified = fleet.sel("governance_heartbeat_file_modified_timestamp_seconds", CHARTER)
     return (
         _table(
             "Charter heartbeats",
@@ -1436,14 +1585,14 @@ def heartbeats_table(*, x: int, y: int, w: int, h: int) -> table.Panel:
         .with_target(
             _query(
                 f"max by (charter, status) "
-                f"({_sel('governance_heartbeat_file_status', CHARTER)}) == 1",
+                f"({fleet.sel('governance_heartbeat_file_status', CHARTER)}) == 1",
                 "A",
                 table_format=True,
             )
         )
         .with_target(
             _query(
-                f"{by} ({_sel('governance_heartbeat_run_timestamp_seconds', CHARTER)}) * 1000",
+                f"{by} ({fleet.sel('governance_heartbeat_run_timestamp_seconds', CHARTER)}) * 1000",
                 "B",
                 table_format=True,
             )
@@ -1451,7 +1600,7 @@ def heartbeats_table(*, x: int, y: int, w: int, h: int) -> table.Panel:
         .with_target(
             _query(
                 f"max by (charter, decision) "
-                f"({_sel('governance_heartbeat_decision', CHARTER)}) == 1",
+                f"({fleet.sel('governance_heartbeat_decision', CHARTER)}) == 1",
                 "C",
                 table_format=True,
             )
@@ -1459,15 +1608,14 @@ def heartbeats_table(*, x: int, y: int, w: int, h: int) -> table.Panel:
         .with_target(
             _query(
                 f"max by (charter, reason) "
-                f"({_sel('governance_heartbeat_no_op_reason', CHARTER)}) == 1",
+                f"({fleet.sel('governance_heartbeat_no_op_reason', CHARTER)}) == 1",
                 "D",
                 table_format=True,
             )
         )
         .with_target(
             _query(
-                f"{by} ({_sel('governance_heartbeat_file_modified_timestamp_seconds', CHARTER)})"
-                " * 1000",
+                f"{by} ({modified}) * 1000",
                 "E",
                 table_format=True,
             )
@@ -1510,19 +1658,19 @@ def heartbeats_table(*, x: int, y: int, w: int, h: int) -> table.Panel:
     )
 
 
-def memory_row(*, y: int) -> list[Panel]:
+def memory_row(*, y: int, fleet: Fleet) -> list[Panel]:
     h = 7
     return [
-        budget_gate_stat(x=0, y=y, w=10, h=h),
-        budget_caps_stat(x=10, y=y, w=4, h=h),
-        heartbeats_table(x=14, y=y, w=10, h=h),
+        budget_gate_stat(x=0, y=y, w=10, h=h, fleet=fleet),
+        budget_caps_stat(x=10, y=y, w=4, h=h, fleet=fleet),
+        heartbeats_table(x=14, y=y, w=10, h=h, fleet=fleet),
     ]
 
 
 # --- 6. trends ----------------------------------------------------------------------
 
 
-def balance_timeseries(*, x: int, y: int, w: int, h: int) -> timeseries.Panel:
+def balance_timeseries(*, x: int, y: int, w: int, h: int, fleet: Fleet) -> timeseries.Panel:
     return (
         _timeseries(
             "Balance over time",
@@ -1532,14 +1680,14 @@ def balance_timeseries(*, x: int, y: int, w: int, h: int) -> timeseries.Panel:
             "short",
             grid(x=x, y=y, w=w, h=h),
         )
-        .with_target(_query(BALANCE, "A", "{{account}}", instant=False))
+        .with_target(_query(fleet.balance, "A", "{{account}}", instant=False))
         .thresholds(_steps((None, RED), (1.0, TRANSPARENT)))
         .thresholds_style(cb.GraphThresholdsStyleConfig().mode(cm.GraphThresholdsStyleMode.DASHED))
         .axis_soft_min(0)
     )
 
 
-def runway_timeseries(*, x: int, y: int, w: int, h: int) -> timeseries.Panel:
+def runway_timeseries(*, x: int, y: int, w: int, h: int, fleet: Fleet) -> timeseries.Panel:
     return (
         _timeseries(
             "Runway over time",
@@ -1552,7 +1700,7 @@ def runway_timeseries(*, x: int, y: int, w: int, h: int) -> timeseries.Panel:
         )
         .with_target(
             _query(
-                f"min by (account) (clamp_max({_acct('governance_credit_runway_seconds')}, "
+                f"min by (account) (clamp_max({fleet.acct('governance_credit_runway_seconds')}, "
                 f"{RUNWAY_PLOT_CAP_SECONDS}))",
                 "A",
                 "{{account}}",
@@ -1569,7 +1717,7 @@ def runway_timeseries(*, x: int, y: int, w: int, h: int) -> timeseries.Panel:
     )
 
 
-def failures_timeseries(*, x: int, y: int, w: int, h: int) -> timeseries.Panel:
+def failures_timeseries(*, x: int, y: int, w: int, h: int, fleet: Fleet) -> timeseries.Panel:
     return (
         _timeseries(
             "Failed runs over time by reason",
@@ -1581,7 +1729,7 @@ def failures_timeseries(*, x: int, y: int, w: int, h: int) -> timeseries.Panel:
         )
         .with_target(
             _query(
-                f"sum by (reason) ({_charter('governance_schedule_failed_runs')})",
+                f"sum by (reason) ({fleet.charter('governance_schedule_failed_runs')})",
                 "A",
                 "{{reason}}",
                 instant=False,
@@ -1593,19 +1741,19 @@ def failures_timeseries(*, x: int, y: int, w: int, h: int) -> timeseries.Panel:
     )
 
 
-def trend_row(*, y: int) -> list[Panel]:
+def trend_row(*, y: int, fleet: Fleet) -> list[Panel]:
     h = 8
     return [
-        balance_timeseries(x=0, y=y, w=8, h=h),
-        runway_timeseries(x=8, y=y, w=8, h=h),
-        failures_timeseries(x=16, y=y, w=8, h=h),
+        balance_timeseries(x=0, y=y, w=8, h=h, fleet=fleet),
+        runway_timeseries(x=8, y=y, w=8, h=h, fleet=fleet),
+        failures_timeseries(x=16, y=y, w=8, h=h, fleet=fleet),
     ]
 
 
 # --- 7. exporter health ---------------------------------------------------------------
 
 
-def exporter_up_stat(*, x: int, y: int, w: int, h: int) -> stat.Panel:
+def exporter_up_stat(*, x: int, y: int, w: int, h: int, fleet: Fleet) -> stat.Panel:
     return (
         _stat(
             "Exporter up",
@@ -1618,16 +1766,16 @@ def exporter_up_stat(*, x: int, y: int, w: int, h: int) -> stat.Panel:
         )
         .with_target(
             _query(
-                f"{_sel('up')} and on ({NODE_LABELS}) last_over_time({BUILD_INFO}[1d])",
+                fleet.exporter_up(),
                 "A",
-                "scrape {{instance}}",
+                f"scrape {fleet.legend}",
             )
         )
         .with_target(
             _query(
-                f"min by ({NODE_LABELS}) ({_sel('governance_exporter_up')})",
+                f"min by ({fleet.node_labels}) ({fleet.sel('governance_exporter_up')})",
                 "B",
-                "collect {{instance}}",
+                f"collect {fleet.legend}",
             )
         )
         .text_mode(cm.BigValueTextMode.VALUE_AND_NAME)
@@ -1636,7 +1784,7 @@ def exporter_up_stat(*, x: int, y: int, w: int, h: int) -> stat.Panel:
     )
 
 
-def last_collection_stat(*, x: int, y: int, w: int, h: int) -> stat.Panel:
+def last_collection_stat(*, x: int, y: int, w: int, h: int, fleet: Fleet) -> stat.Panel:
     return (
         _stat(
             "Since last successful collection",
@@ -1649,10 +1797,10 @@ def last_collection_stat(*, x: int, y: int, w: int, h: int) -> stat.Panel:
         )
         .with_target(
             _query(
-                f"time() - max by ({NODE_LABELS}) "
-                f"(last_over_time({_sel('governance_exporter_last_success_timestamp_seconds')}[1d]))",
+                f"time() - max by ({fleet.node_labels}) "
+                f"(last_over_time({fleet.sel('governance_exporter_last_success_timestamp_seconds')}[1d]))",
                 "A",
-                "{{instance}}",
+                fleet.legend,
             )
         )
         .thresholds(
@@ -1666,7 +1814,7 @@ def last_collection_stat(*, x: int, y: int, w: int, h: int) -> stat.Panel:
     )
 
 
-def build_info_table(*, x: int, y: int, w: int, h: int) -> table.Panel:
+def build_info_table(*, x: int, y: int, w: int, h: int, fleet: Fleet) -> table.Panel:
     return (
         _table(
             "Exporter build",
@@ -1676,19 +1824,31 @@ def build_info_table(*, x: int, y: int, w: int, h: int) -> table.Panel:
             grid(x=x, y=y, w=w, h=h),
         )
         .with_target(
-            _query(f"max by (instance, version, schema) ({BUILD_INFO})", "A", table_format=True)
+            _query(
+                f"max by ({fleet.node}, instance, version, schema) ({fleet.build_info})",
+                "A",
+                table_format=True,
+            )
         )
         .with_transformation(
             _organize(
                 ["Time", "Value"],
-                {"instance": "Instance", "version": "Version", "schema": "Schema"},
-                ["instance", "version", "schema"],
+                {
+                    fleet.node: _column(fleet.node),
+                    "instance": "Instance",
+                    "version": "Version",
+                    "schema": "Schema",
+                },
+                [fleet.node, "instance", "version", "schema"],
             )
         )
     )
 
 
-def collection_duration_timeseries(*, x: int, y: int, w: int, h: int) -> timeseries.Panel:
+def collection_duration_timeseries(
+    *, x: int, y: int, w: int, h: int, fleet: Fleet
+) -> timeseries.Panel:
+    duration = fleet.sel("governance_exporter_collect_duration_seconds")
     return (
         _timeseries(
             "Collection duration",
@@ -1698,9 +1858,9 @@ def collection_duration_timeseries(*, x: int, y: int, w: int, h: int) -> timeser
         )
         .with_target(
             _query(
-                f"max by ({NODE_LABELS}) ({_sel('governance_exporter_collect_duration_seconds')})",
+                f"max by ({fleet.node_labels}) ({duration})",
                 "A",
-                "{{instance}}",
+                fleet.legend,
                 instant=False,
             )
         )
@@ -1709,7 +1869,9 @@ def collection_duration_timeseries(*, x: int, y: int, w: int, h: int) -> timeser
     )
 
 
-def collection_errors_timeseries(*, x: int, y: int, w: int, h: int) -> timeseries.Panel:
+def collection_errors_timeseries(
+    *, x: int, y: int, w: int, h: int, fleet: Fleet
+) -> timeseries.Panel:
     return (
         _timeseries(
             "Collection errors",
@@ -1721,7 +1883,7 @@ def collection_errors_timeseries(*, x: int, y: int, w: int, h: int) -> timeserie
         .with_target(
             _query(
                 "sum by (reason) (increase("
-                f"{_sel('governance_exporter_collection_errors_total')}[$__rate_interval]))",
+                f"{fleet.sel('governance_exporter_collection_errors_total')}[$__rate_interval]))",
                 "A",
                 "{{reason}}",
                 instant=False,
@@ -1734,14 +1896,14 @@ def collection_errors_timeseries(*, x: int, y: int, w: int, h: int) -> timeserie
     )
 
 
-def exporter_row(*, y: int) -> list[Panel]:
+def exporter_row(*, y: int, fleet: Fleet) -> list[Panel]:
     h = 5
     return [
-        exporter_up_stat(x=0, y=y, w=4, h=h),
-        last_collection_stat(x=4, y=y, w=4, h=h),
-        build_info_table(x=8, y=y, w=6, h=h),
-        collection_duration_timeseries(x=14, y=y, w=5, h=h),
-        collection_errors_timeseries(x=19, y=y, w=5, h=h),
+        exporter_up_stat(x=0, y=y, w=4, h=h, fleet=fleet),
+        last_collection_stat(x=4, y=y, w=4, h=h, fleet=fleet),
+        build_info_table(x=8, y=y, w=6, h=h, fleet=fleet),
+        collection_duration_timeseries(x=14, y=y, w=5, h=h, fleet=fleet),
+        collection_errors_timeseries(x=19, y=y, w=5, h=h, fleet=fleet),
     ]
 
 
@@ -1770,33 +1932,36 @@ def _query_variable(name: str, label: str, description: str, query: str) -> db.Q
     )
 
 
-def _variables() -> list[Any]:
-    # Each narrows the next: cluster -> node -> account -> charter. build_info is on
-    # every exporter whatever its database says, so every node is listed.
-    cluster_query = "label_values(governance_exporter_build_info, cluster)"
-    node_query = 'label_values(governance_exporter_build_info{cluster=~"$cluster"}, node)'
-    account_query = f"label_values({_sel('governance_credit_balance_credits')}, account)"
-    charter_query = f"label_values({_sel('governance_charter_configured', ACCOUNT)}, charter)"
+def _variables(fleet: Fleet, datasource_uid: str) -> list[Any]:
+    # Each narrows the next: cluster -> node -> account -> charter (under the operator's
+    # label names). build_info is on every exporter whatever its database says, so
+    # every node is listed.
+    cluster, node = fleet.labels
+    cluster_query = f"label_values(governance_exporter_build_info, {cluster})"
+    node_query = f'label_values(governance_exporter_build_info{{{cluster}=~"${cluster}"}}, {node})'
+    account_query = f"label_values({fleet.sel('governance_credit_balance_credits')}, account)"
+    charter_query = f"label_values({fleet.sel('governance_charter_configured', ACCOUNT)}, charter)"
     return [
         db.DatasourceVariable("datasource")
         .label("Data source")
         .type("prometheus")
-        .current(dm.VariableOption(text="Prometheus", value=DATASOURCE_UID)),
+        .current(dm.VariableOption(text="Prometheus", value=datasource_uid)),
         _all_of(
             _query_variable(
-                "cluster",
-                "Cluster",
-                "Label 'cluster' the operator adds to each node's scrape target; All also "
-                "shows targets without it (a single node).",
+                cluster,
+                _column(cluster),
+                f"Label '{cluster}' the operator adds to each node's series to group nodes "
+                "(a cluster, an environment); All also shows series without it (a single "
+                "node).",
                 cluster_query,
             )
         ),
         _all_of(
             _query_variable(
-                "node",
-                "Node",
-                "Label 'node' the operator adds to each node's scrape target (one Cogni node, "
-                "one exporter); All also shows targets without it.",
+                node,
+                _column(node),
+                f"Label '{node}' the operator adds to each node's series (one Cogni node, "
+                "one exporter); All also shows series without it.",
                 node_query,
             )
         ),
@@ -1820,7 +1985,7 @@ def _variables() -> list[Any]:
 class Row(Protocol):
     """A row of the dashboard: its panels, laid out from grid row ``y`` down."""
 
-    def __call__(self, *, y: int) -> list[Panel]: ...
+    def __call__(self, *, y: int, fleet: Fleet) -> list[Panel]: ...
 
 
 ROWS: tuple[tuple[str, Row], ...] = (
@@ -1847,11 +2012,13 @@ def _bottom(panels: list[Panel]) -> int:
     return max(bottoms)
 
 
-def build() -> dict[str, Any]:
-    """The dashboard as a JSON-ready dict."""
+def build(variant: Variant | None = None) -> dict[str, Any]:
+    """The dashboard as a JSON-ready dict (the bundled stack's unless told otherwise)."""
+    variant = variant or DEFAULT
+    fleet = variant.fleet
     dash = (
         db.Dashboard(DASHBOARD_TITLE)
-        .uid(DASHBOARD_UID)
+        .uid(variant.uid)
         .description(
             "Is governance healthy? Credit runway, which work spends the credits and "
             "which is refused, charter schedules, failed runs, the work without a schedule "
@@ -1869,13 +2036,13 @@ def build() -> dict[str, Any]:
             db.AnnotationQuery()
             .name("Governance alerts firing")
             .datasource(DS)
-            .expr(_alerts('alertstate="firing"'))
+            .expr(fleet.alerts('alertstate="firing"'))
             .enable(True)
             .hide(False)
             .icon_color("red")
         )
     )
-    for variable in _variables():
+    for variable in _variables(fleet, variant.datasource_uid):
         dash = dash.with_variable(variable)
     panel_id, y = 0, 0
     for title, make in ROWS:
@@ -1883,7 +2050,7 @@ def build() -> dict[str, Any]:
         dash = dash.with_row(
             db.Row(title).id(panel_id).grid_pos(grid(x=0, y=y, w=GRID_COLUMNS, h=1))
         )
-        row_panels = make(y=y + 1)
+        row_panels = make(y=y + 1, fleet=fleet)
         for panel in row_panels:
             panel_id += 1
             dash = dash.with_panel(panel.id(panel_id))
@@ -1892,8 +2059,8 @@ def build() -> dict[str, Any]:
     return data
 
 
-def render() -> str:
-    return json.dumps(build(), indent=2, ensure_ascii=False) + "\n"
+def render(variant: Variant | None = None) -> str:
+    return json.dumps(build(variant), indent=2, ensure_ascii=False) + "\n"
 
 
 # --- helpers for tests ------------------------------------------------------------------
@@ -1941,34 +2108,80 @@ def runway_thresholds(dashboard: Mapping[str, Any]) -> tuple[float, float]:
     return float(steps[1]["value"]), math.nextafter(float(steps[2]["value"]), -math.inf)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def _check(variant: Variant) -> bool:
+    """Whether the file on disk is what this module generates; prints a diff if not."""
+    generated, output = render(variant), variant.output
+    committed = output.read_text(encoding="utf-8") if output.exists() else ""
+    if committed == generated:
+        print(f"{output}: up to date")
+        return True
+    diff = difflib.unified_diff(
+        committed.splitlines(keepends=True),
+        generated.splitlines(keepends=True),
+        fromfile=f"{output} (committed)",
+        tofile="generated",
+        n=1,
+    )
+    sys.stdout.writelines(list(diff)[:60])
+    print(f"\n{output} is stale: run `python grafana/dashboard.py`", file=sys.stderr)
+    return False
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        epilog="Without --output: every committed file (the bundled stack's cluster/node "
+        f"dashboard and Cogni's env/node_id one, {COGNI.output.relative_to(ROOT)}).",
+    )
     parser.add_argument(
         "--check",
         action="store_true",
         help="exit 1 if the committed JSON differs from the generated one (writes nothing)",
     )
-    parser.add_argument("--output", type=Path, default=OUTPUT)
+    parser.add_argument("--output", type=Path, help="write (or --check) this one file")
+    parser.add_argument(
+        "--cluster-label",
+        default=DEFAULT.fleet.cluster,
+        help="label that groups nodes (Cogni: env); also the variable's name "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--node-label",
+        default=DEFAULT.fleet.node,
+        help="label that names one node (Cogni: node_id); also the variable's name "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--datasource-uid",
+        default=DATASOURCE_UID,
+        help="uid of the Prometheus data source the dashboard opens on (Grafana Cloud: "
+        "grafanacloud-prom; default: %(default)s)",
+    )
+    parser.add_argument("--uid", default="", help="dashboard uid (default: from the labels)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
     args = parser.parse_args(argv)
-    generated = render()
+    if args.output is None:
+        custom = (args.cluster_label, args.node_label, args.datasource_uid, args.uid)
+        if custom != (DEFAULT.fleet.cluster, DEFAULT.fleet.node, DATASOURCE_UID, ""):
+            parser.error("--cluster-label, --node-label, --datasource-uid and --uid need --output")
+        variants: tuple[Variant, ...] = VARIANTS
+    else:
+        try:
+            fleet = Fleet(args.cluster_label, args.node_label)
+            variants = (Variant(fleet, args.output, args.datasource_uid, args.uid),)
+        except ValueError as exc:
+            parser.error(str(exc))
     if args.check:
-        committed = args.output.read_text(encoding="utf-8") if args.output.exists() else ""
-        if committed == generated:
-            print(f"{args.output}: up to date")
-            return 0
-        diff = difflib.unified_diff(
-            committed.splitlines(keepends=True),
-            generated.splitlines(keepends=True),
-            fromfile=f"{args.output} (committed)",
-            tofile="generated",
-            n=1,
-        )
-        sys.stdout.writelines(list(diff)[:60])
-        print(f"\n{args.output} is stale: run `python grafana/dashboard.py`", file=sys.stderr)
-        return 1
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(generated, encoding="utf-8")
-    print(f"wrote {args.output}")
+        fresh = [_check(variant) for variant in variants]
+        return 0 if all(fresh) else 1
+    for variant in variants:
+        variant.output.parent.mkdir(parents=True, exist_ok=True)
+        variant.output.write_text(render(variant), encoding="utf-8")
+        print(f"wrote {variant.output}")
     return 0
 
 

@@ -17,6 +17,7 @@ import functools
 import importlib.util
 import json
 import math
+import re
 import subprocess
 import sys
 import time
@@ -295,6 +296,13 @@ def _matchers(selector: Any) -> dict[str, str]:
     return {m.name: m.value for m in selector.matchers.matchers}
 
 
+def _fleet_matcher(selector: Any, label: str) -> str | None:
+    """The value of the regex matcher on ``label`` (an alert selector may also require
+    the label to be set, ``label!=""``, beside it)."""
+    found = [m.value for m in selector.matchers.matchers if m.name == label and m.value != ""]
+    return found[0] if len(found) == 1 else None
+
+
 def _grouping_labels(node: Any) -> Iterator[str]:
     if isinstance(node, promql_parser.AggregateExpr) and node.modifier is not None:
         yield from node.modifier.labels
@@ -471,21 +479,30 @@ def test_a_broken_expression_is_rejected() -> None:
 
 
 def test_metrics_and_labels_are_those_of_the_contract(dashboard: dict[str, Any]) -> None:
+    lint_contract(dashboard, FLEET_LABELS, TEMPLATE_VALUES)
+
+
+def lint_contract(
+    dashboard: dict[str, Any], fleet_labels: frozenset[str], values: dict[str, str]
+) -> None:
+    """Every selector names a metric of the contract with its own labels, the target's
+    and the fleet's ``fleet_labels`` (each matched by its variable), and no other."""
+    target_labels = frozenset({"job", "instance"}) | fleet_labels
     used: set[str] = set()
     for where, expr in _queries(dashboard):
-        ast = _parse(expr)
-        labels_in_expr: set[str] = set(TARGET_LABELS)
+        ast = promql_parser.parse(load_generator().substitute(expr, values))
+        labels_in_expr: set[str] = set(target_labels)
         for selector, _inside in _selectors(ast):
             name = selector.name or _matchers(selector).get("__name__")
             assert name in CONTRACT, f"{where}: unknown metric {name!r}"
             used.add(name)
-            known = CONTRACT[name] | TARGET_LABELS | {"__name__"}
+            known = CONTRACT[name] | target_labels | {"__name__"}
             matchers = _matchers(selector)
             assert set(matchers) <= known, f"{where}: {name} has no label {set(matchers) - known}"
             labels_in_expr |= CONTRACT[name]
             # The fleet: every selector, of every panel and the annotation, by node.
-            for label in sorted(FLEET_LABELS):
-                assert matchers.get(label) == ".*", f"{where}: {name} not by ${label}"
+            for label in sorted(fleet_labels):
+                assert _fleet_matcher(selector, label) == ".*", f"{where}: {name} not by ${label}"
             # One dashboard, several exporters/accounts: filter by the variables.
             if "account" in CONTRACT[name] and name != "ALERTS":
                 assert matchers.get("account") == "cogni_system", f"{where}: {name} not by $account"
@@ -1028,3 +1045,216 @@ def test_spend_bars_name_the_work(dashboard: dict[str, Any], title: str, label: 
     assert target["legendFormat"] == f"{{{{{label}}}}}"
     assert f"max by (account, {label})" in target["expr"]
     assert panel["options"]["orientation"] == "horizontal"
+
+
+# --- under the operator's labels: Cogni's env/node_id file for Git Sync -----------------
+
+COGNI_JSON = ROOT / "deploy" / "grafana" / "governance-cogni.json"
+COGNI_LABELS = frozenset({"env", "node_id"})
+COGNI_VALUES = {
+    **{k: v for k, v in TEMPLATE_VALUES.items() if k not in FLEET_LABELS},
+    "env": ".*",
+    "node_id": ".*",
+}
+# The label renaming that turns the default file's queries into Cogni's.
+_TO_COGNI = (("cluster", "env"), ("node", "node_id"))
+
+
+@pytest.fixture(scope="module")
+def cogni() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(COGNI_JSON.read_text(encoding="utf-8"))
+    return data
+
+
+def _to_cogni(text: str) -> str:
+    for old, new in _TO_COGNI:
+        text = re.sub(rf"\b{old}\b", new, text)
+    return text
+
+
+def test_committed_cogni_json_is_what_the_generator_produces(generator: ModuleType) -> None:
+    assert generator.COGNI.output == COGNI_JSON
+    assert COGNI_JSON.read_text(encoding="utf-8") == generator.render(generator.COGNI), (
+        "deploy/grafana/governance-cogni.json is stale: run `python grafana/dashboard.py`"
+    )
+
+
+def test_the_cogni_file_is_the_same_dashboard_under_env_and_node_id(
+    dashboard: dict[str, Any], cogni: dict[str, Any]
+) -> None:
+    """Same rows, panels, queries in the same order; each query is the default's with
+    cluster -> env and node -> node_id, and nothing else changed."""
+    default_targets = list(load_generator().targets(dashboard))
+    cogni_targets = list(load_generator().targets(cogni))
+    assert [(p["title"], t["refId"]) for p, t in cogni_targets] == [
+        (p["title"], t["refId"]) for p, t in default_targets
+    ]
+    for (panel, mine), (_p, theirs) in zip(default_targets, cogni_targets, strict=True):
+        assert theirs["expr"] == _to_cogni(mine["expr"]), panel["title"]
+        assert theirs.get("legendFormat") == (
+            _to_cogni(mine["legendFormat"]) if "legendFormat" in mine else None
+        )
+    assert [p["title"] for p in cogni["panels"]] == [p["title"] for p in dashboard["panels"]]
+    (annotation,) = cogni["annotations"]["list"]
+    assert annotation["expr"] == _to_cogni(dashboard["annotations"]["list"][0]["expr"])
+    assert not any("cluster" in v.get("query", "") for v in cogni["templating"]["list"])
+    assert not re.search(r"\bnode\b\s*[=!]", json.dumps(cogni)), "a `node` matcher is left"
+
+
+def test_the_cogni_variables_are_env_and_node_id(cogni: dict[str, Any]) -> None:
+    variables = {v["name"]: v for v in cogni["templating"]["list"]}
+    assert list(variables) == ["datasource", "env", "node_id", "account", "charter"]
+    assert variables["env"]["query"] == "label_values(governance_exporter_build_info, env)"
+    assert variables["node_id"]["query"] == (
+        'label_values(governance_exporter_build_info{env=~"$env"}, node_id)'
+    )
+    fleet = 'env=~"$env", node_id=~"$node_id"'
+    assert variables["account"]["query"] == (
+        f"label_values(governance_credit_balance_credits{{{fleet}}}, account)"
+    )
+    for name in ("env", "node_id", "charter"):
+        variable = variables[name]
+        assert (variable["multi"], variable["includeAll"], variable["allValue"]) == (
+            True,
+            True,
+            ".*",
+        ), name
+        assert variable["datasource"]["uid"] == DS_VARIABLE
+
+
+def _datasource_refs(node: Any) -> Iterator[Any]:
+    """Every value of a "datasource" key anywhere in the JSON."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "datasource":
+                yield value
+            yield from _datasource_refs(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _datasource_refs(item)
+
+
+def test_the_cogni_file_drops_into_a_git_sync_folder_as_it_is(
+    cogni: dict[str, Any], dashboard: dict[str, Any], generator: ModuleType
+) -> None:
+    """Git Sync loads the file unchanged: a fixed uid of its own (never the bundled
+    dashboard's), no id, no import-time placeholders, the data source by variable."""
+    text = COGNI_JSON.read_text(encoding="utf-8")
+    assert cogni["uid"] == generator.COGNI.uid == "cogni-governance-env-node_id"
+    assert len(cogni["uid"]) <= 40
+    assert cogni["uid"] != dashboard["uid"]
+    assert cogni.get("id") is None
+    assert "__inputs" not in cogni
+    assert "__requires" not in cogni
+    assert "${DS_" not in text
+    (variable,) = (v for v in cogni["templating"]["list"] if v["type"] == "datasource")
+    assert variable["name"] == "datasource"
+    assert variable["query"] == "prometheus"
+    assert variable["current"]["value"] == "grafanacloud-prom"  # Grafana Cloud's own
+    refs = list(_datasource_refs(cogni))
+    assert len(refs) > 50
+    assert all(ref == {"type": "prometheus", "uid": DS_VARIABLE} for ref in refs), {
+        json.dumps(ref) for ref in refs
+    }
+
+
+def test_the_cogni_queries_are_those_of_the_contract(cogni: dict[str, Any]) -> None:
+    lint_contract(cogni, COGNI_LABELS, COGNI_VALUES)
+
+
+def _up_selectors(node: Any, fleet_labels: frozenset[str]) -> Iterator[tuple[Any, bool]]:
+    """(``up`` selector, whether it is joined with the exporter's build_info)."""
+    if isinstance(node, promql_parser.BinaryExpr) and str(node.op).lower() == "and":
+        lhs = node.lhs.expr if isinstance(node.lhs, promql_parser.ParenExpr) else node.lhs
+        matching = node.modifier.matching if node.modifier else None
+        on = frozenset(matching.labels) if matching else frozenset()
+        rhs_names = {s.name for s, _inside in _selectors(node.rhs)}
+        if isinstance(lhs, promql_parser.VectorSelector) and lhs.name == "up":
+            joined = rhs_names == {"governance_exporter_build_info"}
+            yield lhs, joined and on >= {"job", "instance"} | fleet_labels
+            yield from _up_selectors(node.rhs, fleet_labels)
+            return
+    if isinstance(node, promql_parser.VectorSelector):
+        if node.name == "up":
+            yield node, False
+        return
+    for child in _children(node):
+        yield from _up_selectors(child, fleet_labels)
+
+
+@pytest.mark.parametrize("variant", ["default", "cogni"])
+def test_up_is_only_read_for_the_exporters_own_targets(
+    variant: str, dashboard: dict[str, Any], cogni: dict[str, Any]
+) -> None:
+    """``up`` of every target of every service is never counted: each ``up`` is joined
+    on the node's labels with the exporter's build_info."""
+    data, labels, values = (
+        (dashboard, FLEET_LABELS, TEMPLATE_VALUES)
+        if variant == "default"
+        else (cogni, COGNI_LABELS, COGNI_VALUES)
+    )
+    seen = 0
+    for where, expr in _queries(data):
+        ast = promql_parser.parse(load_generator().substitute(expr, values))
+        for _selector, joined in _up_selectors(ast, labels):
+            assert joined, f"{where}: bare up in {expr}"
+            seen += 1
+    assert seen >= 3
+
+
+def test_the_up_lint_catches_a_bare_up() -> None:
+    ((_, joined),) = _up_selectors(promql_parser.parse("count(up == 0)"), FLEET_LABELS)
+    assert not joined
+    other = "up and on (job, instance, cluster, node) node_exporter_build_info"
+    ((_, joined),) = _up_selectors(promql_parser.parse(other), FLEET_LABELS)
+    assert not joined
+
+
+def _generate(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(GENERATOR), *args], capture_output=True, text=True, check=False
+    )
+
+
+def test_the_generator_takes_the_operators_label_names(
+    tmp_path: Path, generator: ModuleType
+) -> None:
+    cogni = tmp_path / "cogni.json"
+    labels = ("--cluster-label", "env", "--node-label", "node_id")
+    made = _generate(*labels, "--datasource-uid", "grafanacloud-prom", "--output", str(cogni))
+    assert made.returncode == 0, made.stderr
+    assert cogni.read_text(encoding="utf-8") == COGNI_JSON.read_text(encoding="utf-8")
+    other = tmp_path / "other.json"
+    made = _generate("--cluster-label", "region", "--node-label", "host", "--output", str(other))
+    assert made.returncode == 0, made.stderr
+    data = json.loads(other.read_text(encoding="utf-8"))
+    assert data["uid"] == "cogni-governance-region-host"
+    assert [v["name"] for v in data["templating"]["list"]][1:3] == ["region", "host"]
+    stale = tmp_path / "stale.json"
+    stale.write_text(COGNI_JSON.read_text(encoding="utf-8").replace('"1m"', '"5m"', 1))
+    check = _generate("--check", *labels, "--datasource-uid", "grafanacloud-prom")
+    assert check.returncode == 2  # labels without --output: which file?
+    check = _generate(
+        "--check", *labels, "--datasource-uid", "grafanacloud-prom", "--output", str(stale)
+    )
+    assert check.returncode == 1
+    assert "stale" in check.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--cluster-label", "env-name"), "not a Prometheus label name"),
+        (("--node-label", "instance"), "a label the dashboard already reads"),
+        (("--cluster-label", "node"), "the two fleet labels are the same"),
+        (("--uid", "x" * 41), "at most 40"),
+    ],
+)
+def test_a_bad_label_name_is_one_line_and_exit_2(
+    tmp_path: Path, args: tuple[str, ...], message: str
+) -> None:
+    bad = _generate(*args, "--output", str(tmp_path / "x.json"))
+    assert bad.returncode == 2
+    assert message in bad.stderr
+    assert "Traceback" not in bad.stderr
+    assert not (tmp_path / "x.json").exists()
