@@ -14,12 +14,13 @@ from prometheus_client.metrics_core import (
 from prometheus_client.registry import Collector
 
 from exporter import __version__
-from exporter.cache import CollectionResult, SnapshotCache
+from exporter.cache import SnapshotCache
+from exporter.collection import CollectionResult
+from exporter.declaration import NodeDeclaration
 from exporter.model import CharterView, GovernanceView
 from exporter.repospec import STATUSES as REPO_SPEC_STATUSES
 from exporter.repospec import RepoSpecState
 from exporter.snapshot import SCHEMA_UNKNOWN
-from exporter.watch import Watch
 
 ACCOUNT = ["account"]
 CHARTER = ["account", "charter"]
@@ -401,9 +402,9 @@ class GovernanceCollector(Collector):
     ``describe`` returns nothing, so registering it runs no query.
     """
 
-    def __init__(self, snapshots: SnapshotCache, expected: Sequence[str] | Watch = ()) -> None:
+    def __init__(self, snapshots: SnapshotCache, declaration: NodeDeclaration) -> None:
         self._snapshots = snapshots
-        self._watch = expected if isinstance(expected, Watch) else Watch(tuple(expected))
+        self._declaration = declaration
 
     def describe(self) -> Iterator[Metric]:
         return iter(())
@@ -413,12 +414,12 @@ class GovernanceCollector(Collector):
 
     def families(self, result: CollectionResult) -> Iterator[Metric]:
         """The families of one collection (``exporter.exposition`` builds them once)."""
-        spec = self._watch.spec_state()
+        spec = self._declaration.repo_spec_state()
         yield from repo_spec_families(spec)
         if result.snapshot is None:
             yield from health_families(result, SCHEMA_UNKNOWN)
             return
-        view = self._watch.view(result.snapshot, spec)
+        view = self._declaration.view(result.snapshot, spec)
         yield from credit_families(view)
         yield from charter_families(view)
         yield from unscheduled_families(view)

@@ -25,6 +25,7 @@ from psycopg import sql
 from exporter import source
 from exporter.cache import SnapshotCache
 from exporter.collector import GovernanceCollector
+from exporter.declaration import NodeDeclaration
 from exporter.demo import scenario
 from exporter.settings import FEBRUARY_CHARTERS
 from exporter.snapshot import SCHEMA_2026_02, SCHEMA_2026_03, SCHEMA_2026_10, SchemaInfo
@@ -59,7 +60,9 @@ class Exporter:
         self.source = Source(self.pool, **options)
         self.snapshots = SnapshotCache(self.source, clock=lambda: NOW)
         self.registry = CollectorRegistry()
-        self.registry.register(GovernanceCollector(self.snapshots, FEBRUARY_CHARTERS))
+        self.registry.register(
+            GovernanceCollector(self.snapshots, NodeDeclaration(FEBRUARY_CHARTERS))
+        )
 
     def scrape(self) -> dict[str, dict[frozenset[tuple[str, str]], float]]:
         return samples(generate_latest(self.registry).decode())
@@ -722,7 +725,9 @@ def test_registering_runs_no_query(
     exporter = exporter_for(database.monitor_url)
     counting = CountingSource(exporter.source)
     registry = CollectorRegistry(auto_describe=True)
-    registry.register(GovernanceCollector(SnapshotCache(counting), FEBRUARY_CHARTERS))
+    registry.register(
+        GovernanceCollector(SnapshotCache(counting), NodeDeclaration(FEBRUARY_CHARTERS))
+    )
     assert counting.calls == 0
     generate_latest(registry)
     assert counting.calls == 1

@@ -26,14 +26,13 @@ from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 from psycopg import sql
 
 from exporter.demo import scenario
-from exporter.policy import RED_RUNWAY_SECONDS, YELLOW_RUNWAY_SECONDS, Health
+from exporter.policy import RED_RUNWAY_SECONDS, YELLOW_RUNWAY_SECONDS, Health, credit_health
 from exporter.snapshot import SCHEMA_2026_02, SCHEMA_2026_03
 from exporter.status_page import (
     CONTENT_SECURITY_POLICY,
+    HEALTH_COLOURS,
     PAGE_REFRESH_SECONDS,
     UNKNOWN_COLOURS,
-    credit_colour,
-    health_colour,
 )
 
 CHROMIUM = Path(os.environ.get("GOVERNANCE_EXPORTER_TEST_CHROMIUM", "/usr/bin/chromium"))
@@ -51,6 +50,11 @@ DOCS_SCREENSHOT = os.environ.get("GOVERNANCE_EXPORTER_DOCS_SCREENSHOT")
 VIEWPORTS = {"laptop": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}
 GRAFANA = "https://grafana.example/d/governance?orgId=1&from=now-24h"
 H = timedelta(hours=1)
+
+
+def health_colour(health: Health) -> str:
+    """The background the page's CSS gives a health (``.h-<health>``)."""
+    return HEALTH_COLOURS[health][0]
 
 
 def rgb(hex_colour: str) -> str:
@@ -354,7 +358,7 @@ def test_headers_and_head(database: Database) -> None:
     ],
 )
 def test_card_colour_at_the_rule_thresholds(balance: int, runway: float, health: Health) -> None:
-    assert credit_colour(balance, runway) == health_colour(health)
+    assert health_colour(credit_health(balance, runway)) == health_colour(health)
 
 
 def test_the_three_colours_differ() -> None:
