@@ -13,15 +13,17 @@ import psycopg
 from prometheus_client.registry import CollectorRegistry
 
 from exporter import __version__
-from exporter.cache import Clock, SnapshotCache, build_snapshots, utc_now
+from exporter.cache import SnapshotCache
+from exporter.collection import Clock, utc_now
 from exporter.collector import GovernanceCollector
 from exporter.connections import GuardedPool, open_pool
+from exporter.declaration import NodeDeclaration
 from exporter.exposition import ExpositionCache, collection_families
 from exporter.memory_collector import MemoryCollector
 from exporter.server import ExporterServer, Route, healthz_route, metrics_route
 from exporter.settings import Settings
+from exporter.source_factory import build_snapshots
 from exporter.status_page import status_route
-from exporter.watch import Watch
 from exporter.webconfig import load_web_config
 
 logger = logging.getLogger(__name__)
@@ -45,10 +47,13 @@ class App:
 
 
 def build_routes(
-    settings: Settings, snapshots: SnapshotCache, exposition: ExpositionCache, watch: Watch
+    settings: Settings,
+    snapshots: SnapshotCache,
+    exposition: ExpositionCache,
+    declaration: NodeDeclaration,
 ) -> dict[str, Route]:
     return {
-        "/": status_route(settings, snapshots, watch),
+        "/": status_route(settings, snapshots, declaration),
         "/metrics": metrics_route(exposition),
         "/healthz": healthz_route(snapshots),
     }
@@ -62,7 +67,7 @@ def build_app(
     registry: CollectorRegistry | None = None,
 ) -> App:
     web = load_web_config(settings.web_config_file)  # a bad file stops here, before any I/O
-    watch = Watch.from_settings(settings)  # so does a bad repo-spec
+    declaration = NodeDeclaration.from_settings(settings)  # so does a bad repo-spec
     pool = pool or open_pool(
         settings.conninfo(),
         max_size=settings.pool_max_size,
@@ -70,16 +75,16 @@ def build_app(
     )
     snapshots = build_snapshots(settings, pool, clock)
     registry = registry or CollectorRegistry()
-    governance = GovernanceCollector(snapshots, watch)
+    governance = GovernanceCollector(snapshots, declaration)
     registry.register(governance)
     others: list[MemoryCollector] = []
     if settings.memory_dir is not None:
-        others.append(MemoryCollector(settings.memory_dir, watch.memory_charters()))
+        others.append(MemoryCollector(settings.memory_dir, declaration.memory_charters()))
         registry.register(others[-1])
     exposition = ExpositionCache(snapshots, collection_families(governance, others))
     server = ExporterServer(
         settings.listen_host_port,
-        build_routes(settings, snapshots, exposition, watch),
+        build_routes(settings, snapshots, exposition, declaration),
         max_concurrent=settings.web_max_requests,
         request_timeout=settings.web_request_timeout_seconds,
         wrap_socket=web.wrap_socket,

@@ -9,74 +9,22 @@ so the first scrape after the database comes back reads it.
 
 from __future__ import annotations
 
-import itertools
-import logging
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from types import MappingProxyType
-from typing import Protocol
 
-from exporter.connections import GuardedPool
-from exporter.dberrors import COLLECTION_ERROR_REASONS, CollectionError
-from exporter.model import (
-    FAILURE_REASONS,
-    OUTCOMES,
-    finished_failures,
-    finished_outcomes,
+from exporter.collection import (
+    Clock,
+    CollectionResult,
+    Collections,
+    Monotonic,
+    SnapshotReader,
+    utc_now,
 )
-from exporter.settings import Settings
-from exporter.snapshot import Snapshot
-from exporter.source import Source
-
-logger = logging.getLogger(__name__)
-
-# The kinds of governance work whose counters exist from the first scrape on;
-# other kinds appear when first seen.
-FINISHED_RUN_KINDS = ("system_scheduled", "system_webhook")
-
-Clock = Callable[[], datetime]
-Monotonic = Callable[[], float]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-class SnapshotReader(Protocol):
-    def read(self, now: datetime) -> Snapshot: ...
-
-
-@dataclass(frozen=True)
-class CollectionResult:
-    """The outcome of one collection, and the exporter's health after it."""
-
-    started_at: datetime
-    duration_seconds: float
-    snapshot: Snapshot | None
-    error: CollectionError | None
-    last_success_at: datetime | None
-    failing_since: datetime | None
-    errors_by_reason: MappingProxyType[str, int]
-    # Runs seen to finish since the exporter started, by (run kind, outcome).
-    finished_totals: MappingProxyType[tuple[str, str], int] = field(
-        default_factory=lambda: MappingProxyType({})
-    )
-    # The failed ones, by (run kind, reason).
-    failed_totals: MappingProxyType[tuple[str, str], int] = field(
-        default_factory=lambda: MappingProxyType({})
-    )
-
-    @property
-    def ok(self) -> bool:
-        return self.snapshot is not None
 
 
 class SnapshotCache:
-    """Runs collections on demand, one at a time, and remembers how they went."""
+    """Runs collections on demand, one at a time, and remembers the last one."""
 
     def __init__(
         self,
@@ -86,23 +34,18 @@ class SnapshotCache:
         clock: Clock = utc_now,
         monotonic: Monotonic = time.monotonic,
     ) -> None:
-        self._source = source
+        self._collections = Collections(source, clock, monotonic)
         self._cache_seconds = cache_seconds
-        self._clock = clock
         self._monotonic = monotonic
         self._lock = threading.Lock()
         self._in_flight: Future[CollectionResult] | None = None
         self._latest: CollectionResult | None = None
         self._latest_done_at = 0.0
-        self._last_success_at: datetime | None = None
-        self._failing_since: datetime | None = None
-        self._logged_cause: tuple[str, str] | None = None  # the failure last logged
-        self._errors = dict.fromkeys(COLLECTION_ERROR_REASONS, 0)
-        # Every series from the first scrape on, at 0: increase() misses the first
-        # sample of a series born later.
-        self._finished = dict.fromkeys(itertools.product(FINISHED_RUN_KINDS, OUTCOMES), 0)
-        self._failed = dict.fromkeys(itertools.product(FINISHED_RUN_KINDS, FAILURE_REASONS), 0)
-        self.collections = 0
+
+    @property
+    def collections(self) -> int:
+        """How many collections ran."""
+        return self._collections.count
 
     @property
     def latest(self) -> CollectionResult | None:
@@ -140,71 +83,9 @@ class SnapshotCache:
         )
 
     def _collect(self) -> CollectionResult:
-        started_at = self._clock()
-        started = self._monotonic()
-        snapshot: Snapshot | None = None
-        error: CollectionError | None = None
-        try:
-            snapshot = self._source.read(started_at)
-        except CollectionError as exc:
-            error = exc
-        duration = self._monotonic() - started
+        # Only the leader gets here, so collections never overlap.
+        result = self._collections.run()
         with self._lock:
-            self.collections += 1
-            self._record(started_at, error)
-            if snapshot is not None:
-                for key, runs in finished_outcomes(snapshot).items():
-                    self._finished[key] = self._finished.get(key, 0) + runs
-                for key, runs in finished_failures(snapshot).items():
-                    self._failed[key] = self._failed.get(key, 0) + runs
-            result = CollectionResult(
-                started_at=started_at,
-                duration_seconds=duration,
-                snapshot=snapshot,
-                error=error,
-                last_success_at=self._last_success_at,
-                failing_since=self._failing_since,
-                errors_by_reason=MappingProxyType(dict(self._errors)),
-                finished_totals=MappingProxyType(dict(self._finished)),
-                failed_totals=MappingProxyType(dict(self._failed)),
-            )
             self._latest = result
             self._latest_done_at = self._monotonic()
         return result
-
-    def _record(self, started_at: datetime, error: CollectionError | None) -> None:
-        if error is None:
-            if self._failing_since is not None:
-                logger.info("database readable again after failing since %s", self._failing_since)
-            self._last_success_at = started_at
-            self._failing_since = None
-            self._logged_cause = None
-            return
-        self._errors[error.reason] = self._errors.get(error.reason, 0) + 1
-        if self._failing_since is None:
-            self._failing_since = started_at
-        # Once per cause, not every scrape: a failure that lasts says the same thing
-        # every few seconds, and the errors metric counts it anyway.
-        cause = (error.reason, error.cause)
-        if cause != self._logged_cause:
-            self._logged_cause = cause
-            logger.error("collection failed (%s): %s", error.reason, error)
-        else:
-            logger.debug("collection still failing (%s): %s", error.reason, error)
-
-
-def build_snapshots(
-    settings: Settings,
-    pool: GuardedPool,
-    clock: Clock = utc_now,
-) -> SnapshotCache:
-    """The source and its cache for ``settings``, reading through ``pool``."""
-    source = Source(
-        pool,
-        account=settings.account,
-        rls_user_id=settings.rls_user_id,
-        window_seconds=settings.window_seconds,
-        timeout_seconds=settings.statement_timeout_seconds,
-        max_charters=settings.max_charters,
-    )
-    return SnapshotCache(source, cache_seconds=settings.cache_seconds, clock=clock)

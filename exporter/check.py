@@ -20,17 +20,18 @@ from typing import Any
 
 import psycopg
 
-from exporter.cache import CollectionResult, build_snapshots
+from exporter.collection import CollectionResult
 from exporter.connections import open_pool
 from exporter.dberrors import first_line
-from exporter.memory import MemorySnapshot, read_memory
+from exporter.declaration import NodeDeclaration
 from exporter.model import CREDITS_PER_USD, CharterView, CreditView, GovernanceView, WorkView
-from exporter.policy import Assessment, Health, assess, charter_health, credit_level
+from exporter.policy import Assessment, Health, charter_health, credit_level
 from exporter.repospec import RepoSpecError
 from exporter.settings import Settings
 from exporter.source import CollectionError, DatabaseUnavailable
+from exporter.source_factory import build_snapshots
 from exporter.startup import UsageError, configure_logging, load_settings
-from exporter.watch import Watch
+from exporter.verdict import evaluate, gateway_memory
 from exporter.words import (
     burn_per_hour,
     error_words,
@@ -281,28 +282,21 @@ def _print_error(
     return int(Status.UNKNOWN)
 
 
-def _memory(settings: Settings, watch: Watch) -> MemorySnapshot | None:
-    if settings.memory_dir is None:
-        return None
-    return read_memory(settings.memory_dir, watch.memory_charters())
-
-
 def run(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
     settings = load_settings(overrides)
     # The verdict goes to stdout; the exporter's logs only when asked for with DEBUG.
     configure_logging("DEBUG" if settings.log_level == "DEBUG" else "CRITICAL")
     try:
-        watch = Watch.from_settings(settings)
+        declaration = NodeDeclaration.from_settings(settings)
     except RepoSpecError as exc:
         raise UsageError(f"--repo-spec {exc}") from None
     result = collect_once(settings)
-    if result.snapshot is None:
+    verdict = evaluate(result, declaration, gateway_memory(settings, declaration))
+    if verdict is None:
         error = result.error or CollectionError("the collection read nothing")
         return _print_error(result, error, settings, args.output)
-    view = watch.view(result.snapshot)
-    assessment = assess(view, view.taken_at, _memory(settings, watch))
     if args.output == "json":
-        print(json.dumps(report_json(view, assessment), indent=2))
+        print(json.dumps(report_json(verdict.view, verdict.assessment), indent=2))
     else:
-        print(report_text(view, assessment))
-    return int(HEALTH_STATUS[assessment.health])
+        print(report_text(verdict.view, verdict.assessment))
+    return int(HEALTH_STATUS[verdict.assessment.health])

@@ -25,7 +25,8 @@ from prometheus_client.exposition import choose_encoder, gzip_accepted
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-from exporter.cache import CollectionResult, SnapshotCache
+from exporter.cache import SnapshotCache
+from exporter.collection import CollectionResult
 from exporter.collector import GovernanceCollector
 from exporter.encoding import Encoder, Layouts, encoder_for
 

@@ -126,12 +126,6 @@ def _read(path: Path) -> tuple[str, tuple[int, int, int]]:
     return text, (info.st_ino, info.st_size, info.st_mtime_ns)
 
 
-def load_repo_spec(path: Path) -> tuple[DeclaredSchedule, ...]:
-    """The declared schedules, or ``RepoSpecError`` naming the cause."""
-    text, _ = _read(path)
-    return parse_repo_spec(text, path)
-
-
 @dataclass(frozen=True)
 class RepoSpecState:
     """The declaration in force, and how the latest read of the file went."""

@@ -18,22 +18,22 @@ from datetime import datetime
 from http import HTTPStatus
 
 from exporter import __version__
-from exporter.cache import Clock, CollectionResult, SnapshotCache, utc_now
-from exporter.memory import BudgetHeader, FileStatus, Heartbeat, MemorySnapshot, read_memory
+from exporter.cache import SnapshotCache
+from exporter.collection import Clock, CollectionResult, utc_now
+from exporter.declaration import NodeDeclaration
+from exporter.memory import BudgetHeader, FileStatus, Heartbeat, MemorySnapshot
 from exporter.model import CharterView, CreditView, GovernanceView, RecentRun
 from exporter.policy import (
     Assessment,
     Health,
     Problem,
-    assess,
     budget_gate_open,
     charter_health,
-    credit_health,
     credit_level,
 )
 from exporter.server import Request, Response, Route
 from exporter.settings import Settings
-from exporter.watch import Watch
+from exporter.verdict import Verdict, evaluate, gateway_memory
 from exporter.words import (
     burn_per_hour,
     error_sentence,
@@ -71,16 +71,6 @@ UNKNOWN = "unknown"
 UNKNOWN_COLOURS = ("#59636e", "#ffffff")
 
 
-def health_colour(health: Health) -> str:
-    """The background colour the page uses for a health."""
-    return HEALTH_COLOURS[health][0]
-
-
-def credit_colour(balance_credits: float, runway_seconds: float) -> str:
-    """The credit card's colour for a balance and runway (policy.credit_health's thresholds)."""
-    return health_colour(credit_health(balance_credits, runway_seconds))
-
-
 def esc(value: object) -> str:
     return html.escape(str(value), quote=True)
 
@@ -99,23 +89,20 @@ def current_result(snapshots: SnapshotCache, now: datetime) -> CollectionResult:
 def status_route(
     settings: Settings,
     snapshots: SnapshotCache,
-    watch: Watch | None = None,
+    declaration: NodeDeclaration,
     clock: Clock = utc_now,
 ) -> Route:
-    watching = watch or Watch.from_settings(settings)
-
     def serve(_request: Request) -> Response:
         now = clock()
         result = current_result(snapshots, now)
+        memory = gateway_memory(settings, declaration)
         page = render_page(
             result,
+            evaluate(result, declaration, memory),
             account=settings.account,
-            expected_charters=watching,
             grafana_url=settings.grafana_url,
             now=clock(),
-            memory=read_memory(settings.memory_dir, watching.memory_charters())
-            if settings.memory_dir is not None
-            else None,
+            memory=memory,
         )
         return Response(HTTPStatus.OK, page.encode(), "text/html; charset=utf-8", PAGE_HEADERS)
 
@@ -127,26 +114,21 @@ def status_route(
 
 def render_page(
     result: CollectionResult,
+    verdict: Verdict | None,
     *,
     account: str,
-    expected_charters: Sequence[str] | Watch,
     grafana_url: str | None,
     now: datetime,
     memory: MemorySnapshot | None = None,
 ) -> str:
-    """The whole page for one collection result (and the gateway's memory files,
-    read independently of the database, when a memory directory is configured)."""
-    if result.snapshot is None:
+    """The whole page for one collection result and its verdict (and the gateway's
+    memory files, read independently of the database, when a memory directory is
+    configured)."""
+    if verdict is None:
         body = _unreadable_body(account, result, now)
         title = f"UNKNOWN · governance · {account}"
     else:
-        watch = (
-            expected_charters
-            if isinstance(expected_charters, Watch)
-            else Watch(tuple(expected_charters))
-        )
-        view = watch.view(result.snapshot)
-        assessment = assess(view, view.taken_at, memory)
+        view, assessment = verdict.view, verdict.assessment
         body = _governance_body(view, assessment, now)
         title = f"{assessment.health.value.upper()} · governance · {view.account}"
     if memory is not None:

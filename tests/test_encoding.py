@@ -35,9 +35,11 @@ from prometheus_client.samples import Exemplar, Sample, Timestamp
 from prometheus_client.utils import floatToGoString
 
 from exporter import encoding
-from exporter.cache import CollectionResult, SnapshotCache
+from exporter.cache import SnapshotCache
+from exporter.collection import CollectionResult
 from exporter.collector import GovernanceCollector
 from exporter.connections import open_pool
+from exporter.declaration import NodeDeclaration
 from exporter.demo import scenario
 from exporter.encoding import (
     FixedFamilies,
@@ -139,7 +141,9 @@ class Collection:
             source, cache_seconds=3600, clock=lambda: NOW, monotonic=self.ticks
         )
         others = [MemoryCollector(memory, FEBRUARY_CHARTERS)] if memory is not None else []
-        build = collection_families(GovernanceCollector(self.snapshots, FEBRUARY_CHARTERS), others)
+        build = collection_families(
+            GovernanceCollector(self.snapshots, NodeDeclaration(FEBRUARY_CHARTERS)), others
+        )
         # Built once per collection, as ExpositionCache does: the memory files'
         # families are read when they are built (their ages change between two reads).
         self._built: dict[int, list[Metric]] = {}

@@ -26,6 +26,7 @@ from exporter import queries, source
 from exporter.cache import SnapshotCache
 from exporter.collector import GovernanceCollector
 from exporter.connections import Watchdog, open_pool
+from exporter.declaration import NodeDeclaration
 from exporter.demo import scenario
 from exporter.settings import FEBRUARY_CHARTERS
 from exporter.snapshot import SCHEMA_2026_02, SCHEMA_2026_03, SCHEMA_2026_10, SchemaInfo
@@ -60,7 +61,9 @@ class Exporter:
         self.source = Source(self.pool, **options)
         self.snapshots = SnapshotCache(self.source, clock=lambda: NOW)
         self.registry = CollectorRegistry()
-        self.registry.register(GovernanceCollector(self.snapshots, FEBRUARY_CHARTERS))
+        self.registry.register(
+            GovernanceCollector(self.snapshots, NodeDeclaration(FEBRUARY_CHARTERS))
+        )
 
     def scrape(self) -> dict[str, dict[frozenset[tuple[str, str]], float]]:
         return samples(generate_latest(self.registry).decode())
@@ -723,7 +726,9 @@ def test_registering_runs_no_query(
     exporter = exporter_for(database.monitor_url)
     counting = CountingSource(exporter.source)
     registry = CollectorRegistry(auto_describe=True)
-    registry.register(GovernanceCollector(SnapshotCache(counting), FEBRUARY_CHARTERS))
+    registry.register(
+        GovernanceCollector(SnapshotCache(counting), NodeDeclaration(FEBRUARY_CHARTERS))
+    )
     assert counting.calls == 0
     generate_latest(registry)
     assert counting.calls == 1

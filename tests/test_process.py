@@ -34,6 +34,7 @@ from prometheus_client.registry import CollectorRegistry
 from exporter.cache import SnapshotCache
 from exporter.collector import GovernanceCollector
 from exporter.connections import open_pool
+from exporter.declaration import NodeDeclaration
 from exporter.demo import scenario
 from exporter.settings import FEBRUARY_CHARTERS
 from exporter.snapshot import SCHEMA_2026_03
@@ -175,7 +176,7 @@ def _exposition(url: str) -> str:
         fixed = datetime(2026, 2, 15, 12, 7, tzinfo=UTC)
         snapshots = SnapshotCache(source, clock=lambda: fixed, monotonic=Ticks())
         registry = CollectorRegistry()
-        registry.register(GovernanceCollector(snapshots, FEBRUARY_CHARTERS))
+        registry.register(GovernanceCollector(snapshots, NodeDeclaration(FEBRUARY_CHARTERS)))
         return generate_latest(registry).decode()
     finally:
         pool.close()

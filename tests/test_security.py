@@ -49,6 +49,7 @@ from exporter.cache import SnapshotCache
 from exporter.cli import configuration_error
 from exporter.collector import GovernanceCollector
 from exporter.connections import open_pool
+from exporter.declaration import NodeDeclaration
 from exporter.demo import scenario
 from exporter.model import charter_name
 from exporter.snapshot import (
@@ -1102,7 +1103,7 @@ def snapshot_with(names: list[str]) -> Snapshot:
 
 def parse_charters(snapshot: Snapshot) -> tuple[set[str], set[str]]:
     registry = CollectorRegistry()
-    registry.register(GovernanceCollector(SnapshotCache(FixedSource(snapshot)), ()))
+    registry.register(GovernanceCollector(SnapshotCache(FixedSource(snapshot)), NodeDeclaration()))
     parsed = samples(generate_latest(registry).decode())
     labels = [dict(k) for k in parsed["governance_charter_configured"]]
     return {d["charter"] for d in labels}, {d["account"] for d in labels}

@@ -30,9 +30,9 @@ from exporter.policy import Health
 from exporter.snapshot import SCHEMA_2026_02, SCHEMA_2026_03
 from exporter.status_page import (
     CONTENT_SECURITY_POLICY,
+    HEALTH_COLOURS,
     PAGE_REFRESH_SECONDS,
     UNKNOWN_COLOURS,
-    health_colour,
 )
 
 CHROMIUM = Path(os.environ.get("GOVERNANCE_EXPORTER_TEST_CHROMIUM", "/usr/bin/chromium"))
@@ -50,6 +50,11 @@ DOCS_SCREENSHOT = os.environ.get("GOVERNANCE_EXPORTER_DOCS_SCREENSHOT")
 VIEWPORTS = {"laptop": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}
 GRAFANA = "https://grafana.example/d/governance?orgId=1&from=now-24h"
 H = timedelta(hours=1)
+
+
+def health_colour(health: Health) -> str:
+    """The background the page's CSS gives a health (``.h-<health>``)."""
+    return HEALTH_COLOURS[health][0]
 
 
 def rgb(hex_colour: str) -> str:

@@ -95,10 +95,16 @@ def _first_runway(predicate: Callable[[int], bool], high: int = 10 * 86400) -> i
 
 def thresholds_on_status_page() -> Thresholds:
     """Read back from the colours the page actually paints, not from the constants."""
-    red = status_page.health_colour(policy.Health.RED)
-    green = status_page.health_colour(policy.Health.GREEN)
-    first_not_red = _first_runway(lambda r: status_page.credit_colour(1, r) != red)
-    first_green = _first_runway(lambda r: status_page.credit_colour(1, r) == green)
+    colours = status_page.HEALTH_COLOURS
+
+    def card(runway: float) -> str:
+        # The credit card's background: its health's colour (``.h-<health>``).
+        return colours[policy.credit_health(1, runway)][0]
+
+    red = colours[policy.Health.RED][0]
+    green = colours[policy.Health.GREEN][0]
+    first_not_red = _first_runway(lambda r: card(r) != red)
+    first_green = _first_runway(lambda r: card(r) == green)
     return Thresholds(first_not_red, first_green - 1)
 
 

@@ -59,7 +59,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from exporter.cache import Clock, utc_now
+from exporter.collection import Clock, utc_now
 from exporter.demo import node, scenario
 from exporter.demo.node import CHARTER, LEDGER, NODE_CURRENT, NODE_FEBRUARY, NODES, REVIEW, Work
 from exporter.model import burn_rate, runway_seconds

@@ -20,8 +20,9 @@ from prometheus_client.registry import CollectorRegistry
 from unit_builders import NOW, SCHEMA_03, Samples, at, labels, samples_of, schedule, snapshot
 
 from exporter import __version__
-from exporter.cache import CollectionResult
+from exporter.collection import CollectionResult
 from exporter.collector import GovernanceCollector
+from exporter.declaration import NodeDeclaration
 from exporter.model import FAILURE_REASONS, RUN_STATUSES
 from exporter.snapshot import (
     SCHEMA_2026_02,
@@ -71,7 +72,8 @@ def result_of(
 
 
 def collector_for(result: CollectionResult, expected: Sequence[str] = ()) -> GovernanceCollector:
-    return GovernanceCollector(_Fixed(result), tuple(expected))  # type: ignore[arg-type]
+    declaration = NodeDeclaration(tuple(expected))
+    return GovernanceCollector(_Fixed(result), declaration)  # type: ignore[arg-type]
 
 
 def families(snap: Snapshot | None, expected: Sequence[str] = (), **kwargs: object) -> Samples:

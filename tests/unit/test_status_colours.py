@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from exporter.policy import RED_RUNWAY_SECONDS, YELLOW_RUNWAY_SECONDS, Health
-from exporter.status_page import UNKNOWN_COLOURS, credit_colour, health_colour
+from exporter.policy import RED_RUNWAY_SECONDS, YELLOW_RUNWAY_SECONDS, Health, credit_health
+from exporter.status_page import HEALTH_COLOURS, UNKNOWN_COLOURS
+
+
+def health_colour(health: Health) -> str:
+    """The background the page gives a health."""
+    return HEALTH_COLOURS[health][0]
 
 
 @pytest.mark.parametrize(
@@ -21,7 +26,7 @@ from exporter.status_page import UNKNOWN_COLOURS, credit_colour, health_colour
     ],
 )
 def test_card_colour_at_the_rule_thresholds(balance: int, runway: float, health: Health) -> None:
-    assert credit_colour(balance, runway) == health_colour(health)
+    assert health_colour(credit_health(balance, runway)) == health_colour(health)
 
 
 def test_the_three_colours_differ() -> None:

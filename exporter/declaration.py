@@ -1,4 +1,4 @@
-"""What the node must have: the named charters, the repo-spec's declaration, one run's cost.
+"""What the node declares it must have: named charters, the repo-spec's schedules, one run's cost.
 
 Built once from the settings (a repo-spec that cannot be read stops the start with
 ``RepoSpecError``) and asked for a view of each snapshot; the repo-spec is re-read
@@ -16,17 +16,19 @@ from exporter.snapshot import Snapshot
 
 
 @dataclass(frozen=True)
-class Watch:
+class NodeDeclaration:
+    """The charters that must have a schedule, from the options and the repo-spec file."""
+
     expected_charters: tuple[str, ...] = ()
     min_run_cost_credits: int = 0
     repo_spec: RepoSpecFile | None = None
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Watch:
+    def from_settings(cls, settings: Settings) -> NodeDeclaration:
         spec = RepoSpecFile(settings.repo_spec) if settings.repo_spec is not None else None
         return cls(settings.expected_charters, settings.min_run_cost_credits, spec)
 
-    def spec_state(self) -> RepoSpecState | None:
+    def repo_spec_state(self) -> RepoSpecState | None:
         return self.repo_spec.state() if self.repo_spec is not None else None
 
     def view(self, snapshot: Snapshot, spec: RepoSpecState | None = None) -> GovernanceView:
@@ -34,13 +36,13 @@ class Watch:
         return governance_view(
             snapshot,
             self.expected_charters,
-            spec=spec if spec is not None else self.spec_state(),
+            spec=spec if spec is not None else self.repo_spec_state(),
             min_run_cost_credits=self.min_run_cost_credits,
         )
 
     def memory_charters(self) -> tuple[str, ...]:
         """The charters whose gateway heartbeats are read: the named and declared ones."""
-        state = self.spec_state()
+        state = self.repo_spec_state()
         declared = [s.charter for s in state.schedules if not s.implied] if state else []
         # The files exist only on nodes of February to June 2026, whose gateway ran
         # the four February charters: those, when nothing names any.
