@@ -9,9 +9,8 @@ In one process, on a generated benchmark database (bench/generate.py) and with
 - ``collect``: ``SnapshotCache.get()``, one collection (the pipeline of all the
   statements, the rows into a Snapshot, the model's derived state);
 - ``families``: the metric families built from that collection;
-- ``encode``: the text exposition of those families (``exporter.encoding``, as
-  ``/metrics`` writes it), and ``encode_client_python``: the same bytes by
-  client_python's ``generate_latest``;
+- ``encode``: the text exposition of those families (client_python's
+  ``generate_latest``, as ``/metrics`` writes it);
 - ``body``: ``ExpositionCache.body()``, i.e. all three as /metrics does them;
 - ``floor-N``: ``run_statements()`` back to back on one open connection, and the
   same N statements in one pipeline (what ``collect`` sends, without the rows);
@@ -150,9 +149,7 @@ def main() -> None:  # noqa: PLR0915
     families_of = exposition._families
     from prometheus_client.exposition import generate_latest  # noqa: PLC0415
 
-    from exporter.encoding import FixedFamilies, Layouts, encoder_for  # noqa: PLC0415
-
-    encode_text = encoder_for(generate_latest, Layouts())
+    from exporter.exposition import FixedFamilies  # noqa: PLC0415
 
     schema = run.schema_of(args.db)
     batches = run.floor_batches(schema)
@@ -180,8 +177,7 @@ def main() -> None:  # noqa: PLR0915
             steps: dict[str, Callable[[], object]] = {
                 "collect": app.snapshots.get,
                 "families": lambda: list(families_of(result)),
-                "encode": lambda: encode_text(families),
-                "encode_client_python": lambda: generate_latest(FixedFamilies(families)),
+                "encode": lambda: generate_latest(FixedFamilies(families)),
                 "body": lambda: exposition.body("", ""),
                 "floor_each": lambda: run.run_batch(conn, batches["each"]),
                 "floor_pipelined": pipelined,

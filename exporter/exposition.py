@@ -5,8 +5,8 @@ cache of ``SnapshotCache``) share its exposition too: the metric families are
 built from the collection once, and each format a scrape asks for (the text
 format, OpenMetrics, either gzipped) is encoded from them once, on first demand.
 client_python decides the format (``choose_encoder`` on Accept) and gzip
-(``gzip_accepted`` on Accept-Encoding), as its own HTTP handler does;
-``exporter.encoding`` writes the bytes its encoder would, faster.
+(``gzip_accepted`` on Accept-Encoding), and its chosen encoder writes the
+bytes, as its own HTTP handler does.
 
 Only the latest collection's bytes are kept. Collectors that have no
 collection of their own (the memory files) are read when the families are built,
@@ -18,7 +18,7 @@ from __future__ import annotations
 import gzip
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from prometheus_client.exposition import choose_encoder, gzip_accepted
@@ -28,9 +28,11 @@ from prometheus_client.registry import Collector
 from exporter.cache import SnapshotCache
 from exporter.collection import CollectionResult
 from exporter.collector import GovernanceCollector
-from exporter.encoding import Encoder, Layouts, encoder_for
 
 Families = Callable[[CollectionResult], Iterable[Metric]]
+
+Encoder = Callable[[Collector], bytes]
+"""client_python's encoder, as ``choose_encoder`` returns it."""
 
 # Formats kept per collection; the Accept header names the format (version and
 # escaping included), so a client sending many distinct ones gets the rest built
@@ -45,6 +47,16 @@ class Body:
     data: bytes
     content_type: str
     gzipped: bool
+
+
+class FixedFamilies:
+    """A collector over families already built, for client_python's encoders."""
+
+    def __init__(self, families: Sequence[Metric]) -> None:
+        self._families = families
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self._families)
 
 
 def collection_families(governance: GovernanceCollector, others: Sequence[Collector]) -> Families:
@@ -65,7 +77,7 @@ class _Entry:
     def __init__(self, result: CollectionResult) -> None:
         self.result = result
         self.lock = threading.Lock()
-        self.families: list[Metric] | None = None
+        self.families: FixedFamilies | None = None
         self.bodies: dict[tuple[str, bool], bytes] = {}
 
 
@@ -81,9 +93,6 @@ class ExpositionCache:
         self._families = families
         self._lock = threading.Lock()
         self._current: _Entry | None = None
-        # Every collection's families have the same shape: the line starts and
-        # headers written for one are reused for the next.
-        self._layouts = Layouts()
         self.builds: Counter[str | tuple[str, bool]] = Counter()
 
     def body(self, accept: str, accept_encoding: str) -> Body:
@@ -119,15 +128,15 @@ class ExpositionCache:
         if gzipped:
             data = gzip.compress(self._bytes(entry, encoder, content_type, False))
         else:
-            data = encoder_for(encoder, self._layouts)(self._fixed(entry))
+            data = encoder(self._fixed(entry))
         self._count(key)
         if len(entry.bodies) < MAX_VARIANTS:
             entry.bodies[key] = data
         return data
 
-    def _fixed(self, entry: _Entry) -> list[Metric]:
+    def _fixed(self, entry: _Entry) -> FixedFamilies:
         if entry.families is None:
-            entry.families = list(self._families(entry.result))
+            entry.families = FixedFamilies(list(self._families(entry.result)))
             self._count("families")
         return entry.families
 
