@@ -412,7 +412,8 @@ class RequestHandler(BaseHTTPRequestHandler):
     def _handle(self) -> Response:
         headers = {k.lower(): v for k, v in self.headers.items()}
         if self.server.authorize is not None:  # on every request, not once per connection
-            refusal = REFUSALS.get(self.server.authorize(headers))
+            client = str(self.client_address[0])  # the share of bcrypt work is per client
+            refusal = REFUSALS.get(self.server.authorize(headers, client))
             if refusal is not None:
                 return refusal
         path, _, query = self.path.partition("?")

@@ -22,36 +22,29 @@ protection it asks for. Keys this server does not implement (cipher_suites,
 curve_preferences, client certificates accepted without verification, ...) are
 refused by name.
 
-Basic auth is built so that guessing cannot be turned against the scraper:
-bcrypt runs on a few worker threads with a short queue (a guess that finds them
-busy is answered 429 at once instead of holding a request slot), a request waits
-a bounded time for its check, proven credentials are remembered (the scraper
-pays bcrypt once, and is not counted by ``rate_limit``), and an unknown user is
-checked against a dummy hash of the configured cost capped at
-``DUMMY_COST_CAP``, so timing does not tell users apart while one costly hash
-does not make every guess costly.
+Basic auth itself (bcrypt in lanes that guessing cannot cross) is
+``exporter.basicauth``; this module reads the file and puts the pieces in order.
 """
 
 from __future__ import annotations
 
 import base64
 import enum
-import hashlib
 import logging
-import queue
 import re
-import secrets
 import socket
 import ssl
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+
+if TYPE_CHECKING:
+    from exporter.basicauth import BasicAuth
 
 logger = logging.getLogger(__name__)
 
@@ -61,12 +54,13 @@ class Verdict(enum.Enum):
 
     GRANTED = "granted"
     DENIED = "denied"  # 401: no or wrong credentials
-    BUSY = "busy"  # 429: the bcrypt workers are taken, or the check did not finish in time
+    BUSY = "busy"  # 429: no room in the check's bcrypt lane, or it did not finish in time
     LIMITED = "limited"  # 429: rate_limit's bucket is empty
 
 
 SocketWrapper = Callable[[socket.socket], socket.socket]
-Authorizer = Callable[[Mapping[str, str]], Verdict]
+# The request's headers (names in lower case) and the client's IP address.
+Authorizer = Callable[[Mapping[str, str], str], Verdict]
 
 TLS_VERSIONS = {
     "TLS10": ssl.TLSVersion.TLSv1,
@@ -98,18 +92,6 @@ _UNSUPPORTED_TLS_KEYS = (
 )
 # $2a$, $2b$ or $2y$; the bare "$2$" of 1999 is refused by the bcrypt library.
 _BCRYPT_HASH = re.compile(r"^\$2[aby]\$(\d\d)\$[./A-Za-z0-9]{53}$")
-_SUCCESS_CACHE_SIZE = 64
-_BCRYPT_MAX_PASSWORD = 72  # bytes; the bcrypt library refuses longer ones
-# An unknown user is checked against a dummy hash of the highest configured
-# cost, but at most this one (about 0.25 s): a cost-18 hash must not make every
-# guessed user name cost seconds of CPU.
-DUMMY_COST_CAP = 12
-# bcrypt work at once, guesses queued behind it, and how long a request waits
-# for its check before it is answered 429 (the check still finishes and a
-# success is remembered, so the next scrape is served).
-BCRYPT_WORKERS = 2
-BCRYPT_QUEUE = 4
-CHECK_WAIT_SECONDS = 2.0
 # Go's time.ParseDuration units, as exporter-toolkit reads rate_limit.interval.
 _GO_DURATION_UNITS = {
     "ns": 1e-9,
@@ -346,7 +328,11 @@ def _describe(exc: ValidationError) -> str:
 
 def _prepare(config: WebConfigFile, base: Path) -> WebConfig:
     wrap = tls_wrapper(ssl_context(config.tls_server_config, base))
-    auth = BasicAuth(config.basic_auth_users) if config.basic_auth_users else None
+    auth = None
+    if config.basic_auth_users:
+        from exporter.basicauth import BasicAuth  # noqa: PLC0415 - it imports this module
+
+        auth = BasicAuth(config.basic_auth_users)
     limit = config.rate_limit
     limiter = RateLimiter(limit.interval, limit.burst) if limit.enabled else None
     if limiter is not None:
@@ -431,14 +417,15 @@ class AccessControl:
     they cost one SHA-256 lookup, and counting them would let a flood of guesses
     spend the bucket and lock the scraper out. Everything else (guesses, and
     every request when no users are configured) is limited as exporter-toolkit
-    limits it.
+    limits it, a first login included: a flood that keeps the bucket empty
+    holds that back too (docs/security.md says so).
     """
 
     def __init__(self, auth: BasicAuth | None, limiter: RateLimiter | None) -> None:
         self._auth = auth
         self._limiter = limiter
 
-    def __call__(self, headers: Mapping[str, str]) -> Verdict:
+    def __call__(self, headers: Mapping[str, str], client: str) -> Verdict:
         credentials = _basic_credentials(headers.get("authorization", ""))
         if self._auth is not None and credentials is not None and self._auth.proven(*credentials):
             return Verdict.GRANTED
@@ -448,7 +435,7 @@ class AccessControl:
             return Verdict.GRANTED
         if credentials is None:
             return Verdict.DENIED
-        return self._auth.verify(*credentials)
+        return self._auth.verify(*credentials, client)
 
 
 class RateLimiter:
@@ -474,141 +461,6 @@ class RateLimiter:
                 return False
             self._tokens -= 1
             return True
-
-
-@dataclass(eq=False)
-class _Check:
-    """One bcrypt check handed to the workers."""
-
-    key: bytes
-    password: bytes
-    hashed: bytes
-    known: bool
-    done: threading.Event = field(default_factory=threading.Event)
-    matches: bool = False
-
-
-class BasicAuth:
-    """Checks ``Authorization: Basic`` against bcrypt hashes without letting
-    guesses use up the server.
-
-    - bcrypt runs on ``workers`` daemon threads behind a queue of ``queued``
-      checks; a guess that finds the queue full is answered BUSY at once, so at
-      most ``workers + queued`` requests wait for bcrypt, however many guess.
-    - A request waits at most ``wait_seconds`` for its check; a check that takes
-      longer (a costly hash) still finishes, and a success is remembered.
-    - Proven (user, password) pairs are remembered by SHA-256, so a scrape every
-      few seconds pays for bcrypt once.
-    - An unknown user takes the same path against a dummy hash whose cost is the
-      highest configured one capped at ``DUMMY_COST_CAP``. The dummy is made
-      without hashing at that cost, so no costly work happens at start.
-    """
-
-    def __init__(
-        self,
-        users: Mapping[str, str],
-        *,
-        workers: int = BCRYPT_WORKERS,
-        queued: int = BCRYPT_QUEUE,
-        wait_seconds: float = CHECK_WAIT_SECONDS,
-    ) -> None:
-        import bcrypt  # noqa: PLC0415 - only needed (and loaded) when basic auth is configured
-
-        self._checkpw = bcrypt.checkpw
-        self._users = {user: hashed.encode() for user, hashed in users.items()}
-        costs = {user: _bcrypt_cost(hashed) for user, hashed in users.items()}
-        for user, cost in costs.items():
-            if cost > DUMMY_COST_CAP:
-                logger.warning(
-                    "basic_auth_users: the hash of %r has cost %d, so each check of a password "
-                    "for it takes seconds of CPU; cost %d or less is advised",
-                    user,
-                    cost,
-                    DUMMY_COST_CAP,
-                )
-        self.dummy_cost = min(max(costs.values()), DUMMY_COST_CAP)
-        self._dummy = _dummy_hash(bcrypt.hashpw, bcrypt.gensalt, self.dummy_cost)
-        self._proven: OrderedDict[bytes, None] = OrderedDict()
-        self._lock = threading.Lock()
-        self._wait = wait_seconds
-        self._workers = max(1, workers)
-        self._checks: queue.Queue[_Check] = queue.Queue(maxsize=max(1, queued))
-        self._started = False
-
-    def proven(self, user: str, password: str) -> bool:
-        """Whether this pair was granted before: no bcrypt work."""
-        key = _pair_key(user, password)
-        with self._lock:
-            return key in self._proven
-
-    def verify(self, user: str, password: str) -> Verdict:
-        """GRANTED, DENIED, or BUSY when no worker got to the check in time."""
-        if self.proven(user, password):
-            return Verdict.GRANTED
-        encoded = password.encode()
-        if len(encoded) > _BCRYPT_MAX_PASSWORD:  # refused by bcrypt before any work
-            return Verdict.DENIED
-        hashed = self._users.get(user)
-        check = _Check(
-            _pair_key(user, password), encoded, hashed or self._dummy, hashed is not None
-        )
-        self._start_workers()
-        try:
-            self._checks.put_nowait(check)
-        except queue.Full:
-            return Verdict.BUSY
-        if not check.done.wait(self._wait):
-            return Verdict.BUSY
-        return Verdict.GRANTED if check.matches and check.known else Verdict.DENIED
-
-    def _start_workers(self) -> None:
-        with self._lock:
-            if self._started:
-                return
-            self._started = True
-        for number in range(self._workers):
-            # Daemon threads: a costly check in progress must not hold up the exit.
-            threading.Thread(target=self._work, name=f"bcrypt-{number}", daemon=True).start()
-
-    def _work(self) -> None:
-        while True:
-            check = self._checks.get()
-            try:
-                check.matches = self._checkpw(check.password, check.hashed)
-            except ValueError:  # a malformed hash
-                check.matches = False
-            if check.matches and check.known:
-                self._remember(check.key)
-            check.done.set()
-
-    def _remember(self, key: bytes) -> None:
-        with self._lock:
-            self._proven[key] = None
-            while len(self._proven) > _SUCCESS_CACHE_SIZE:
-                self._proven.popitem(last=False)
-
-
-def _pair_key(user: str, password: str) -> bytes:
-    # The length prefix keeps ("a", "b:c") and ("a:b", "c") apart.
-    return hashlib.sha256(f"{len(user)}:{user}:{password}".encode()).digest()
-
-
-def _dummy_hash(
-    hashpw: Callable[[bytes, bytes], bytes], gensalt: Callable[..., bytes], cost: int
-) -> bytes:
-    """A well-formed hash of a random secret at ``cost``, computed at the cheapest cost.
-
-    Checking a password against a bcrypt hash costs what its cost field says,
-    whatever produced the digest, so the cost-4 hash with its cost field raised
-    is as slow to check as a real one, and made in a millisecond.
-    """
-    cheap = hashpw(secrets.token_bytes(16), gensalt(rounds=4))
-    return cheap[:4] + f"{cost:02d}".encode() + cheap[6:]
-
-
-def _bcrypt_cost(hashed: str) -> int:
-    match = _BCRYPT_HASH.match(hashed)
-    return min(max(int(match.group(1)), 4), 31) if match else 10
 
 
 def _basic_credentials(header: str) -> tuple[str, str] | None:

@@ -45,6 +45,7 @@ from prometheus_client import generate_latest
 from prometheus_client.registry import CollectorRegistry
 from psycopg import errors
 
+from exporter.basicauth import DUMMY_COST_CAP, BasicAuth
 from exporter.cache import SnapshotCache
 from exporter.cli import configuration_error
 from exporter.collector import GovernanceCollector
@@ -64,8 +65,6 @@ from exporter.snapshot import (
 from exporter.source import CollectionError, Source
 from exporter.startup import UsageError, load_settings
 from exporter.webconfig import (
-    DUMMY_COST_CAP,
-    BasicAuth,
     RateLimiter,
     WebConfigError,
     load_web_config,
