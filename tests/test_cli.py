@@ -212,7 +212,6 @@ DEV_TOOLS = {
     "testcontainers",
     "playwright",
     "promql-parser",
-    "grafana-foundation-sdk",
     "kubernetes-validate",
     "ruff",
     "mypy",
