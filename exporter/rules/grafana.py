@@ -2,7 +2,7 @@
 
 Built from the Prometheus form (one source), rule by rule, with grafana-foundation-sdk's
 alerting types: every alert keeps its PromQL, ``for``, labels and annotations, and
-becomes three steps, as Grafana's own import of Prometheus rules does it:
+becomes three steps:
 
 - ``QUERY``: the alert's PromQL, an instant query of the operator's data source;
 - ``RETURNED``: 1 for every series the query returns (PromQL alerts fire for every
@@ -30,6 +30,7 @@ from grafana_foundation_sdk.builders import alerting, expr, prometheus
 from grafana_foundation_sdk.cog.builder import Builder
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import alerting as alerting_models
+from grafana_foundation_sdk.models import dashboard
 
 EXPR_DATASOURCE = "__expr__"
 DEFAULT_INTERVAL = "1m"  # prometheus/prometheus.yml's evaluation_interval
@@ -152,7 +153,13 @@ def rule_uid(group: str, rule: dict[str, Any]) -> str:
 
 
 def _steps(promql: str, datasource_uid: str) -> list[Builder[alerting_models.Query]]:
-    query = prometheus.Dataquery().expr(promql).instant().ref_id("QUERY")
+    query = (
+        prometheus.Dataquery()
+        .datasource(dashboard.DataSourceRef(type_val="prometheus", uid=datasource_uid))
+        .expr(promql)
+        .instant()
+        .ref_id("QUERY")
+    )
     returned = (
         expr.TypeMath()
         .expression("is_number($QUERY) || is_nan($QUERY) || is_inf($QUERY)")
@@ -266,5 +273,6 @@ def render(prometheus_form: str, *, datasource_uid: str, folder_uid: str, comman
         "# again changes nothing. docs/rules.md says how; prometheus/RUNBOOK.md why each\n"
         "# rule's noDataState and execErrState.\n"
     )
-    body = yaml.dump(document, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
+    # No folding: a description stays on one line rather than wrapped inside its templates.
+    body = yaml.dump(document, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=4096)
     return header + body
