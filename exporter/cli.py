@@ -85,6 +85,13 @@ COMMANDS = {
         "(exit 130)",
         options=("listen_address", "cache_seconds", "grafana_url", "log_level"),
     ),
+    # The rules read no database: no exporter options.
+    "rules": Command(
+        "exporter.rules.command",
+        "print the alert and recording rules for the exporter's series picked by --selector: "
+        "a Prometheus rule file, or Grafana-managed alert rules (--format grafana)",
+        options=(),
+    ),
 }
 DEFAULT_COMMAND = "serve"
 # Options that take no value: what follows them may be the command's name.

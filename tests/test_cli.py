@@ -168,7 +168,6 @@ DEV_TOOLS = {
     "testcontainers",
     "playwright",
     "promql-parser",
-    "grafana-foundation-sdk",
     "kubernetes-validate",
     "ruff",
     "mypy",

@@ -973,6 +973,9 @@ def test_provider_stat_is_the_alert_expression(dashboard: dict[str, Any]) -> Non
         return selector.name, matchers, matrix.range.total_seconds()
 
     rule_name, rule_matchers, rule_range = increase(rule["expr"])
+    # The rules pick the exporter by their selector (job="governance" by default,
+    # docs/rules.md), the dashboard by its variables; the rest must match.
+    assert rule_matchers.pop("job") == "governance"
     name, matchers, seconds = increase(substitute(stat_expr))
     assert (name, seconds) == (rule_name, rule_range) == ("governance_runs_failed_total", 5400)
     assert matchers.pop("account") == TEMPLATE_VALUES["account"]

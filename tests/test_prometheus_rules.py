@@ -74,8 +74,18 @@ EXPECTED_UNIT_TESTS = {
     "today_outages",
 }
 # The labels that tell one node from another in one Alertmanager: the target's
-# (job, instance) and the fleet's (cluster, node), then the alert's own.
-PER_NODE_LABELS = ["alertname", "cluster", "node", "job", "instance", "account"]
+# (job, instance) and the fleet's (Cogni's env and node_id; cluster, node), then
+# the alert's own.
+PER_NODE_LABELS = [
+    "alertname",
+    "env",
+    "node_id",
+    "cluster",
+    "node",
+    "job",
+    "instance",
+    "account",
+]
 
 _PACKAGES = {"promtool": "prometheus", "amtool": "prometheus-alertmanager"}
 
@@ -179,11 +189,18 @@ def test_node_rules_keep_the_target_labels(rule: dict[str, Any]) -> None:
     description = rule.get("annotations", {}).get("description", "")
     for text in (rule["expr"], description):
         assert not _DROPS_TARGET_LABELS.search(text), f"use without (...) / ignoring (...): {text}"
-    # A description's queries select the alert's own target.
+    # A description's queries select the alert's own target by every label of the
+    # alert (job and instance may not exist): $target, built from $labels.
     actions = re.findall(r"\{\{(.*?)\}\}", description, re.DOTALL)
     queries = [a for a in actions if re.search(r"\bquery\b", a)]
     for query in queries:
-        assert re.search(r'printf "[^"]*job=%q,instance=%q', query), query
+        assert re.search(r'printf "[^"]*\{%s[^"]*" \$target \|', query), query
+        assert "job=%q" not in query, query
+    if queries:
+        assert re.search(r"\$target := .*range \$k, \$v := \$labels", description), description
+    assert "$labels.instance }}" not in description.replace("with $labels.instance }}", ""), (
+        "print $labels.instance only inside {{ with }}: an operator may drop it"
+    )
 
 
 def test_the_unit_test_files_are_all_there() -> None:

@@ -34,7 +34,8 @@ from prometheus_client.openmetrics.parser import (
 from prometheus_client.parser import text_string_to_metric_families as text_families
 
 import exporter
-from exporter.cache import CollectionResult, SnapshotCache
+from exporter.cache import SnapshotCache
+from exporter.collection import CollectionResult
 from exporter.dberrors import DatabaseUnavailable
 from exporter.exposition import ExpositionCache
 from exporter.snapshot import Snapshot
@@ -51,8 +52,9 @@ def lower_bounds() -> dict[str, Version]:
     bounds: dict[str, Version] = {}
     for line in project["dependencies"]:
         requirement = Requirement(line)
-        lowest = [spec.version for spec in requirement.specifier if spec.operator == ">="]
-        assert len(lowest) == 1, f"{line}: one '>=' lower bound, the version CI tests"
+        # An exact pin (==) is its own lowest version.
+        lowest = [spec.version for spec in requirement.specifier if spec.operator in {">=", "=="}]
+        assert len(lowest) == 1, f"{line}: one '>=' lower bound or '==' pin, the version CI tests"
         bounds[canonical(requirement.name)] = Version(lowest[0])
     return bounds
 
