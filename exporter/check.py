@@ -25,7 +25,7 @@ from exporter.connections import open_pool
 from exporter.dberrors import first_line
 from exporter.declaration import NodeDeclaration
 from exporter.model import CREDITS_PER_USD, CharterView, CreditView, GovernanceView, WorkView
-from exporter.policy import Assessment, Health, charter_health, credit_level
+from exporter.policy import Assessment, Health, Problem, charter_health, credit_level
 from exporter.repospec import RepoSpecError
 from exporter.settings import Settings
 from exporter.source import CollectionError, DatabaseUnavailable
@@ -153,10 +153,18 @@ def report_json(view: GovernanceView, assessment: Assessment) -> dict[str, Any]:
         "charters": [charter_json(c, charter_health(assessment, c)) for c in view.charters],
         "unscheduled_visible": view.unscheduled_visible,
         "unscheduled": [work_json(w) for w in view.unscheduled],
-        "problems": [
-            {"health": p.health.value, "subject": p.subject, "alert": p.alert, "message": p.message}
-            for p in assessment.problems
-        ],
+        "problems": [_problem_json(p) for p in assessment.problems],
+        # Failures in the window whose work has succeeded since: not counted.
+        "recovered": [_problem_json(p) for p in assessment.recovered],
+    }
+
+
+def _problem_json(problem: Problem) -> dict[str, Any]:
+    return {
+        "health": problem.health.value,
+        "subject": problem.subject,
+        "alert": problem.alert,
+        "message": problem.message,
     }
 
 
@@ -249,6 +257,10 @@ def report_text(view: GovernanceView, assessment: Assessment) -> str:
             for p in assessment.problems
         ]
         lines += ["  " + line for line in _table(problems)]
+    if assessment.recovered:
+        lines += ["", "recovered (succeeded since; not counted):"]
+        recovered = [[p.subject, p.message, f"[{p.alert}]"] for p in assessment.recovered]
+        lines += ["  " + line for line in _table(recovered)]
     return "\n".join(lines)
 
 
