@@ -22,7 +22,7 @@ import psycopg
 
 from exporter.collection import CollectionResult
 from exporter.connections import open_pool
-from exporter.dberrors import first_line
+from exporter.dberrors import ConnectFailed, first_line
 from exporter.declaration import NodeDeclaration
 from exporter.model import CREDITS_PER_USD, CharterView, CreditView, GovernanceView, WorkView
 from exporter.policy import Assessment, Health, Problem, charter_health, credit_level
@@ -168,6 +168,18 @@ def _problem_json(problem: Problem) -> dict[str, Any]:
     }
 
 
+# check reads once: the server's ending ("next attempt ... back-off 5 s doubling to
+# 5 min") would promise a retry that never comes.
+ONE_SHOT_ENDING = "check reads once and does not retry: run it again once this is fixed"
+
+
+def one_shot_message(error: CollectionError) -> str:
+    """The error in a one-shot command's words: no next attempt, no back-off."""
+    if isinstance(error, ConnectFailed):
+        return f"{error.cause}; {ONE_SHOT_ENDING}"
+    return str(error)
+
+
 def error_json(
     result: CollectionResult, error: CollectionError, detail: str | None
 ) -> dict[str, Any]:
@@ -178,7 +190,7 @@ def error_json(
         "error": {
             "reason": error.reason,
             "summary": error_words(error.reason),
-            "message": str(error),
+            "message": one_shot_message(error),
             "detail": detail,
         },
     }
@@ -265,7 +277,10 @@ def report_text(view: GovernanceView, assessment: Assessment) -> str:
 
 
 def error_text(error: CollectionError, detail: str | None) -> str:
-    lines = [f"GOVERNANCE UNKNOWN - {error_words(error.reason)} ({error.reason}): {error}"]
+    lines = [
+        f"GOVERNANCE UNKNOWN - {error_words(error.reason)} ({error.reason}): "
+        f"{one_shot_message(error)}"
+    ]
     if detail:
         lines.append(f"cause: {detail}")
     return "\n".join(lines)

@@ -302,15 +302,17 @@ def _stall_problem(charter: CharterView, now: datetime) -> Problem | None:
 
 def _failing_problem(
     subject: str,
-    runs: int,
     reasons: str,
     work: CharterView | WorkView,
+    *,
     now: datetime | None,
     window_seconds: float | None,
     which: str = "",
 ) -> Problem:
     """GovernanceRunsFailing for one charter or run kind: current until it succeeds."""
-    count = format_failure_count(runs, window_seconds, work.last_failure_at, now, which=which)
+    count = format_failure_count(
+        work.failed_runs, window_seconds, work.last_failure_at, now, which=which
+    )
     if work.still_failing:
         return Problem(Health.YELLOW, subject, "GovernanceRunsFailing", f"{count}: {reasons}")
     recovery = format_recovery(work.last_success_at, now)
@@ -352,7 +354,7 @@ def charter_problems(
     if charter.failed_runs > 0:
         problems.append(
             _failing_problem(
-                name, charter.failed_runs, format_failures(charter), charter, now, window_seconds
+                name, format_failures(charter), charter, now=now, window_seconds=window_seconds
             )
         )
     if not charter.enabled:
@@ -462,11 +464,10 @@ def work_problems(
     return [
         _failing_problem(
             f"{work.run_kind} runs",
-            work.failed_runs,
             reasons,
             work,
-            now,
-            window_seconds,
+            now=now,
+            window_seconds=window_seconds,
             which=" without a schedule",
         )
     ]
