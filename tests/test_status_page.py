@@ -100,7 +100,8 @@ READ_PAGE = """() => {
     creditLabel: document.querySelector('#credit .label')?.firstChild?.textContent?.trim(),
     runway: text('#runway'), balance: text('#balance'), burn: text('#burn'),
     spent: text('#spent'), error: text('#error'), footer: text('#collection'),
-    problems: [...document.querySelectorAll('#problems li')].map(li => li.textContent),
+    problems: [...document.querySelectorAll('#problems > ul > li')].map(li => li.textContent),
+    recovered: [...document.querySelectorAll('#recovered li')].map(li => li.textContent),
     charters: [...document.querySelectorAll('#charters tbody tr')].map(tr => ({
       charter: tr.dataset.charter,
       badge: style(tr.querySelector('.badge')).backgroundColor,
@@ -312,6 +313,11 @@ def provider_outage_seed(conn: Any, version: str, now: datetime) -> None:
             "error",
             error_code="provider_unavailable",
         )
+    # A chat run that failed 3 h ago and succeeded since: recovered, not counted.
+    scenario.add_unscheduled_run(
+        conn, tenant, now - 3 * H, "error", run_kind="user_immediate", error_code="internal"
+    )
+    scenario.add_unscheduled_run(conn, tenant, now - 2 * H, "success", run_kind="user_immediate")
     for charter, schedule_id in schedules.items():
         for slot in scenario.hourly_slots(charter, now, 2):
             conn.execute(
@@ -341,6 +347,14 @@ def test_provider_outage_with_a_fine_balance_reads_red(
         r"10 runs failed with provider_unavailable in the last 24 h, last (\d+ min|\d+ s) ago",
         provider,
     ), provider
+    (recovered,) = shown["recovered"]
+    assert re.fullmatch(
+        r"user_immediate runs: 1 run without a schedule failed in the last 24 h, last "
+        r"(2 h 59 min|3 h) ago: internal 1; recovered: succeeded (1 h 59 min|2 h) ago "
+        r"\(GovernanceRunsFailing\)",
+        recovered,
+    ), recovered
+    assert not [p for p in shown["problems"] if "user_immediate" in p]
     # "Most recent runs" holds the reviews too (issue 23), with their kind, newest first.
     recent = [row["cells"] for row in shown["recent"]]
     reviews = [cells for cells in recent if cells[1] == "system_webhook"]
