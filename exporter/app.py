@@ -18,6 +18,7 @@ from exporter import __version__
 from exporter.cache import Clock, SnapshotCache, build_snapshots, utc_now
 from exporter.collector import GovernanceCollector
 from exporter.exposition import ExpositionCache, collection_families
+from exporter.ledger_collector import LedgerCollector, with_ledger
 from exporter.memory_collector import MemoryCollector
 from exporter.server import ExporterServer, Route, healthz_route, metrics_route
 from exporter.settings import Settings
@@ -78,7 +79,10 @@ def build_app(
     if settings.memory_dir is not None:
         others.append(MemoryCollector(settings.memory_dir, watch.memory_charters()))
         registry.register(others[-1])
-    exposition = ExpositionCache(snapshots, collection_families(governance, others))
+    ledger = LedgerCollector(snapshots, watch)
+    registry.register(ledger)
+    families = with_ledger(collection_families(governance, others), ledger)
+    exposition = ExpositionCache(snapshots, families)
     server = ExporterServer(
         settings.listen_host_port,
         build_routes(settings, snapshots, exposition, watch),

@@ -22,6 +22,7 @@ import psycopg
 
 from exporter.cache import CollectionResult, build_snapshots
 from exporter.dberrors import first_line
+from exporter.ledger import LedgerView
 from exporter.memory import MemorySnapshot, read_memory
 from exporter.model import CREDITS_PER_USD, CharterView, CreditView, GovernanceView, WorkView
 from exporter.policy import Assessment, Health, assess, charter_health, credit_level
@@ -127,6 +128,7 @@ def charter_json(charter: CharterView, health: Health) -> dict[str, Any]:
         "declared": charter.declared is not None,
         "drift": charter.drift,
         "observable": charter.observable,
+        "judged_by_epochs": charter.epochs,
     }
 
 
@@ -136,6 +138,46 @@ def work_json(work: WorkView) -> dict[str, Any]:
         "last_success_at": _json_time(work.last_success_at),
         "runs_by_status": {k: v for k, v in work.runs_by_status.items() if v},
         "failures_by_reason": {k: v for k, v in work.failures_by_reason.items() if v},
+    }
+
+
+def ledger_json(ledger: LedgerView) -> dict[str, Any]:
+    return {
+        "has_ledger": ledger.has_ledger,
+        "observable": {
+            "epochs": ledger.epochs_observable,
+            "receipts": ledger.receipts_observable,
+            "distributions": ledger.distributions_observable,
+        },
+        "streams": [
+            {
+                "node_id": s.node_id,
+                "scope_id": s.scope_id,
+                "epochs_by_status": s.epochs_by_status,
+                "open_epoch_id": s.open_window.epoch_id if s.open_window else None,
+                "collect_overdue_seconds": s.overdue_seconds,
+                "review_oldest_wait_seconds": s.review_wait_seconds,
+            }
+            for s in ledger.streams
+        ],
+        "receipts": [
+            {"node_id": r.node_id, "last_at": _json_time(r.newest_at), "sampled": r.sampled}
+            for r in ledger.receipts
+        ],
+        "last_review_at": _json_time(ledger.last_review_at),
+        "distributions": [
+            {
+                "node_id": d.node_id,
+                "scope_id": d.scope_id,
+                "manifests": d.manifests,
+                "pending_liabilities": d.pending_liabilities,
+                "finalized_without_manifest": d.finalized_without_manifest,
+            }
+            for d in ledger.distributions
+        ],
+        "dispatch": [
+            {"node": d.node, "charter": d.charter, "state": d.state} for d in ledger.dispatch
+        ],
     }
 
 
@@ -151,6 +193,7 @@ def report_json(view: GovernanceView, assessment: Assessment) -> dict[str, Any]:
         "charters": [charter_json(c, charter_health(assessment, c)) for c in view.charters],
         "unscheduled_visible": view.unscheduled_visible,
         "unscheduled": [work_json(w) for w in view.unscheduled],
+        "ledger": ledger_json(view.ledger) if view.ledger is not None else None,
         "problems": [
             {"health": p.health.value, "subject": p.subject, "alert": p.alert, "message": p.message}
             for p in assessment.problems
@@ -183,6 +226,8 @@ def _table(rows: Sequence[Sequence[str]]) -> list[str]:
 
 
 def _last_success(charter: CharterView, now: datetime) -> str:
+    if charter.epochs:
+        return "judged by epochs"
     if not charter.observable:
         return "not observable"
     if charter.last_success_at is None:
@@ -299,7 +344,7 @@ def run(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
         error = result.error or CollectionError("the collection read nothing")
         return _print_error(result, error, settings, args.output)
     view = watch.view(result.snapshot)
-    assessment = assess(view, view.taken_at, _memory(settings, watch))
+    assessment = assess(view, view.taken_at, _memory(settings, watch), ledger=watch.ledger)
     if args.output == "json":
         print(json.dumps(report_json(view, assessment), indent=2))
     else:

@@ -57,6 +57,15 @@ from exporter.dberrors import (
 # Re-exported: check.py and the tests import these from here, where they are raised.
 from exporter.dberrors import CollectionError as CollectionError  # noqa: PLC0414
 from exporter.dberrors import DatabaseUnavailable as DatabaseUnavailable  # noqa: PLC0414
+from exporter.ledger_queries import (
+    DISPATCH_PREDICATE,
+    LEDGER_CATALOG_COLUMNS,
+    READ_DISPATCH_SCHEDULES,
+    READ_LAST_REVIEW,
+    READ_LEDGER_DISTRIBUTIONS,
+    READ_LEDGER_EPOCHS,
+    READ_LEDGER_RECEIPTS,
+)
 from exporter.model import BLANK_CHARACTERS
 from exporter.snapshot import (
     SCHEMA_2026_02,
@@ -65,9 +74,14 @@ from exporter.snapshot import (
     AccountRow,
     AttributedSpendRow,
     CatalogRow,
+    DistributionStreamRow,
+    EpochStreamRow,
     FinishedRunRow,
     LastOutcomeRow,
+    LastReviewRow,
     LedgerCursorRow,
+    LedgerFacts,
+    ReceiptStreamRow,
     RecentRunRow,
     RunCountRow,
     ScheduleRow,
@@ -105,7 +119,8 @@ SELECT set_config('app.current_user_id', %(rls_user_id)s, true),
 # 0021-0023 keeps graph_runs' schedule-only policy (0024 widened it to
 # requested_by): under row-level security its runs without a schedule are
 # invisible, which must be said, not read as "none".
-READ_CATALOG: LiteralString = """
+READ_CATALOG: LiteralString = (
+    """
 SELECT to_regclass('schedule_runs') IS NOT NULL AS has_schedule_runs,
        to_regclass('graph_runs') IS NOT NULL AS has_graph_runs,
        EXISTS (SELECT 1 FROM pg_attribute
@@ -125,8 +140,9 @@ SELECT to_regclass('schedule_runs') IS NOT NULL AS has_schedule_runs,
                 AND NOT EXISTS (SELECT 1 FROM pg_policy p
                                 WHERE p.polrelid = to_regclass('graph_runs')
                                   AND pg_get_expr(p.polqual, p.polrelid) LIKE '%%requested_by%%'),
-                false) AS unscheduled_runs_hidden
-"""
+                false) AS unscheduled_runs_hidden"""
+    + LEDGER_CATALOG_COLUMNS
+)
 
 READ_ACCOUNT: LiteralString = """
 SELECT id AS account_id, balance_credits::numeric AS balance_credits
@@ -159,17 +175,23 @@ JOIN billing_accounts a ON a.id = g.billing_account_id
 WHERE a.slug = %(account)s
 """
 
-READ_SCHEDULES: LiteralString = """
+# The operator's dispatch schedules (ledger_queries.READ_DISPATCH_SCHEDULES) are
+# not charters: left out here, so they neither page nor take the charters' cap.
+READ_SCHEDULES: LiteralString = (
+    """
 SELECT s.id::text AS schedule_id, s.temporal_schedule_id, s.input ->> 'message' AS message,
        s.cron, s.timezone, s.enabled, s.next_run_at, s.graph_id,
        s.input ->> 'scopeId' AS scope_id
 FROM schedules s
 JOIN execution_grants g ON g.id = s.execution_grant_id
 JOIN billing_accounts a ON a.id = g.billing_account_id
-WHERE a.slug = %(account)s
+WHERE a.slug = %(account)s AND NOT """
+    + DISPATCH_PREDICATE
+    + """
 ORDER BY s.created_at, s.id
 LIMIT %(schedule_limit)s
 """
+)
 
 # Runs table and error_code column depend on the schema version, so these are
 # templates completed with psycopg.sql (identifiers, never string formatting).
@@ -236,10 +258,12 @@ LIMIT {limit}
 
 
 # The account's owner is the principal its runs without a schedule are
-# requested by (PR reviews, webhooks). Named through the account, never through
-# row-level security: a BYPASSRLS role sees every tenant's runs.
+# requested by (PR reviews, webhooks); the role sweep writes the account's slug
+# itself ('cogni_system'). Named through the account, never through row-level
+# security: a BYPASSRLS role sees every tenant's runs.
 _ACCOUNT_OWNER: LiteralString = (
-    "(SELECT a.owner_user_id FROM billing_accounts a WHERE a.slug = %(account)s)"
+    "(SELECT a.owner_user_id FROM billing_accounts a WHERE a.slug = %(account)s"
+    " UNION ALL SELECT %(account)s::text)"
 )
 
 # Walks the (requested_by, started_at) index of migration 0023 for the window.
@@ -248,7 +272,7 @@ READ_UNSCHEDULED_COUNTS: LiteralString = (
 SELECT r.run_kind, r.status, r.error_code, left(r.error_message, 200) AS error_message,
        count(*) AS runs
 FROM graph_runs r
-WHERE r.requested_by = """
+WHERE r.requested_by IN """
     + _ACCOUNT_OWNER
     + """
   AND r.schedule_id IS NULL
@@ -277,7 +301,7 @@ SELECT k.run_kind,
           AND r.started_at > %(lookback)s AND r.started_at <= %(now)s
         ORDER BY r.started_at DESC LIMIT 1) AS last_failure_at
 FROM (SELECT DISTINCT r.run_kind, r.requested_by AS owner FROM graph_runs r
-      WHERE r.requested_by = """
+      WHERE r.requested_by IN """
     + _ACCOUNT_OWNER
     + """
         AND r.schedule_id IS NULL
@@ -337,7 +361,7 @@ _FINISHED_UNSCHEDULED: LiteralString = (
 UNION ALL
 SELECT r.run_kind, r.status, r.error_code, left(r.error_message, {prefix}), count(*)
 FROM graph_runs r
-WHERE r.requested_by = """
+WHERE r.requested_by IN """
     + _ACCOUNT_OWNER
     + """
   AND r.schedule_id IS NULL
@@ -369,7 +393,7 @@ def _runs_statement(template: LiteralString, schema: SchemaInfo) -> sql.Composed
         error_code=error_code,
         run_kind=sql.SQL("r.run_kind" if schema.has_requested_by else "'system_scheduled'::text"),
         requested_by_owner=sql.SQL(
-            "r.requested_by = a.owner_user_id" if schema.has_requested_by else "false"
+            "r.requested_by IN (a.owner_user_id, a.slug)" if schema.has_requested_by else "false"
         ),
         unscheduled=unscheduled.format(prefix=sql.Literal(_MESSAGE_PREFIX_CHARS)),
         prefix=sql.Literal(_MESSAGE_PREFIX_CHARS),
@@ -389,6 +413,7 @@ def schema_info(catalog: CatalogRow) -> SchemaInfo:
             has_requested_by=catalog.graph_runs_has_requested_by,
             ingestion_cursors_readable=catalog.ingestion_cursors_readable,
             unscheduled_runs_hidden=catalog.unscheduled_runs_hidden,
+            **_ledger_schema(catalog),
         )
     if catalog.has_schedule_runs:
         return SchemaInfo(
@@ -396,11 +421,23 @@ def schema_info(catalog: CatalogRow) -> SchemaInfo:
             "schedule_runs",
             False,
             ingestion_cursors_readable=catalog.ingestion_cursors_readable,
+            **_ledger_schema(catalog),
         )
     raise SchemaNotFound(
         "neither schedule_runs (schema 2026-02) nor graph_runs (schema 2026-03) "
         "is visible on the search_path"
     )
+
+
+def _ledger_schema(catalog: CatalogRow) -> dict[str, bool]:
+    epochs = catalog.has_ledger and catalog.ledger_epochs_readable
+    return {
+        "has_ledger": catalog.has_ledger,
+        "ledger_epochs_readable": epochs,
+        "ledger_receipts_readable": catalog.has_ledger and catalog.ledger_receipts_readable,
+        # Its streams are the epochs': readable only with them.
+        "ledger_distributions_readable": epochs and catalog.ledger_distributions_readable,
+    }
 
 
 # How often a collection waiting on the pool looks whether the pool's attempt to
@@ -430,6 +467,7 @@ class Source:
         window_seconds: int,
         timeout_seconds: float,
         max_charters: int,
+        max_ledger_nodes: int = 50,
     ) -> None:
         self._pool = pool
         self._account = account
@@ -437,6 +475,7 @@ class Source:
         self._window = timedelta(seconds=window_seconds)
         self._timeout_seconds = timeout_seconds
         self._max_charters = max_charters
+        self._max_ledger_nodes = max_ledger_nodes
         self._schema: SchemaInfo | None = None  # as found by the last collection
         # Finished runs are counted from here on (advanced by each snapshot read):
         # the first collection counts none, so the counters start at 0.
@@ -559,6 +598,8 @@ class Source:
             "now": now,
             "since": now - self._window,
             "schedule_limit": self._max_charters + 1,
+            "dispatch_limit": self._max_ledger_nodes + 1,
+            "ledger_stream_limit": self._max_ledger_nodes + 1,
             "lookback": now - UNSCHEDULED_LOOKBACK,
             "finished_after": self._finished_after or now - FINISHED_LAG,
             "finished_until": now - FINISHED_LAG,
@@ -640,6 +681,24 @@ class Source:
             attributed_spend=_all(facts.attributed_spend),
             ledger_cursors=_all(facts.ledger_cursors),
             finished_runs=_all(facts.finished),
+            ledger=self._ledger(facts),
+        )
+
+    def _ledger(self, facts: _Facts) -> LedgerFacts:
+        cap = self._max_ledger_nodes
+        dispatch = facts.dispatch.fetchall()
+        epochs = _all(facts.ledger_epochs)
+        receipts = _all(facts.ledger_receipts)
+        reviews = _all(facts.last_review)
+        return LedgerFacts(
+            epochs=epochs[:cap],
+            epochs_truncated=len(epochs) > cap,
+            receipts=receipts[:cap],
+            receipts_truncated=len(receipts) > cap,
+            last_review=reviews[0] if reviews else None,
+            distributions=_all(facts.distributions)[:cap],
+            dispatch=tuple(dispatch[:cap]),
+            dispatch_truncated=len(dispatch) > cap,
         )
 
 
@@ -683,6 +742,30 @@ class _Facts:
         if schema.ingestion_cursors_readable:
             self.ledger_cursors = conn.cursor(row_factory=class_row(LedgerCursorRow))
             self.ledger_cursors.execute(READ_LEDGER_CURSORS, params)
+        self.dispatch = conn.cursor(row_factory=class_row(ScheduleRow))
+        self.dispatch.execute(READ_DISPATCH_SCHEDULES, params)
+        self._ledger(conn, params, schema)
+
+    def _ledger(
+        self, conn: psycopg.Connection[Any], params: dict[str, Any], schema: SchemaInfo
+    ) -> None:
+        """The attribution ledger's statements (exporter.ledger_queries), where readable."""
+        self.ledger_epochs: psycopg.Cursor[EpochStreamRow] | None = None
+        self.ledger_receipts: psycopg.Cursor[ReceiptStreamRow] | None = None
+        self.last_review: psycopg.Cursor[LastReviewRow] | None = None
+        self.distributions: psycopg.Cursor[DistributionStreamRow] | None = None
+        if schema.ledger_epochs_readable:
+            self.ledger_epochs = conn.cursor(row_factory=class_row(EpochStreamRow))
+            self.ledger_epochs.execute(READ_LEDGER_EPOCHS, params)
+        if schema.ledger_receipts_readable:
+            self.ledger_receipts = conn.cursor(row_factory=class_row(ReceiptStreamRow))
+            self.ledger_receipts.execute(READ_LEDGER_RECEIPTS, params)
+            if schema.has_requested_by:
+                self.last_review = conn.cursor(row_factory=class_row(LastReviewRow))
+                self.last_review.execute(READ_LAST_REVIEW, params)
+        if schema.ledger_distributions_readable:
+            self.distributions = conn.cursor(row_factory=class_row(DistributionStreamRow))
+            self.distributions.execute(READ_LEDGER_DISTRIBUTIONS, params)
 
 
 # The server enforces statement_timeout; this covers a server or network path
@@ -855,4 +938,11 @@ def run_statements(schema: SchemaInfo | None = None) -> Sequence[str]:
         statements.append(_UNSCHEDULED_OUTCOMES.as_string(None))
     if schema.ingestion_cursors_readable:
         statements.append(READ_LEDGER_CURSORS)
+    statements.append(READ_DISPATCH_SCHEDULES)
+    if schema.ledger_epochs_readable:
+        statements.append(READ_LEDGER_EPOCHS)
+    if schema.ledger_receipts_readable:
+        statements += [READ_LEDGER_RECEIPTS, READ_LAST_REVIEW]
+    if schema.ledger_distributions_readable:
+        statements.append(READ_LEDGER_DISTRIBUTIONS)
     return statements

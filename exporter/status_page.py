@@ -146,7 +146,7 @@ def render_page(
             else Watch(tuple(expected_charters))
         )
         view = watch.view(result.snapshot)
-        assessment = assess(view, view.taken_at, memory)
+        assessment = assess(view, view.taken_at, memory, ledger=watch.ledger)
         body = _governance_body(view, assessment, now)
         title = f"{assessment.health.value.upper()} · governance · {view.account}"
     if memory is not None:
