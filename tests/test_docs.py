@@ -10,15 +10,20 @@ import pytest
 import yaml
 from prometheus_client.registry import CollectorRegistry
 
-from exporter import collector
+from exporter import collector, ledger, ledger_collector
 from exporter.cache import SnapshotCache
 from exporter.memory_collector import MemoryCollector
 from exporter.model import FAILURE_REASONS, RUN_STATUSES, governance_view
+from exporter.policy import LedgerThresholds
 from exporter.repospec import RepoSpecState
 from exporter.settings import Settings, option_env, option_flag
 from exporter.snapshot import (
     SCHEMA_2026_03,
     AccountRow,
+    DistributionStreamRow,
+    EpochStreamRow,
+    ReceiptStreamRow,
+    ScheduleRow,
     SchemaInfo,
     Snapshot,
     SpendRow,
@@ -75,6 +80,35 @@ def _exported_names() -> set[str]:
     return names
 
 
+def _ledger_names() -> set[str]:
+    """Every ledger family: a view with a stream, receipts, distributions and a dispatch."""
+    now = datetime(2026, 12, 7, tzinfo=UTC)
+    stream = EpochStreamRow("n", "s", 1, 1, 1, 3, now, now, 3, now, now, 2, now, now, now)
+    dispatch = ScheduleRow("id", "governance:n:ledger_ingest", None, "0 6 * * *", "UTC", True, None)
+    view = ledger.LedgerView(
+        has_ledger=True,
+        epochs_observable=True,
+        receipts_observable=True,
+        distributions_observable=True,
+        streams=(ledger.epoch_stream(stream, (), now),),
+        streams_truncated=False,
+        receipts=(ledger.receipt_view(ReceiptStreamRow("n", [now] * 6), now),),
+        receipts_truncated=False,
+        last_review_at=None,
+        reviews_observable=True,
+        distributions=(
+            ledger.distribution_view(DistributionStreamRow("n", "s", 1, 1, now, 1, now), now),
+        ),
+        dispatch=tuple(ledger.dispatch_views([dispatch], now)),
+        dispatch_truncated=False,
+        cursors={"s": now},
+    )
+    families = ledger_collector.ledger_families(view, LedgerThresholds(), "cogni_system")
+    names = {family.name for family in families}
+    assert names == set(ledger_collector.METRICS)
+    return names
+
+
 def _memory_names(directory: Path) -> set[str]:
     registry = CollectorRegistry()
     registry.register(MemoryCollector(directory, ["govern"]))
@@ -83,7 +117,7 @@ def _memory_names(directory: Path) -> set[str]:
 
 def test_every_metric_is_in_the_metric_tables(tmp_path: Path) -> None:
     documented = set(re.findall(r"^\| `(governance_[a-z_]+)` \|", README, re.MULTILINE))
-    exported = _exported_names() | _memory_names(tmp_path)
+    exported = _exported_names() | _memory_names(tmp_path) | _ledger_names()
     assert exported <= documented, "README lacks these metrics"
     assert documented - exported == set(), "README documents metrics that do not exist"
 
@@ -100,7 +134,7 @@ def test_bundled_schemas_equal_the_shared_reference() -> None:
     if not shared.is_dir():
         pytest.skip(f"{shared} is not beside this checkout (CI has it)")
     bundled = Path(__file__).resolve().parent.parent / "exporter" / "reference"
-    for version in ("2026-02", "2026-03"):
+    for version in ("2026-02", "2026-03", "2026-10", "2026-08-full"):
         name = f"schema-{version}.sql"
         assert (bundled / name).read_text() == (shared / name).read_text(), name
 
