@@ -126,8 +126,8 @@ METRICS: dict[str, MetricSpec] = {
         ),
         MetricSpec(
             "governance_ledger_receipt_silence_limit_seconds",
-            "Webhook silence beyond which the plane is red: max(--ledger-receipt-silence-"
-            "factor x the usual gap, --ledger-receipt-silence-min-seconds). Absent with no "
+            "Webhook silence beyond which the plane is red: max(--ledger-silence-factor x "
+            "the usual gap, --ledger-silence-min-seconds). Absent with no "
             "cadence yet.",
             NODE,
         ),

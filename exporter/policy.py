@@ -453,8 +453,8 @@ DEFAULT_LEDGER_COLLECT_GRACE_SECONDS = 2 * 3600
 # receipts) and older than MIN: an hourly node is flagged after 72 h (a weekend's
 # quiet is shorter), one with an event every two days after 8 days. A node with
 # fewer than RECEIPT_MIN_SAMPLE receipts has no cadence yet and is not judged.
-DEFAULT_LEDGER_RECEIPT_SILENCE_FACTOR = 4.0
-DEFAULT_LEDGER_RECEIPT_SILENCE_MIN_SECONDS = 72 * 3600
+DEFAULT_LEDGER_SILENCE_FACTOR = 4.0
+DEFAULT_LEDGER_SILENCE_MIN_SECONDS = 72 * 3600
 RECEIPT_GAP_QUANTILE = 0.9
 RECEIPT_MIN_SAMPLE = 5
 # An epoch in review longer than this after its window ended waits for its approvers
@@ -469,8 +469,8 @@ class LedgerThresholds:
     """The ledger's tunable numbers (--ledger-* options)."""
 
     collect_grace_seconds: float = DEFAULT_LEDGER_COLLECT_GRACE_SECONDS
-    receipt_silence_factor: float = DEFAULT_LEDGER_RECEIPT_SILENCE_FACTOR
-    receipt_silence_min_seconds: float = DEFAULT_LEDGER_RECEIPT_SILENCE_MIN_SECONDS
+    receipt_silence_factor: float = DEFAULT_LEDGER_SILENCE_FACTOR
+    receipt_silence_min_seconds: float = DEFAULT_LEDGER_SILENCE_MIN_SECONDS
     review_wait_seconds: float = DEFAULT_LEDGER_REVIEW_WAIT_SECONDS
 
 

@@ -134,15 +134,15 @@ class Settings(BaseSettings):
         description="An epoch whose window ended is still open after one collect interval "
         "(from the ledger schedule's cron, else 24 h) plus this: the collect stopped (red).",
     )
-    ledger_receipt_silence_factor: float = Field(
+    ledger_silence_factor: float = Field(
         default=4.0,
         ge=1,
         le=100,
         description="The webhook plane is silent (red) when a node's newest receipt is "
         "older than this many times its usual longest gap (the 90th percentile of the gaps "
-        "between its 50 newest receipts) and older than --ledger-receipt-silence-min-seconds.",
+        "between its 50 newest receipts) and older than --ledger-silence-min-seconds.",
     )
-    ledger_receipt_silence_min_seconds: int = Field(
+    ledger_silence_min_seconds: int = Field(
         default=72 * 3600,
         ge=3600,
         le=90 * 86400,

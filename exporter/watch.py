@@ -30,8 +30,8 @@ class Watch:
         spec = RepoSpecFile(settings.repo_spec) if settings.repo_spec is not None else None
         ledger = LedgerThresholds(
             collect_grace_seconds=settings.ledger_collect_grace_seconds,
-            receipt_silence_factor=settings.ledger_receipt_silence_factor,
-            receipt_silence_min_seconds=settings.ledger_receipt_silence_min_seconds,
+            receipt_silence_factor=settings.ledger_silence_factor,
+            receipt_silence_min_seconds=settings.ledger_silence_min_seconds,
             review_wait_seconds=settings.ledger_review_wait_seconds,
         )
         return cls(settings.expected_charters, settings.min_run_cost_credits, spec, ledger)

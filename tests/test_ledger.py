@@ -139,22 +139,23 @@ def ledger_node(make_database: Callable[[str], Database]) -> Callable[[Seed], Da
 
 @pytest.fixture
 def bypass_url(pg_admin_url: str) -> Callable[[Database], str]:
-    """A role with BYPASSRLS and the monitoring role's grants (by membership)."""
-    with psycopg.connect(pg_admin_url, autocommit=True) as admin:
-        exists = admin.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (BYPASS_ROLE,))
-        if exists.fetchone() is None:
-            admin.execute(
-                sql.SQL("CREATE ROLE {} LOGIN BYPASSRLS PASSWORD {}").format(
-                    sql.Identifier(BYPASS_ROLE), sql.Literal(BYPASS_PASSWORD)
-                )
-            )
-            admin.execute(
-                sql.SQL("GRANT {} TO {}").format(
-                    sql.Identifier(MONITOR_ROLE), sql.Identifier(BYPASS_ROLE)
-                )
-            )
+    """A role with BYPASSRLS and the monitoring role's grants (by membership); made once
+    the monitoring role exists (sql/monitoring-role.sql runs with each database)."""
 
     def url(database: Database) -> str:
+        with psycopg.connect(pg_admin_url, autocommit=True) as admin:
+            exists = admin.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (BYPASS_ROLE,))
+            if exists.fetchone() is None:
+                admin.execute(
+                    sql.SQL("CREATE ROLE {} LOGIN BYPASSRLS PASSWORD {}").format(
+                        sql.Identifier(BYPASS_ROLE), sql.Literal(BYPASS_PASSWORD)
+                    )
+                )
+                admin.execute(
+                    sql.SQL("GRANT {} TO {}").format(
+                        sql.Identifier(MONITOR_ROLE), sql.Identifier(BYPASS_ROLE)
+                    )
+                )
         return url_with(database.url, user=BYPASS_ROLE, password=BYPASS_PASSWORD)
 
     return url
@@ -368,3 +369,39 @@ def test_every_ledger_statement_can_walk_an_index_of_the_schema(
                 assert f"Seq Scan on {table}" not in plan, f"{name}:\n{plan}"
             assert "Index" in plan, f"{name}:\n{plan}"
         conn.rollback()
+
+
+# --- runs requested by the account's slug -----------------------------------------------------
+
+
+def sweep_failing(conn: Any, now: datetime) -> None:
+    """The role sweep writes requested_by = 'cogni_system' (the slug, not the user id),
+    run_kind system_scheduled, no schedule: here one rejected for credits."""
+    tenant = spawned_node(conn, now)
+    slug = scenario.Tenant(
+        "cogni_system", tenant.account_id, tenant.grant_id, tenant.virtual_key_id
+    )
+    scenario.add_unscheduled_run(
+        conn,
+        slug,
+        now - 2 * H,
+        "error",
+        run_kind="system_scheduled",
+        trigger_source="role_sweep",
+        error_code="insufficient_credits",
+    )
+
+
+def test_runs_requested_by_the_account_slug_count_as_the_accounts(
+    ledger_node: Callable[[Seed], Database], bypass_url: Callable[[Database], str]
+) -> None:
+    database = ledger_node(sweep_failing)
+    code, report, _ = check(bypass_url(database))
+    assert (code, problems(report)) == (1, {("yellow", "GovernanceRunsFailing")})
+    (sweep,) = [w for w in report["unscheduled"] if w["run_kind"] == "system_scheduled"]
+    assert sweep["failures_by_reason"] == {"insufficient_credits": 1}
+    assert report["credit"]["rejected_runs"] == 1
+    # Under row-level security graph_runs' policy shows a role only the runs requested
+    # by app.current_user_id (the principal's id): the slug's runs stay hidden.
+    code, report, _ = check(database.monitor_url)
+    assert (code, report["credit"]["rejected_runs"]) == (0, 0)
