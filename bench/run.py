@@ -56,7 +56,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import cluster
 import generate
 
-from exporter import source
+from exporter import ledger_queries, source
 from exporter.settings import SYSTEM_PRINCIPAL_ID
 from exporter.snapshot import CatalogRow, SchemaInfo
 from tests.harness import MONITOR_ROLE, free_port, run_exporter, url_with
@@ -147,6 +147,11 @@ def statement_names(schema: SchemaInfo) -> dict[str, str]:
         source.READ_SCHEDULES: "schedules",
         source.READ_UNSCHEDULED_COUNTS: "unscheduled_counts",
         source.READ_LEDGER_CURSORS: "ledger_cursors",
+        ledger_queries.READ_DISPATCH_SCHEDULES: "dispatch_schedules",
+        ledger_queries.READ_LEDGER_EPOCHS: "ledger_epochs",
+        ledger_queries.READ_LEDGER_RECEIPTS: "ledger_receipts",
+        ledger_queries.READ_LAST_REVIEW: "last_review",
+        ledger_queries.READ_LEDGER_DISTRIBUTIONS: "ledger_distributions",
         sql.SQL(source.READ_UNSCHEDULED_OUTCOMES)
         .format(blank=source._BLANK_LITERAL)
         .as_string(None): "unscheduled_outcomes",

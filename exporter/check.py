@@ -25,7 +25,14 @@ from exporter.dberrors import first_line
 from exporter.ledger import LedgerView
 from exporter.memory import MemorySnapshot, read_memory
 from exporter.model import CREDITS_PER_USD, CharterView, CreditView, GovernanceView, WorkView
-from exporter.policy import Assessment, Health, assess, charter_health, credit_level
+from exporter.policy import (
+    Assessment,
+    Health,
+    assess,
+    charter_health,
+    credit_level,
+    receipt_usual_gap_seconds,
+)
 from exporter.repospec import RepoSpecError
 from exporter.settings import Settings
 from exporter.source import CollectionError, DatabaseUnavailable, open_pool
@@ -41,6 +48,7 @@ from exporter.words import (
     format_runway,
     format_time,
     format_usd,
+    format_window,
 )
 
 
@@ -271,6 +279,29 @@ def credit_line(credit: CreditView) -> str:
     )
 
 
+def _ago(at: datetime | None, now: datetime) -> str:
+    return "never" if at is None else f"{format_duration((now - at).total_seconds())} ago"
+
+
+def ledger_lines(ledger: LedgerView, now: datetime) -> list[str]:
+    """The attribution ledger in a few lines (none on a node without it)."""
+    lines = []
+    for s in ledger.streams:
+        counts = ", ".join(f"{n} {status}" for status, n in s.epochs_by_status.items())
+        window = format_window(s.open_window) if s.open_window else "no open epoch"
+        lines.append(f"ledger {s.node_id[:8]}/{s.scope_id[:8]}: {window}; epochs {counts}")
+    for r in ledger.receipts:
+        gap = receipt_usual_gap_seconds(r)
+        usual = f", usual longest gap {format_duration(gap)}" if gap is not None else ""
+        lines.append(f"webhook receipts {r.node_id[:8]}: last {_ago(r.newest_at, now)}{usual}")
+    if ledger.dispatch:
+        states = ", ".join(f"{d.node[:8]}:{d.charter} {d.state}" for d in ledger.dispatch)
+        lines.append(f"dispatch schedules: {states}")
+    if ledger.has_ledger and not ledger.distributions_observable:
+        lines.append("distributions: not observable (their tables need BYPASSRLS)")
+    return lines
+
+
 def report_text(view: GovernanceView, assessment: Assessment) -> str:
     now = view.taken_at
     status = HEALTH_STATUS[assessment.health].name
@@ -280,6 +311,7 @@ def report_text(view: GovernanceView, assessment: Assessment) -> str:
         f"{count} problem{'s' if count != 1 else ''} "
         f"(read {format_time(now)}, schema {view.schema_version})",
         credit_line(view.credit),
+        *(ledger_lines(view.ledger, now) if view.ledger is not None else []),
         "",
     ]
     header = ["charter", "health", "enabled", "last success", "next run", "runs", "failures"]

@@ -28,6 +28,7 @@ from exporter.ledger import (
 )
 from exporter.memory import BudgetHeader, FileStatus, Heartbeat, MemorySnapshot
 from exporter.model import CharterView, CreditView, GovernanceView, WorkView
+from exporter.repospec import LEDGER_CHARTER
 from exporter.words import (
     format_credits,
     format_duration,
@@ -506,6 +507,10 @@ def _node(stream: EpochStreamView) -> str:
     return f"node {stream.node_id}, scope {stream.scope_id}"
 
 
+# The collect is the LEDGER_INGEST charter's work: its row in ``check`` turns red too.
+LEDGER_COLLECT = LEDGER_CHARTER.lower()
+
+
 def _collect_problem(stream: EpochStreamView, limits: LedgerThresholds) -> Problem | None:
     window = stream.overdue_window
     if window is None or not collect_stalled(stream, limits):
@@ -524,7 +529,7 @@ def _collect_problem(stream: EpochStreamView, limits: LedgerThresholds) -> Probl
     )
     return Problem(
         Health.RED,
-        "ledger collect",
+        LEDGER_COLLECT,
         "GovernanceLedgerCollectStalled",
         f"{what} ({_node(stream)}): the collect stopped; {rule}",
     )

@@ -263,6 +263,8 @@ def test_the_collect_stopped_is_red_and_names_the_window(
     assert "is still open" in words
     assert "2 d" in words
     assert "GovernanceLedgerCollectStalled" in text
+    (charter,) = report["charters"]  # LEDGER_INGEST's work is the collect: red too
+    assert (charter["charter"], charter["health"]) == ("ledger_ingest", "red")
 
 
 def test_the_webhook_plane_silent_for_80_hours_is_red_and_says_reviews_stopped(

@@ -186,6 +186,7 @@ def test_an_open_window_ended_two_days_ago_is_a_stalled_collect_naming_it() -> N
     stream = epoch_stream(stream_row(open_end=NOW - 2 * D), [], NOW)
     (problem,) = ledger_problems(view(streams=(stream,)), LIMITS, NOW)
     assert (problem.health, problem.alert) == (Health.RED, "GovernanceLedgerCollectStalled")
+    assert problem.subject == "ledger_ingest"
     assert "epoch 41 (window 2026-11-28 - 2026-12-05)" in problem.message
     assert "ended 2 d ago and is still open" in problem.message
 
