@@ -268,10 +268,14 @@ class DistributionView:
     oldest_pending_age_seconds: float
     finalized_without_manifest: int
     oldest_unmanifested_closed_at: datetime | None
+    # Since the oldest of those was finalized; 0 with none.
+    oldest_unmanifested_age_seconds: float = 0.0
 
 
 def distribution_view(row: DistributionStreamRow, now: datetime) -> DistributionView:
     pending_age = (now - row.oldest_pending_at).total_seconds() if row.oldest_pending_at else 0.0
+    closed = row.oldest_unmanifested_closed_at
+    unmanifested_age = (now - closed).total_seconds() if closed else 0.0
     return DistributionView(
         node_id=row.node_id,
         scope_id=row.scope_id,
@@ -279,7 +283,8 @@ def distribution_view(row: DistributionStreamRow, now: datetime) -> Distribution
         pending_liabilities=row.pending_liabilities,
         oldest_pending_age_seconds=max(pending_age, 0.0),
         finalized_without_manifest=row.finalized_without_manifest,
-        oldest_unmanifested_closed_at=row.oldest_unmanifested_closed_at,
+        oldest_unmanifested_closed_at=closed,
+        oldest_unmanifested_age_seconds=max(unmanifested_age, 0.0),
     )
 
 

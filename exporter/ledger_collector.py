@@ -159,6 +159,12 @@ METRICS: dict[str, MetricSpec] = {
             STREAM,
         ),
         MetricSpec(
+            "governance_ledger_finalized_without_manifest_oldest_age_seconds",
+            "Since the oldest finalized epoch without a manifest was finalized (closed_at); "
+            "0 with none. A warning past one day where manifests exist. Only with BYPASSRLS.",
+            STREAM,
+        ),
+        MetricSpec(
             "governance_ledger_dispatch_schedule_state",
             "1 for the state of the operator's dispatch schedule of a node's collect "
             "(governance:<nodeId>:<charter>, graph task:…): enabled, paused or pruned. Such "
@@ -240,6 +246,9 @@ def _distributions(out: dict[str, GaugeMetricFamily], view: LedgerView) -> None:
         )
         out["governance_ledger_finalized_epochs_without_manifest"].add_metric(
             key, d.finalized_without_manifest
+        )
+        out["governance_ledger_finalized_without_manifest_oldest_age_seconds"].add_metric(
+            key, d.oldest_unmanifested_age_seconds
         )
 
 

@@ -582,11 +582,10 @@ def _webhook_problem(
     )
 
 
-def _distribution_problem(view: DistributionView, now: datetime) -> Problem | None:
-    closed = view.oldest_unmanifested_closed_at
-    if view.manifests == 0 or view.finalized_without_manifest == 0 or closed is None:
+def _distribution_problem(view: DistributionView) -> Problem | None:
+    if view.manifests == 0 or view.finalized_without_manifest == 0:
         return None  # a node without distributions (no token contract) never has manifests
-    age = (now - closed).total_seconds()
+    age = view.oldest_unmanifested_age_seconds
     if age <= DISTRIBUTION_GRACE_SECONDS:
         return None
     return Problem(
@@ -625,7 +624,7 @@ def ledger_problems(ledger: LedgerView, limits: LedgerThresholds, now: datetime)
     for stream in ledger.streams:
         found += [_collect_problem(stream, limits), _review_problem(stream, limits)]
     found += [_webhook_problem(ledger, r, limits, now) for r in ledger.receipts]
-    found += [_distribution_problem(d, now) for d in ledger.distributions]
+    found += [_distribution_problem(d) for d in ledger.distributions]
     for dispatch in ledger.dispatch:
         if dispatch.state == "paused":
             found.append(

@@ -310,6 +310,8 @@ def test_distributions_are_seen_with_bypassrls_and_not_observable_without(
     assert found["governance_ledger_observable"][frozenset({("part", "distributions")})] == 1
     (pending,) = found["governance_ledger_pending_liabilities"].values()
     (age,) = found["governance_ledger_pending_liability_oldest_age_seconds"].values()
+    (missing,) = found["governance_ledger_finalized_without_manifest_oldest_age_seconds"].values()
+    assert 3 * 86400 <= missing < 3 * 86400 + 600
     assert pending == 4
     assert 5 * 86400 <= age < 5 * 86400 + 600
 
