@@ -33,35 +33,34 @@ from typing import LiteralString
 RECEIPT_SAMPLE = 50
 
 # Columns appended to source.READ_CATALOG (its SELECT list goes on after them).
+# Each part is readable when every column it reads exists and is granted: the
+# columns are looked up in pg_attribute first, so a ledger of another migration
+# (a column missing or renamed) reads as not readable instead of failing the
+# collection, as has_column_privilege(table, 'name', ...) would.
 LEDGER_CATALOG_COLUMNS: LiteralString = """,
        to_regclass('epochs') IS NOT NULL AS has_ledger,
-       coalesce(has_column_privilege(to_regclass('epochs'), 'id', 'SELECT')
-                AND has_column_privilege(to_regclass('epochs'), 'node_id', 'SELECT')
-                AND has_column_privilege(to_regclass('epochs'), 'scope_id', 'SELECT')
-                AND has_column_privilege(to_regclass('epochs'), 'status', 'SELECT')
-                AND has_column_privilege(to_regclass('epochs'), 'period_start', 'SELECT')
-                AND has_column_privilege(to_regclass('epochs'), 'period_end', 'SELECT')
-                AND has_column_privilege(to_regclass('epochs'), 'closed_at', 'SELECT'),
+       coalesce((SELECT count(*) = 7 AND bool_and(has_column_privilege(a.attrelid, a.attnum,
+                                                                       'SELECT'))
+                 FROM pg_attribute a
+                 WHERE a.attrelid = to_regclass('epochs') AND NOT a.attisdropped
+                   AND a.attname IN ('id', 'node_id', 'scope_id', 'status', 'period_start',
+                                     'period_end', 'closed_at')),
                 false) AS ledger_epochs_readable,
-       coalesce(has_column_privilege(to_regclass('ingestion_receipts'), 'node_id', 'SELECT')
-                AND has_column_privilege(to_regclass('ingestion_receipts'), 'event_time',
-                                         'SELECT')
-                AND has_column_privilege(to_regclass('ingestion_receipts'), 'ingested_at',
-                                         'SELECT'),
+       coalesce((SELECT count(*) = 3 AND bool_and(has_column_privilege(a.attrelid, a.attnum,
+                                                                       'SELECT'))
+                 FROM pg_attribute a
+                 WHERE a.attrelid = to_regclass('ingestion_receipts') AND NOT a.attisdropped
+                   AND a.attname IN ('node_id', 'event_time', 'ingested_at')),
                 false) AS ledger_receipts_readable,
-       coalesce(has_column_privilege(to_regclass('claimant_liabilities'), 'node_id', 'SELECT')
-                AND has_column_privilege(to_regclass('claimant_liabilities'), 'scope_id',
-                                         'SELECT')
-                AND has_column_privilege(to_regclass('claimant_liabilities'),
-                                         'settled_revision_id', 'SELECT')
-                AND has_column_privilege(to_regclass('claimant_liabilities'), 'created_at',
-                                         'SELECT')
-                AND has_column_privilege(to_regclass('epoch_distribution_manifests'),
-                                         'node_id', 'SELECT')
-                AND has_column_privilege(to_regclass('epoch_distribution_manifests'),
-                                         'scope_id', 'SELECT')
-                AND has_column_privilege(to_regclass('epoch_distribution_manifests'),
-                                         'epoch_id', 'SELECT')
+       coalesce((SELECT count(*) = 7 AND bool_and(has_column_privilege(a.attrelid, a.attnum,
+                                                                       'SELECT'))
+                 FROM pg_attribute a
+                 WHERE NOT a.attisdropped
+                   AND ((a.attrelid = to_regclass('claimant_liabilities')
+                         AND a.attname IN ('node_id', 'scope_id', 'settled_revision_id',
+                                           'created_at'))
+                        OR (a.attrelid = to_regclass('epoch_distribution_manifests')
+                            AND a.attname IN ('node_id', 'scope_id', 'epoch_id'))))
                 AND NOT row_security_active(to_regclass('claimant_liabilities'))
                 AND NOT row_security_active(to_regclass('epoch_distribution_manifests')),
                 false) AS ledger_distributions_readable

@@ -409,3 +409,25 @@ def test_runs_requested_by_the_account_slug_count_as_the_accounts(
     # by app.current_user_id (the principal's id): the slug's runs stay hidden.
     code, report, _ = check(database.monitor_url)
     assert (code, report["credit"]["rejected_runs"]) == (0, 0)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "REVOKE SELECT (period_end) ON epochs FROM governance_exporter",
+        "ALTER TABLE epochs DROP COLUMN closed_at",  # a ledger of another migration
+    ],
+    ids=["grant-missing", "column-missing"],
+)
+def test_epochs_that_cannot_be_read_are_a_warning_not_a_failed_collection(
+    ledger_node: Callable[[Seed], Database], change: str
+) -> None:
+    database = ledger_node(spawned_node)
+    with database.connect() as conn:
+        conn.execute(change)
+    code, report, _ = check(database.monitor_url)
+    assert (code, problems(report)) == (1, {("yellow", "GovernanceLedgerNotObservable")})
+    assert report["ledger"]["observable"]["epochs"] is False
+    assert report["ledger"]["streams"] == []
+    (charter,) = report["charters"]  # never "never succeeded" either
+    assert charter["health"] == "green"
