@@ -119,6 +119,43 @@ class Settings(BaseSettings):
         description="Cap on charters exported (label cardinality); extra schedules are "
         "dropped with a log line.",
     )
+    max_ledger_nodes: int = Field(
+        default=50,
+        ge=1,
+        le=10_000,
+        description="Cap on the attribution ledger's label sets: epoch streams (node, "
+        "scope), nodes with receipts, and the operator's dispatch schedules are each cut "
+        "to this many; governance_ledger_truncated says when rows were left out.",
+    )
+    ledger_collect_grace_seconds: int = Field(
+        default=7200,
+        ge=0,
+        le=30 * 86400,
+        description="An epoch whose window ended is still open after one collect interval "
+        "(from the ledger schedule's cron, else 24 h) plus this: the collect stopped (red).",
+    )
+    ledger_silence_factor: float = Field(
+        default=4.0,
+        ge=1,
+        le=100,
+        description="The webhook plane is silent (red) when a node's newest receipt is "
+        "older than this many times its usual longest gap (the 90th percentile of the gaps "
+        "between its 50 newest receipts) and older than --ledger-silence-min-seconds.",
+    )
+    ledger_silence_min_seconds: int = Field(
+        default=72 * 3600,
+        ge=3600,
+        le=90 * 86400,
+        description="No node's webhook plane is called silent before this long without a "
+        "receipt (72 h: longer than a weekend's quiet on a busy repository).",
+    )
+    ledger_review_wait_seconds: int = Field(
+        default=7 * 86400,
+        gt=0,
+        le=365 * 86400,
+        description="An epoch still in review this long after its window ended waits for "
+        "its approvers: a warning (ticket).",
+    )
     web_config_file: Path | None = Field(
         default=None,
         description="Prometheus exporter-toolkit web config (TLS, basic auth).",

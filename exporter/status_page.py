@@ -385,6 +385,8 @@ def _enabled(charter: CharterView) -> str:
 
 
 def _last_success(charter: CharterView, now: datetime) -> str:
+    if charter.epochs:
+        return "judged by the ledger's epochs"
     if not charter.observable:
         return "not observable (ingestion_cursors cannot be read)"
     if charter.last_success_at is None:
