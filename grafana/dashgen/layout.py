@@ -70,7 +70,8 @@ def build(variant: Variant | None = None) -> dict[str, Any]:
         .description(
             "Is governance healthy? Credit runway, which work spends the credits and "
             "which is refused, charter schedules, failed runs, the work without a schedule "
-            "(PR reviews), the gateway's heartbeats and budget gate, and the exporter "
+            "(PR reviews), the attribution ledger (epochs, webhook receipts, distributions, "
+            "dispatch), the gateway's heartbeats and budget gate, and the exporter "
             "itself, from governance-exporter metrics."
         )
         .tags(["governance", "cogni"])

@@ -65,9 +65,9 @@ def _beyond(value: str, limit: str) -> str:
     return f"{value} > bool {limit}"
 
 
-def _time_column(name: str, never: str | None = None, colour: str = RED) -> tuple[str, Props]:
-    mappings: list[object] = [map_json({"0": (never, colour)})] if never else []
-    return name, [prop("unit", "dateTimeFromNow"), prop("mappings", mappings)]
+def _time_props(never: str, colour: str) -> Props:
+    """A timestamp column (ms) as "3 hours ago"; 0 (none) as ``never`` in ``colour``."""
+    return [prop("unit", "dateTimeFromNow"), prop("mappings", [map_json({"0": (never, colour)})])]
 
 
 # --- the collect, by epochs ----------------------------------------------------------
@@ -98,7 +98,7 @@ def ledger_collect_table(*, x: int, y: int, w: int, h: int, fleet: Fleet) -> tab
         "Value #E": "Collect",
     }
     overrides: dict[str, Props] = {
-        "Open window from": [prop("unit", "dateTimeAsIso"), prop("mappings", [])],
+        "Open window from": [prop("unit", "dateTimeAsIso")],
         "Open window to": [
             prop("unit", "dateTimeAsIso"),
             prop("mappings", [no_data_json("NONE OPEN", RED)]),
@@ -184,7 +184,7 @@ def ledger_epochs_table(*, x: int, y: int, w: int, h: int, fleet: Fleet) -> tabl
             prop("mappings", [map_json({"0": ("in time", GREEN), "1": ("WAITING", YELLOW)})]),
             background(),
         ],
-        **dict([_time_column("Last finalized", "never", NEUTRAL)]),
+        "Last finalized": _time_props("never", NEUTRAL),
     }
     panel = (
         new_table(
@@ -233,7 +233,7 @@ def ledger_webhook_table(*, x: int, y: int, w: int, h: int, fleet: Fleet) -> tab
         "Value #E": "Webhook plane",
     }
     overrides: dict[str, Props] = {
-        **dict([_time_column("Last receipt", "never")]),
+        "Last receipt": _time_props("never", RED),
         "Silent for": [prop("unit", "dtdurations")],
         "Silence limit": [
             prop("unit", "dtdurations"),
