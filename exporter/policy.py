@@ -162,6 +162,8 @@ class Problem:
 class Assessment:
     health: Health
     problems: list[Problem]
+    # The --ledger-* numbers this verdict was judged with (the status page shows them).
+    ledger_limits: LedgerThresholds | None = None
 
     def for_subject(self, subject: str) -> list[Problem]:
         return [p for p in self.problems if p.subject == subject]
@@ -656,9 +658,10 @@ def assess(
     problems.extend(node_problems(view))
     if memory is not None:
         problems.extend(memory_problems(memory, view.charters, now))
+    limits = ledger or LedgerThresholds()
     if view.ledger is not None:
-        problems.extend(ledger_problems(view.ledger, ledger or LedgerThresholds(), now))
-    return Assessment(worst(p.health for p in problems), problems)
+        problems.extend(ledger_problems(view.ledger, limits, now))
+    return Assessment(worst(p.health for p in problems), problems, limits)
 
 
 def charter_health(assessment: Assessment, charter: CharterView) -> Health:

@@ -67,6 +67,9 @@ TARGET_LABELS = NODE_LABELS
 _ACCOUNT = frozenset({"account"})
 _CHARTER = frozenset({"account", "charter"})
 _RUN_KIND = frozenset({"account", "run_kind"})
+_LEDGER_NODE = frozenset({"ledger_node_id"})
+_STREAM = _LEDGER_NODE | {"scope_id"}
+_DISPATCH = frozenset({"account", "ledger_node_id", "charter"})
 CONTRACT: dict[str, frozenset[str]] = {
     "governance_credit_balance_credits": _ACCOUNT,
     "governance_credit_spent_credits": _ACCOUNT,
@@ -125,6 +128,28 @@ CONTRACT: dict[str, frozenset[str]] = {
     "governance_memory_ignored_entries": frozenset(),
     "governance_memory_directory_readable": frozenset(),
     "governance_memory_collect_duration_seconds": frozenset(),
+    # The attribution ledger (nodes since 2026-08): its node is ledger_node_id.
+    "governance_ledger_observable": frozenset({"part"}),
+    "governance_ledger_epochs": _STREAM | {"status"},
+    "governance_ledger_open_epoch_start_timestamp_seconds": _STREAM,
+    "governance_ledger_open_epoch_end_timestamp_seconds": _STREAM,
+    "governance_ledger_collect_overdue_seconds": _STREAM,
+    "governance_ledger_collect_stall_limit_seconds": _STREAM,
+    "governance_ledger_review_oldest_wait_seconds": _STREAM,
+    "governance_ledger_review_wait_limit_seconds": frozenset(),
+    "governance_ledger_last_finalized_timestamp_seconds": _STREAM,
+    "governance_ledger_last_receipt_timestamp_seconds": _LEDGER_NODE,
+    "governance_ledger_receipt_usual_gap_seconds": _LEDGER_NODE,
+    "governance_ledger_receipt_silence_limit_seconds": _LEDGER_NODE,
+    "governance_ledger_last_review_run_timestamp_seconds": _ACCOUNT,
+    "governance_ledger_distribution_manifests": _STREAM,
+    "governance_ledger_pending_liabilities": _STREAM,
+    "governance_ledger_pending_liability_oldest_age_seconds": _STREAM,
+    "governance_ledger_finalized_epochs_without_manifest": _STREAM,
+    "governance_ledger_finalized_without_manifest_oldest_age_seconds": _STREAM,
+    "governance_ledger_dispatch_schedule_state": _DISPATCH | {"state"},
+    "governance_ledger_dispatch_schedule_next_run_timestamp_seconds": _DISPATCH,
+    "governance_ledger_dispatch_schedule_interval_seconds": _DISPATCH,
     # Recording rules of prometheus/rules/governance.rules.yml.
     "governance:credit_health:level": _ACCOUNT,
     # Prometheus' own series.
@@ -198,6 +223,20 @@ REQUIRED_METRICS = frozenset(
         "governance_schedule_observable",
         "governance_schedule_drift",
         "governance_runs_failed_total",
+        # The attribution ledger (issue 21): the collect, approvals, the webhook plane,
+        # distributions and the operator's dispatch schedules.
+        "governance_ledger_open_epoch_end_timestamp_seconds",
+        "governance_ledger_collect_overdue_seconds",
+        "governance_ledger_collect_stall_limit_seconds",
+        "governance_ledger_epochs",
+        "governance_ledger_review_oldest_wait_seconds",
+        "governance_ledger_last_receipt_timestamp_seconds",
+        "governance_ledger_receipt_silence_limit_seconds",
+        "governance_ledger_last_review_run_timestamp_seconds",
+        "governance_ledger_observable",
+        "governance_ledger_pending_liabilities",
+        "governance_ledger_finalized_epochs_without_manifest",
+        "governance_ledger_dispatch_schedule_state",
     }
 )
 # Names the dashboard reads that are not the exporter's own (docs/metrics.md's tables).
@@ -412,6 +451,7 @@ def test_fleet_then_credit_health_come_first_and_fit_a_laptop_screen(
         "Charters",
         "Failed runs and alerts",
         "Work without a schedule",
+        "Attribution ledger",
         "Gateway memory: heartbeats and budget gate",
         "Trends",
         "Exporter health",
