@@ -782,6 +782,12 @@ def test_the_demo_shows_todays_node_its_outage_and_its_recovery(demo_args: list[
         assert "GovernanceRunsFailing" in _alert_names(prometheus_url)
     finally:
         returncode = demo.stop()
+    # Alertmanager re-sent the firing alerts of each group as others joined it: each
+    # alert was paged once as it fired (and once as it resolved), the re-sends said so.
+    episodes = _notification_episodes(demo.lines)
+    assert episodes, demo.output()[-3000:]
+    for alert, statuses in episodes.items():
+        assert all(a != b for a, b in itertools.pairwise(statuses)), (alert, statuses)
     assert returncode == 130, demo.output()[-3000:]  # Ctrl-C
     assert "Traceback" not in demo.output()
     assert "stopped; removed" in demo.output()
@@ -887,6 +893,19 @@ def test_the_banners_check_command_gives_the_pages_verdict_and_runway() -> None:
     finally:
         returncode = demo.stop()
     assert returncode == 130, demo.output()[-3000:]
+
+
+NOTIFIED = re.compile(r"\b(PAGE|TICKET) (firing|resolved) (\S+ \[\w+\] .*?) - ")
+
+
+def _notification_episodes(lines: list[str]) -> dict[str, list[str]]:
+    """Each alert's logged firings and resolutions, in order (re-sends are not)."""
+    found: dict[str, list[str]] = {}
+    for line in lines:
+        if match := NOTIFIED.search(line):
+            kind, status, alert = match.groups()
+            found.setdefault(f"{kind} {alert}", []).append(status)
+    return found
 
 
 def test_the_drain_order_check_allows_a_wobble_at_24_hours_and_nothing_else() -> None:
