@@ -86,12 +86,11 @@ COMMANDS = {
         "and Alertmanager with this repository's rules when installed; Ctrl-C stops all "
         "(exit 130)",
     ),
-    # The rules read no database: no exporter options.
+    # The rules read no database: no exporter options (no field of Settings names it).
     "rules": Command(
         "exporter.rules.command",
         "print the alert and recording rules for the exporter's series picked by --selector: "
         "a Prometheus rule file, or Grafana-managed alert rules (--format grafana)",
-        options=(),
     ),
 }
 DEFAULT_COMMAND = "serve"

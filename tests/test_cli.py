@@ -179,6 +179,7 @@ def test_each_option_reaches_the_commands_that_take_it(command: str) -> None:
         (("--grafana-url", "http://g", "check"), "--grafana-url", "check", "serve and demo"),
         (("demo", "--database-url", "x"), "--database-url", "demo", "serve and check"),
         (("--window-seconds", "60", "demo"), "--window-seconds", "demo", "serve and check"),
+        (("rules", "--database-url", "x"), "--database-url", "rules", "serve and check"),
     ],
 )
 def test_another_commands_option_is_one_line_and_status_2(
