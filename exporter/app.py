@@ -19,6 +19,7 @@ from exporter.collector import GovernanceCollector
 from exporter.connections import GuardedPool, open_pool
 from exporter.declaration import NodeDeclaration
 from exporter.exposition import ExpositionCache, collection_families
+from exporter.ledger_collector import LedgerCollector, with_ledger
 from exporter.memory_collector import MemoryCollector
 from exporter.server import ExporterServer, Route, healthz_route, metrics_route
 from exporter.settings import Settings
@@ -81,7 +82,10 @@ def build_app(
     if settings.memory_dir is not None:
         others.append(MemoryCollector(settings.memory_dir, declaration.memory_charters()))
         registry.register(others[-1])
-    exposition = ExpositionCache(snapshots, collection_families(governance, others))
+    ledger = LedgerCollector(snapshots, declaration)
+    registry.register(ledger)
+    families = with_ledger(collection_families(governance, others), ledger)
+    exposition = ExpositionCache(snapshots, families)
     server = ExporterServer(
         settings.listen_host_port,
         build_routes(settings, snapshots, exposition, declaration),

@@ -24,8 +24,16 @@ from exporter.collection import CollectionResult
 from exporter.connections import open_pool
 from exporter.dberrors import ConnectFailed, first_line
 from exporter.declaration import NodeDeclaration
+from exporter.ledger import LedgerView
 from exporter.model import CREDITS_PER_USD, CharterView, CreditView, GovernanceView, WorkView
-from exporter.policy import Assessment, Health, Problem, charter_health, credit_level
+from exporter.policy import (
+    Assessment,
+    Health,
+    Problem,
+    charter_health,
+    credit_level,
+    receipt_usual_gap_seconds,
+)
 from exporter.repospec import RepoSpecError
 from exporter.settings import Settings
 from exporter.source import CollectionError, DatabaseUnavailable
@@ -42,6 +50,7 @@ from exporter.words import (
     format_runway,
     format_time,
     format_usd,
+    format_window,
 )
 
 
@@ -129,6 +138,7 @@ def charter_json(charter: CharterView, health: Health) -> dict[str, Any]:
         "declared": charter.declared is not None,
         "drift": charter.drift,
         "observable": charter.observable,
+        "judged_by_epochs": charter.epochs,
     }
 
 
@@ -138,6 +148,46 @@ def work_json(work: WorkView) -> dict[str, Any]:
         "last_success_at": _json_time(work.last_success_at),
         "runs_by_status": {k: v for k, v in work.runs_by_status.items() if v},
         "failures_by_reason": {k: v for k, v in work.failures_by_reason.items() if v},
+    }
+
+
+def ledger_json(ledger: LedgerView) -> dict[str, Any]:
+    return {
+        "has_ledger": ledger.has_ledger,
+        "observable": {
+            "epochs": ledger.epochs_observable,
+            "receipts": ledger.receipts_observable,
+            "distributions": ledger.distributions_observable,
+        },
+        "streams": [
+            {
+                "node_id": s.node_id,
+                "scope_id": s.scope_id,
+                "epochs_by_status": s.epochs_by_status,
+                "open_epoch_id": s.open_window.epoch_id if s.open_window else None,
+                "collect_overdue_seconds": s.overdue_seconds,
+                "review_oldest_wait_seconds": s.review_wait_seconds,
+            }
+            for s in ledger.streams
+        ],
+        "receipts": [
+            {"node_id": r.node_id, "last_at": _json_time(r.newest_at), "sampled": r.sampled}
+            for r in ledger.receipts
+        ],
+        "last_review_at": _json_time(ledger.last_review_at),
+        "distributions": [
+            {
+                "node_id": d.node_id,
+                "scope_id": d.scope_id,
+                "manifests": d.manifests,
+                "pending_liabilities": d.pending_liabilities,
+                "finalized_without_manifest": d.finalized_without_manifest,
+            }
+            for d in ledger.distributions
+        ],
+        "dispatch": [
+            {"node": d.node, "charter": d.charter, "state": d.state} for d in ledger.dispatch
+        ],
     }
 
 
@@ -153,6 +203,7 @@ def report_json(view: GovernanceView, assessment: Assessment) -> dict[str, Any]:
         "charters": [charter_json(c, charter_health(assessment, c)) for c in view.charters],
         "unscheduled_visible": view.unscheduled_visible,
         "unscheduled": [work_json(w) for w in view.unscheduled],
+        "ledger": ledger_json(view.ledger) if view.ledger is not None else None,
         "problems": [_problem_json(p) for p in assessment.problems],
         # Failures in the window whose work has succeeded since: not counted.
         "recovered": [_problem_json(p) for p in assessment.recovered],
@@ -205,6 +256,8 @@ def _table(rows: Sequence[Sequence[str]]) -> list[str]:
 
 
 def _last_success(charter: CharterView, now: datetime) -> str:
+    if charter.epochs:
+        return "judged by epochs"
     if not charter.observable:
         return "not observable"
     if charter.last_success_at is None:
@@ -248,6 +301,29 @@ def credit_line(credit: CreditView) -> str:
     )
 
 
+def _ago(at: datetime | None, now: datetime) -> str:
+    return "never" if at is None else f"{format_duration((now - at).total_seconds())} ago"
+
+
+def ledger_lines(ledger: LedgerView, now: datetime) -> list[str]:
+    """The attribution ledger in a few lines (none on a node without it)."""
+    lines = []
+    for s in ledger.streams:
+        counts = ", ".join(f"{n} {status}" for status, n in s.epochs_by_status.items())
+        window = format_window(s.open_window) if s.open_window else "no open epoch"
+        lines.append(f"ledger {s.node_id[:8]}/{s.scope_id[:8]}: {window}; epochs {counts}")
+    for r in ledger.receipts:
+        gap = receipt_usual_gap_seconds(r)
+        usual = f", usual longest gap {format_duration(gap)}" if gap is not None else ""
+        lines.append(f"webhook receipts {r.node_id[:8]}: last {_ago(r.newest_at, now)}{usual}")
+    if ledger.dispatch:
+        states = ", ".join(f"{d.node[:8]}:{d.charter} {d.state}" for d in ledger.dispatch)
+        lines.append(f"dispatch schedules: {states}")
+    if ledger.has_ledger and not ledger.distributions_observable:
+        lines.append("distributions: not observable (their tables need BYPASSRLS)")
+    return lines
+
+
 def report_text(view: GovernanceView, assessment: Assessment) -> str:
     now = view.taken_at
     status = HEALTH_STATUS[assessment.health].name
@@ -257,6 +333,7 @@ def report_text(view: GovernanceView, assessment: Assessment) -> str:
         f"{count} problem{'s' if count != 1 else ''} "
         f"(read {format_time(now)}, schema {view.schema_version})",
         credit_line(view.credit),
+        *(ledger_lines(view.ledger, now) if view.ledger is not None else []),
         "",
     ]
     header = ["charter", "health", "enabled", "last success", "next run", "runs", "failures"]

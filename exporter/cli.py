@@ -16,7 +16,7 @@ try:  # A Ctrl-C while even these load ends the command quietly too.
     import argparse
     import importlib
     import logging
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
     from dataclasses import dataclass
     from typing import Any, NoReturn, Protocol
 
@@ -39,7 +39,10 @@ schedule, runs, failures, last success and next run. It exists because on
 nothing noticed.
 
 Every option is also an environment variable GOVERNANCE_EXPORTER_<OPTION>
-(upper case, dashes as underscores); a flag wins over the environment.
+(upper case, dashes as underscores); a flag wins over the environment. The
+options below are serve's (the default command); each command takes only its
+own (governance-exporter COMMAND --help): check has no server options, and the
+demo makes its own database, window and repo-spec.
 """
 
 EPILOG = """\
@@ -58,12 +61,13 @@ class CommandModule(Protocol):
 
 @dataclass(frozen=True)
 class Command:
-    """A sub-command: its module (imported only when chosen), its one-line help, and
-    the exporter options it takes (``None``: all of them)."""
+    """A sub-command: its module (imported only when chosen) and its one-line help.
+    The exporter options it takes are named in ``exporter.settings`` (``Commands``);
+    a module may set ``SHOWN_DEFAULTS`` (option -> words) where its defaults are not
+    the settings' own."""
 
     module: str
     help: str
-    options: tuple[str, ...] | None = None
 
 
 COMMANDS = {
@@ -75,22 +79,18 @@ COMMANDS = {
         "collect once and print the governance health; exit 0 green, 1 yellow, 2 red, "
         "3 when the database cannot be read",
     ),
-    # The demo makes its own database, repo-spec and window (one demo day): no
-    # database, repo-spec or window options.
     "demo": Command(
         "exporter.demo.command",
         "run a throwaway PostgreSQL with a demo node (today's, by default, or "
         "--node 2026-02), the exporter on it with the node's repo-spec, and Prometheus "
         "and Alertmanager with this repository's rules when installed; Ctrl-C stops all "
         "(exit 130)",
-        options=("listen_address", "cache_seconds", "grafana_url", "log_level"),
     ),
-    # The rules read no database: no exporter options.
+    # The rules read no database: no exporter options (no field of Settings names it).
     "rules": Command(
         "exporter.rules.command",
         "print the alert and recording rules for the exporter's series picked by --selector: "
         "a Prometheus rule file, or Grafana-managed alert rules (--format grafana)",
-        options=(),
     ),
 }
 DEFAULT_COMMAND = "serve"
@@ -108,32 +108,34 @@ def fail(message: str) -> NoReturn:
     raise SystemExit(EXIT_USAGE)
 
 
-def _option_help(name: str, field: Any) -> str:
+def _option_help(name: str, field: Any, shown_default: str | None = None) -> str:
     from exporter.settings import option_env  # noqa: PLC0415 - see the module docstring
 
-    default = field.default
+    default = field.default if shown_default is None else shown_default
     if isinstance(default, tuple):
         default = ",".join(default)
     shown = "" if default is None else f" (default: {default})"
     return f"{field.description}{shown} [env {option_env(name)}]"
 
 
-def settings_options(names: tuple[str, ...] | None = None) -> argparse.ArgumentParser:
-    """A parent parser with one flag per settings field (only ``names``, when given);
-    unset flags stay absent."""
-    from exporter.settings import Settings, option_flag  # noqa: PLC0415 - see the module docstring
+def settings_options(
+    command: str = DEFAULT_COMMAND, shown_defaults: Mapping[str, str] | None = None
+) -> argparse.ArgumentParser:
+    """A parent parser with one flag per settings field ``command`` takes, its help
+    showing ``shown_defaults`` where given; unset flags stay absent."""
+    from exporter.settings import Settings, option_flag, options_of  # noqa: PLC0415 - see the module docstring
 
+    shown_defaults = shown_defaults or {}
     parent = argparse.ArgumentParser(add_help=False)
     group = parent.add_argument_group("exporter options")
-    for name, field in Settings.model_fields.items():
-        if names is not None and name not in names:
-            continue
+    for name in options_of(command):
+        field = Settings.model_fields[name]
         group.add_argument(
             option_flag(name),
             dest=name,
             default=argparse.SUPPRESS,
             metavar=name.split("_")[-1].upper(),
-            help=_option_help(name, field),
+            help=_option_help(name, field, shown_defaults.get(name)),
         )
     return parent
 
@@ -165,7 +167,7 @@ def build_parser(chosen: str | None = None) -> argparse.ArgumentParser:
         prog=PROG,
         description=DESCRIPTION,
         epilog=EPILOG,
-        parents=[settings_options()],
+        parents=[settings_options(DEFAULT_COMMAND)],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
@@ -173,15 +175,56 @@ def build_parser(chosen: str | None = None) -> argparse.ArgumentParser:
         dest="command", metavar="COMMAND", title="commands", parser_class=Parser
     )
     for name, command in COMMANDS.items():
+        module = _command_module(name) if name == chosen else None
+        shown_defaults = getattr(module, "SHOWN_DEFAULTS", None)
         sub = commands.add_parser(
             name,
             help=command.help,
             description=command.help,
-            parents=[settings_options(command.options)],  # type: ignore[list-item]
+            parents=[settings_options(name, shown_defaults)],  # type: ignore[list-item]
         )
-        if name == chosen:
-            _command_module(name).add_arguments(sub)
+        if module is not None:
+            module.add_arguments(sub)
     return parser
+
+
+def foreign_option(command: str, words: Sequence[str]) -> str | None:
+    """The one line for the first of ``words`` that is another command's option
+    (``check --listen-address``), ``None`` when none is."""
+    from exporter.settings import Settings, commands_of  # noqa: PLC0415 - see the module docstring
+
+    for word in words:
+        flag = word.partition("=")[0]
+        name = flag.removeprefix("--").replace("-", "_")
+        if flag.startswith("--") and name in Settings.model_fields:
+            return _not_an_option_of(command, name, commands_of(name))
+    return None
+
+
+def _not_an_option_of(command: str, name: str, commands: Sequence[str]) -> str:
+    from exporter.settings import option_flag  # noqa: PLC0415 - see the module docstring
+
+    return (
+        f"{option_flag(name)} is not an option of {command}, only of "
+        f"{' and '.join(commands)} (see {command} --help)"
+    )
+
+
+def check_options(args: argparse.Namespace, extra: Sequence[str]) -> str:
+    """The command to run, or ``fail`` in one line when an option is not its own:
+    given after its name (argparse left it over) or before it (the top level's)."""
+    from exporter.settings import Settings, commands_of  # noqa: PLC0415 - see the module docstring
+
+    command: str = args.command or DEFAULT_COMMAND
+    if extra:
+        fail(
+            foreign_option(command, extra)
+            or f"unrecognized arguments: {' '.join(extra)} (see --help)"
+        )
+    for name in Settings.model_fields:
+        if hasattr(args, name) and command not in commands_of(name):
+            fail(_not_an_option_of(command, name, commands_of(name)))
+    return command
 
 
 def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
@@ -243,8 +286,8 @@ def _main(argv: Sequence[str] | None) -> int:
 
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser(chosen_command(argv))
-    args = parser.parse_args(argv)
-    command = args.command or DEFAULT_COMMAND
+    args, extra = parser.parse_known_args(argv)
+    command = check_options(args, extra)
     try:
         return _command_module(command).run(args, overrides_from(args))
     except UsageError as exc:

@@ -164,8 +164,9 @@ SCHEDULE_RETIRED = MetricSpec(
 SCHEDULE_OBSERVABLE = MetricSpec(
     "governance_schedule_observable",
     "1 when the exporter can see the charter's successes; 0 for a ledger charter "
-    "while ingestion_cursors is missing or not readable (its last success is then "
-    "absent, so it is never reported stalled).",
+    "while ingestion_cursors is missing or not readable, and on a node with the "
+    "ledger's tables, where its collect is judged by epochs (governance_ledger_*); "
+    "its last success is then absent, so it is never reported stalled.",
     CHARTER,
 )
 SCHEDULE_DRIFT = MetricSpec(

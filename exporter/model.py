@@ -14,11 +14,15 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from itertools import islice
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronsim import CronSim, CronSimError
 
 from exporter.repospec import DeclaredSchedule, RepoSpecState
+
+if TYPE_CHECKING:  # exporter.ledger builds on this module
+    from exporter.ledger import LedgerView
 from exporter.snapshot import RunCountRow, ScheduleRow, Snapshot, UnscheduledCountRow
 
 CREDITS_PER_USD = 10_000_000
@@ -219,6 +223,9 @@ class ScheduleFacts:
     # ingestion_cursors can be read.
     ledger: bool = False
     observable: bool = True
+    # A ledger schedule on a node with the ledger's tables: judged by its epochs
+    # (exporter.ledger and policy.ledger_problems), never by runs or cursors.
+    epochs: bool = False
 
     @property
     def pruned(self) -> bool:
@@ -252,6 +259,8 @@ class CharterView:
     ledger: bool = False
     # False when the charter's work leaves no trace the exporter can read.
     observable: bool = True
+    # Judged by the ledger's epochs instead (see ScheduleFacts.epochs).
+    epochs: bool = False
 
     @property
     def failed_runs(self) -> int:
@@ -320,6 +329,7 @@ def _charter_view(charter: str, schedules: Sequence[ScheduleFacts], now: datetim
         config_error="; ".join(errors) or None,
         ledger=any(s.ledger for s in schedules),
         observable=all(s.observable for s in schedules),
+        epochs=any(s.epochs for s in schedules),
     )
 
 
@@ -462,6 +472,8 @@ class GovernanceView:
     unscheduled_visible: bool | None = None
     # The repo-spec's declaration in force and how its latest read went (None: none).
     repo_spec: RepoSpecState | None = None
+    # The attribution ledger (NodeDeclaration.view adds it; exporter.ledger builds it).
+    ledger: LedgerView | None = None
 
 
 def whole_credits(value: object) -> int:
@@ -597,7 +609,9 @@ def schedule_facts(snapshot: Snapshot) -> list[ScheduleFacts]:
                 last_success_at=last_success,
                 last_failure_at=outcome.last_failure_at if outcome else None,
                 ledger=ledger,
-                observable=not ledger or snapshot.schema.ingestion_cursors_readable,
+                observable=not ledger
+                or (snapshot.schema.ingestion_cursors_readable and not snapshot.schema.has_ledger),
+                epochs=ledger and snapshot.schema.has_ledger,
             )
         )
     return facts

@@ -19,6 +19,15 @@ from typing import LiteralString
 
 from psycopg import sql
 
+from exporter.ledger_queries import (
+    DISPATCH_PREDICATE,
+    LEDGER_CATALOG_COLUMNS,
+    READ_DISPATCH_SCHEDULES,
+    READ_LAST_REVIEW,
+    READ_LEDGER_DISTRIBUTIONS,
+    READ_LEDGER_EPOCHS,
+    READ_LEDGER_RECEIPTS,
+)
 from exporter.model import BLANK_CHARACTERS
 from exporter.snapshot import SCHEMA_2026_10, SchemaInfo
 
@@ -42,7 +51,8 @@ SELECT set_config('app.current_user_id', %(rls_user_id)s, true),
 # 0021-0023 keeps graph_runs' schedule-only policy (0024 widened it to
 # requested_by): under row-level security its runs without a schedule are
 # invisible, which must be said, not read as "none".
-READ_CATALOG: LiteralString = """
+READ_CATALOG: LiteralString = (
+    """
 SELECT to_regclass('schedule_runs') IS NOT NULL AS has_schedule_runs,
        to_regclass('graph_runs') IS NOT NULL AS has_graph_runs,
        EXISTS (SELECT 1 FROM pg_attribute
@@ -62,8 +72,9 @@ SELECT to_regclass('schedule_runs') IS NOT NULL AS has_schedule_runs,
                 AND NOT EXISTS (SELECT 1 FROM pg_policy p
                                 WHERE p.polrelid = to_regclass('graph_runs')
                                   AND pg_get_expr(p.polqual, p.polrelid) LIKE '%%requested_by%%'),
-                false) AS unscheduled_runs_hidden
-"""
+                false) AS unscheduled_runs_hidden"""
+    + LEDGER_CATALOG_COLUMNS
+)
 
 READ_ACCOUNT: LiteralString = """
 SELECT id AS account_id, balance_credits::numeric AS balance_credits
@@ -96,17 +107,23 @@ JOIN billing_accounts a ON a.id = g.billing_account_id
 WHERE a.slug = %(account)s
 """
 
-READ_SCHEDULES: LiteralString = """
+# The operator's dispatch schedules (ledger_queries.READ_DISPATCH_SCHEDULES) are
+# not charters: left out here, so they neither page nor take the charters' cap.
+READ_SCHEDULES: LiteralString = (
+    """
 SELECT s.id::text AS schedule_id, s.temporal_schedule_id, s.input ->> 'message' AS message,
        s.cron, s.timezone, s.enabled, s.next_run_at, s.graph_id,
        s.input ->> 'scopeId' AS scope_id
 FROM schedules s
 JOIN execution_grants g ON g.id = s.execution_grant_id
 JOIN billing_accounts a ON a.id = g.billing_account_id
-WHERE a.slug = %(account)s
+WHERE a.slug = %(account)s AND NOT """
+    + DISPATCH_PREDICATE
+    + """
 ORDER BY s.created_at, s.id
 LIMIT %(schedule_limit)s
 """
+)
 
 # Runs table and error_code column depend on the schema version, so these are
 # templates completed with psycopg.sql (identifiers, never string formatting).
@@ -180,10 +197,12 @@ LIMIT {limit}
 
 
 # The account's owner is the principal its runs without a schedule are
-# requested by (PR reviews, webhooks). Named through the account, never through
-# row-level security: a BYPASSRLS role sees every tenant's runs.
+# requested by (PR reviews, webhooks); the role sweep writes the account's slug
+# itself ('cogni_system'). Named through the account, never through row-level
+# security: a BYPASSRLS role sees every tenant's runs.
 _ACCOUNT_OWNER: LiteralString = (
-    "(SELECT a.owner_user_id FROM billing_accounts a WHERE a.slug = %(account)s)"
+    "(SELECT a.owner_user_id FROM billing_accounts a WHERE a.slug = %(account)s"
+    " UNION ALL SELECT %(account)s::text)"
 )
 
 # Walks the (requested_by, started_at) index of migration 0023 for the window.
@@ -192,7 +211,7 @@ READ_UNSCHEDULED_COUNTS: LiteralString = (
 SELECT r.run_kind, r.status, r.error_code, left(r.error_message, 200) AS error_message,
        count(*) AS runs
 FROM graph_runs r
-WHERE r.requested_by = """
+WHERE r.requested_by IN """
     + _ACCOUNT_OWNER
     + """
   AND r.schedule_id IS NULL
@@ -221,7 +240,7 @@ SELECT k.run_kind,
           AND r.started_at > %(lookback)s AND r.started_at <= %(now)s
         ORDER BY r.started_at DESC LIMIT 1) AS last_failure_at
 FROM (SELECT DISTINCT r.run_kind, r.requested_by AS owner FROM graph_runs r
-      WHERE r.requested_by = """
+      WHERE r.requested_by IN """
     + _ACCOUNT_OWNER
     + """
         AND r.schedule_id IS NULL
@@ -281,7 +300,7 @@ _FINISHED_UNSCHEDULED: LiteralString = (
 UNION ALL
 SELECT r.run_kind, r.status, r.error_code, left(r.error_message, {prefix}), count(*)
 FROM graph_runs r
-WHERE r.requested_by = """
+WHERE r.requested_by IN """
     + _ACCOUNT_OWNER
     + """
   AND r.schedule_id IS NULL
@@ -333,7 +352,7 @@ def runs_statement(template: LiteralString, schema: SchemaInfo) -> sql.Composed:
         error_code=error_code,
         run_kind=sql.SQL("r.run_kind" if schema.has_requested_by else "'system_scheduled'::text"),
         requested_by_owner=sql.SQL(
-            "r.requested_by = a.owner_user_id" if schema.has_requested_by else "false"
+            "r.requested_by IN (a.owner_user_id, a.slug)" if schema.has_requested_by else "false"
         ),
         unscheduled=unscheduled.format(prefix=sql.Literal(MESSAGE_PREFIX_CHARS)),
         recent_unscheduled=recent_unscheduled.format(
@@ -366,6 +385,12 @@ class Statements:
     unscheduled_counts: Statement | None
     unscheduled_outcomes: Statement | None
     ledger_cursors: Statement | None
+    # The attribution ledger's (exporter.ledger_queries), where its tables are readable.
+    dispatch_schedules: Statement
+    ledger_epochs: Statement | None
+    ledger_receipts: Statement | None
+    last_review: Statement | None
+    ledger_distributions: Statement | None
 
     def named(self) -> dict[str, str]:
         """Name -> text of each statement sent, in order (for docs and benchmarks)."""
@@ -393,6 +418,17 @@ def for_schema(schema: SchemaInfo) -> Statements:
         unscheduled_counts=READ_UNSCHEDULED_COUNTS if schema.has_requested_by else None,
         unscheduled_outcomes=UNSCHEDULED_OUTCOMES if schema.has_requested_by else None,
         ledger_cursors=READ_LEDGER_CURSORS if schema.ingestion_cursors_readable else None,
+        dispatch_schedules=READ_DISPATCH_SCHEDULES,
+        ledger_epochs=READ_LEDGER_EPOCHS if schema.ledger_epochs_readable else None,
+        ledger_receipts=READ_LEDGER_RECEIPTS if schema.ledger_receipts_readable else None,
+        last_review=(
+            READ_LAST_REVIEW
+            if schema.ledger_receipts_readable and schema.has_requested_by
+            else None
+        ),
+        ledger_distributions=(
+            READ_LEDGER_DISTRIBUTIONS if schema.ledger_distributions_readable else None
+        ),
     )
 
 

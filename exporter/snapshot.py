@@ -13,6 +13,10 @@ from decimal import Decimal
 SCHEMA_2026_02 = "2026-02"
 SCHEMA_2026_03 = "2026-03"
 SCHEMA_2026_10 = "2026-10"
+# The whole schema of a ledger-era node (exporter/reference/schema-2026-08-full.sql):
+# the name of that file, for fixtures; the catalog reports such a node as 2026-10
+# (graph_runs has state_key) with the ledger tables besides.
+SCHEMA_2026_08 = "2026-08-full"
 SCHEMA_UNKNOWN = "unknown"
 
 
@@ -25,6 +29,13 @@ class CatalogRow:
     graph_runs_has_state_key: bool
     ingestion_cursors_readable: bool
     unscheduled_runs_hidden: bool
+    # The attribution ledger (2026-08): does epochs exist, and what may this role read.
+    has_ledger: bool = False
+    ledger_epochs_readable: bool = False
+    ledger_receipts_readable: bool = False
+    # claimant_liabilities and epoch_distribution_manifests force row-level security
+    # with no policy: readable only with BYPASSRLS (or as their owner).
+    ledger_distributions_readable: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +52,11 @@ class SchemaInfo:
     # Row-level security applies to us and graph_runs' policy predates 0024, so
     # runs without a schedule are invisible (a node migrated to 0021-0023).
     unscheduled_runs_hidden: bool = False
+    # The attribution ledger's tables exist (epochs), and which of them we may read.
+    has_ledger: bool = False
+    ledger_epochs_readable: bool = False
+    ledger_receipts_readable: bool = False
+    ledger_distributions_readable: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +163,70 @@ class FinishedRunRow:
 
 
 @dataclass(frozen=True, slots=True)
+class EpochStreamRow:
+    """The epochs of one (node_id, scope_id): the open one, counts, the oldest in review."""
+
+    node_id: str
+    scope_id: str
+    epochs_open: int
+    epochs_review: int
+    epochs_finalized: int
+    open_epoch_id: int | None
+    open_period_start: datetime | None
+    open_period_end: datetime | None
+    latest_epoch_id: int | None
+    latest_period_start: datetime | None
+    latest_period_end: datetime | None
+    oldest_review_epoch_id: int | None
+    oldest_review_period_start: datetime | None
+    oldest_review_period_end: datetime | None
+    last_finalized_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptStreamRow:
+    """The newest ingestion_receipts of one node: their ingested_at, newest event first."""
+
+    node_id: str
+    ingested_at: list[datetime]
+
+
+@dataclass(frozen=True, slots=True)
+class LastReviewRow:
+    """The account's latest PR review (system_webhook run), if any in the lookback."""
+
+    last_review_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class DistributionStreamRow:
+    """Distributions of one (node_id, scope_id); readable only with BYPASSRLS."""
+
+    node_id: str
+    scope_id: str
+    manifests: int
+    pending_liabilities: int
+    oldest_pending_at: datetime | None
+    finalized_without_manifest: int
+    oldest_unmanifested_closed_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerFacts:
+    """What one collection read of the attribution ledger (empty before 2026-08)."""
+
+    epochs: tuple[EpochStreamRow, ...] = ()
+    epochs_truncated: bool = False
+    receipts: tuple[ReceiptStreamRow, ...] = ()
+    receipts_truncated: bool = False
+    last_review: LastReviewRow | None = None
+    distributions: tuple[DistributionStreamRow, ...] = ()
+    # The operator's per-node dispatch schedules (task:… graphs), kept out of the charters.
+    dispatch: tuple[ScheduleRow, ...] = ()
+    dispatch_truncated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     """Everything one collection read, as of ``taken_at``."""
 
@@ -166,3 +246,4 @@ class Snapshot:
     attributed_spend: tuple[AttributedSpendRow, ...] = ()
     ledger_cursors: tuple[LedgerCursorRow, ...] = ()
     finished_runs: tuple[FinishedRunRow, ...] = ()
+    ledger: LedgerFacts = LedgerFacts()

@@ -49,9 +49,14 @@ from exporter.snapshot import (
     AccountRow,
     AttributedSpendRow,
     CatalogRow,
+    DistributionStreamRow,
+    EpochStreamRow,
     FinishedRunRow,
     LastOutcomeRow,
+    LastReviewRow,
     LedgerCursorRow,
+    LedgerFacts,
+    ReceiptStreamRow,
     RecentRunRow,
     RunCountRow,
     ScheduleRow,
@@ -82,6 +87,7 @@ def schema_info(catalog: CatalogRow) -> SchemaInfo:
             has_requested_by=catalog.graph_runs_has_requested_by,
             ingestion_cursors_readable=catalog.ingestion_cursors_readable,
             unscheduled_runs_hidden=catalog.unscheduled_runs_hidden,
+            **_ledger_schema(catalog),
         )
     if catalog.has_schedule_runs:
         return SchemaInfo(
@@ -89,11 +95,23 @@ def schema_info(catalog: CatalogRow) -> SchemaInfo:
             "schedule_runs",
             False,
             ingestion_cursors_readable=catalog.ingestion_cursors_readable,
+            **_ledger_schema(catalog),
         )
     raise SchemaNotFound(
         "neither schedule_runs (schema 2026-02) nor graph_runs (schema 2026-03) "
         "is visible on the search_path"
     )
+
+
+def _ledger_schema(catalog: CatalogRow) -> dict[str, bool]:
+    epochs = catalog.has_ledger and catalog.ledger_epochs_readable
+    return {
+        "has_ledger": catalog.has_ledger,
+        "ledger_epochs_readable": epochs,
+        "ledger_receipts_readable": catalog.has_ledger and catalog.ledger_receipts_readable,
+        # Its streams are the epochs': readable only with them.
+        "ledger_distributions_readable": epochs and catalog.ledger_distributions_readable,
+    }
 
 
 class Source:
@@ -108,6 +126,7 @@ class Source:
         window_seconds: int,
         timeout_seconds: float,
         max_charters: int,
+        max_ledger_nodes: int = 50,
     ) -> None:
         self._pool = pool
         self._account = account
@@ -115,6 +134,7 @@ class Source:
         self._window = timedelta(seconds=window_seconds)
         self._timeout_seconds = timeout_seconds
         self._max_charters = max_charters
+        self._max_ledger_nodes = max_ledger_nodes
         self._schema: SchemaInfo | None = None  # as found by the last collection
         # Finished runs are counted from here on (advanced by each snapshot read):
         # the first collection counts none, so the counters start at 0.
@@ -152,6 +172,8 @@ class Source:
             "now": now,
             "since": now - self._window,
             "schedule_limit": self._max_charters + 1,
+            "dispatch_limit": self._max_ledger_nodes + 1,
+            "ledger_stream_limit": self._max_ledger_nodes + 1,
             "lookback": now - UNSCHEDULED_LOOKBACK,
             "finished_after": self._finished_after or now - FINISHED_LAG,
             "finished_until": now - FINISHED_LAG,
@@ -233,6 +255,24 @@ class Source:
             attributed_spend=_all(facts.attributed_spend),
             ledger_cursors=_all(facts.ledger_cursors),
             finished_runs=_all(facts.finished),
+            ledger=self._ledger(facts),
+        )
+
+    def _ledger(self, facts: _Facts) -> LedgerFacts:
+        cap = self._max_ledger_nodes
+        dispatch = facts.dispatch.fetchall()
+        epochs = _all(facts.ledger_epochs)
+        receipts = _all(facts.ledger_receipts)
+        reviews = _all(facts.last_review)
+        return LedgerFacts(
+            epochs=epochs[:cap],
+            epochs_truncated=len(epochs) > cap,
+            receipts=receipts[:cap],
+            receipts_truncated=len(receipts) > cap,
+            last_review=reviews[0] if reviews else None,
+            distributions=_all(facts.distributions)[:cap],
+            dispatch=tuple(dispatch[:cap]),
+            dispatch_truncated=len(dispatch) > cap,
         )
 
 
@@ -273,6 +313,15 @@ class _Facts:
             conn, UnscheduledOutcomeRow, statements.unscheduled_outcomes, params
         )
         self.ledger_cursors = _queued(conn, LedgerCursorRow, statements.ledger_cursors, params)
+        # The attribution ledger's statements (exporter.ledger_queries), where readable.
+        self.dispatch = conn.cursor(row_factory=class_row(ScheduleRow))
+        self.dispatch.execute(statements.dispatch_schedules, params)
+        self.ledger_epochs = _queued(conn, EpochStreamRow, statements.ledger_epochs, params)
+        self.ledger_receipts = _queued(conn, ReceiptStreamRow, statements.ledger_receipts, params)
+        self.last_review = _queued(conn, LastReviewRow, statements.last_review, params)
+        self.distributions = _queued(
+            conn, DistributionStreamRow, statements.ledger_distributions, params
+        )
 
 
 def _queued(

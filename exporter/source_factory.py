@@ -22,5 +22,6 @@ def build_snapshots(
         window_seconds=settings.window_seconds,
         timeout_seconds=settings.statement_timeout_seconds,
         max_charters=settings.max_charters,
+        max_ledger_nodes=settings.max_ledger_nodes,
     )
     return SnapshotCache(source, cache_seconds=settings.cache_seconds, clock=clock)

@@ -33,6 +33,7 @@ from exporter.policy import (
 )
 from exporter.server import Request, Response, Route
 from exporter.settings import Settings
+from exporter.status_ledger import ledger_section
 from exporter.verdict import Verdict, evaluate, gateway_memory
 from exporter.words import (
     burn_per_hour,
@@ -162,6 +163,7 @@ def _governance_body(view: GovernanceView, assessment: Assessment, now: datetime
             _credit_card(view.credit),
             _charters_table(view, assessment, now),
             _unscheduled(view),
+            ledger_section(view.ledger, assessment, now),
             _recent_runs(view.recent_runs),
         ]
     )
@@ -409,6 +411,8 @@ def _enabled(charter: CharterView) -> str:
 
 
 def _last_success(charter: CharterView, now: datetime) -> str:
+    if charter.epochs:
+        return "judged by the ledger's epochs"
     if not charter.observable:
         return "not observable (ingestion_cursors cannot be read)"
     if charter.last_success_at is None:

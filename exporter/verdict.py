@@ -29,7 +29,7 @@ def evaluate(
     if result.snapshot is None:
         return None
     view = declaration.view(result.snapshot)
-    return Verdict(view, assess(view, view.taken_at, memory))
+    return Verdict(view, assess(view, view.taken_at, memory, ledger=declaration.ledger))
 
 
 def gateway_memory(settings: Settings, declaration: NodeDeclaration) -> MemorySnapshot | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from datetime import datetime
 
+from exporter.ledger import Window
 from exporter.model import CREDITS_PER_USD, CharterView, CreditView
 
 
@@ -35,6 +36,11 @@ def format_duration(seconds: float) -> str:
         return f"{hours} h {minutes} min" if minutes else f"{hours} h"
     days, hours = divmod(hours, 24)
     return f"{days} d {hours} h" if hours else f"{days} d"
+
+
+def format_window(window: Window) -> str:
+    """``epoch 41 (window 2026-11-23 - 2026-11-30)``: a ledger epoch and its dates."""
+    return f"epoch {window.epoch_id} (window {window.start:%Y-%m-%d} - {window.end:%Y-%m-%d})"
 
 
 def format_credits(credits: float) -> str:

@@ -13,7 +13,7 @@
 -- It may SELECT only the columns the exporter reads (and those the tables'
 -- row-level security policies look at). It works on every schema version
 -- (schedule_runs of 2026-02, graph_runs of 2026-03 and later, ingestion_cursors
--- where it exists) and can be run again after a migration. docs/least-privilege.md explains every grant, and what the role
+-- and the attribution ledger's tables where they exist) and can be run again after a migration. docs/least-privilege.md explains every grant, and what the role
 -- can still do.
 
 DO $$
@@ -60,6 +60,27 @@ BEGIN
     -- row-level security on this table, and nothing in it is a tenant's).
     IF to_regclass('ingestion_cursors') IS NOT NULL THEN
         GRANT SELECT (scope_id, retrieved_at) ON ingestion_cursors TO governance_exporter;
+    END IF;
+    -- The attribution ledger (2026-08 on): the collect is judged by its epochs, the
+    -- webhook plane by its receipts. Neither table has row-level security, and no
+    -- tenant's data is in these columns.
+    IF to_regclass('epochs') IS NOT NULL THEN
+        GRANT SELECT (id, node_id, scope_id, status, period_start, period_end, closed_at)
+            ON epochs TO governance_exporter;
+    END IF;
+    IF to_regclass('ingestion_receipts') IS NOT NULL THEN
+        GRANT SELECT (node_id, event_time, ingested_at) ON ingestion_receipts TO governance_exporter;
+    END IF;
+    -- Distributions force row-level security with no policy: these grants let a role
+    -- with BYPASSRLS read them; this role (NOBYPASSRLS) still sees no row, and the
+    -- exporter reports them as not observable, never as a problem.
+    IF to_regclass('claimant_liabilities') IS NOT NULL THEN
+        GRANT SELECT (node_id, scope_id, settled_revision_id, created_at)
+            ON claimant_liabilities TO governance_exporter;
+    END IF;
+    IF to_regclass('epoch_distribution_manifests') IS NOT NULL THEN
+        GRANT SELECT (node_id, scope_id, epoch_id)
+            ON epoch_distribution_manifests TO governance_exporter;
     END IF;
 END
 $$;

@@ -15,8 +15,16 @@ import pytest
 
 import exporter
 from exporter import __version__
-from exporter.cli import COMMANDS, EXIT_INTERRUPTED, configuration_error, main
-from exporter.settings import Settings
+from exporter.cli import (
+    COMMANDS,
+    DEFAULT_COMMAND,
+    EXIT_INTERRUPTED,
+    build_parser,
+    configuration_error,
+    main,
+    overrides_from,
+)
+from exporter.settings import Settings, commands_of, option_flag, options_of
 from exporter.startup import UsageError, limit_malloc_arenas
 from exporter.webconfig import WebConfigError, load_web_config
 
@@ -120,6 +128,87 @@ def test_help_explains_every_option_and_its_variable() -> None:
     assert "10215" in result.stdout
 
 
+def test_every_option_names_the_commands_that_take_it() -> None:
+    for name in Settings.model_fields:
+        assert set(commands_of(name)) <= set(COMMANDS), name
+        assert commands_of(name), name
+    # serve, the default command, takes them all; check none of the server's.
+    assert options_of(DEFAULT_COMMAND) == tuple(Settings.model_fields)
+    server_only = {
+        "listen_address",
+        "cache_seconds",
+        "pool_max_size",
+        "web_config_file",
+        "web_max_requests",
+        "web_request_timeout_seconds",
+        "grafana_url",
+    }
+    assert set(options_of("check")) == set(Settings.model_fields) - server_only
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_each_commands_help_lists_only_its_own_options(command: str) -> None:
+    result = run_cli(command, "--help")
+    assert result.returncode == 0, result.stderr
+    for name in Settings.model_fields:
+        takes = name in options_of(command)
+        assert (option_flag(name) in result.stdout) == takes, (command, name)
+        assert ("GOVERNANCE_EXPORTER_" + name.upper() in result.stdout) == takes, (command, name)
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_each_option_reaches_the_commands_that_take_it(command: str) -> None:
+    """Given after the command's name, or (serve's, the default) with no name at all."""
+    forms = [[command], []] if command == DEFAULT_COMMAND else [[command]]
+    for name in options_of(command):
+        for form in forms:
+            for given in ([option_flag(name), "v"], [f"{option_flag(name)}=v"]):
+                args, extra = build_parser(command).parse_known_args([*form, *given])
+                assert extra == []
+                assert overrides_from(args) == {name: "v"}, (form, given)
+
+
+@pytest.mark.parametrize(
+    ("args", "flag", "command", "owners"),
+    [
+        (("check", "--listen-address", ":1"), "--listen-address", "check", "serve and demo"),
+        (("check", "--web-config-file=/w.yml"), "--web-config-file", "check", "serve"),
+        (("check", "--pool-max-size", "3"), "--pool-max-size", "check", "serve"),
+        (("check", "--cache-seconds", "0"), "--cache-seconds", "check", "serve and demo"),
+        (("--web-max-requests", "9", "check"), "--web-max-requests", "check", "serve"),
+        (("--grafana-url", "http://g", "check"), "--grafana-url", "check", "serve and demo"),
+        (("demo", "--database-url", "x"), "--database-url", "demo", "serve and check"),
+        (("--window-seconds", "60", "demo"), "--window-seconds", "demo", "serve and check"),
+        (("rules", "--database-url", "x"), "--database-url", "rules", "serve and check"),
+    ],
+)
+def test_another_commands_option_is_one_line_and_status_2(
+    args: tuple[str, ...], flag: str, command: str, owners: str
+) -> None:
+    """After the command's name or before it: never ignored, never a traceback."""
+    result = run_cli(*args, env={"GOVERNANCE_EXPORTER_DATABASE_URL": "host=nowhere"})
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr == (
+        f"governance-exporter: error: {flag} is not an option of {command}, only of "
+        f"{owners} (see {command} --help)\n"
+    )
+
+
+def test_server_options_in_the_environment_do_not_stop_check() -> None:
+    """One environment serves every command: check ignores the server's variables."""
+    result = run_cli(
+        "check",
+        env={
+            "GOVERNANCE_EXPORTER_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none",
+            "GOVERNANCE_EXPORTER_LISTEN_ADDRESS": "127.0.0.1:1",
+            "GOVERNANCE_EXPORTER_WEB_MAX_REQUESTS": "9",
+        },
+    )
+    assert result.returncode == 3, result.stderr  # the database cannot be read
+    assert result.stdout.startswith("GOVERNANCE UNKNOWN")
+
+
 def test_version() -> None:
     result = run_cli("--version")
     assert result.returncode == 0
@@ -138,7 +227,9 @@ def test_ctrl_c_in_any_command_exits_130_quietly(
     for command in COMMANDS:
         module = importlib.import_module(COMMANDS[command].module)
         monkeypatch.setattr(module, "run", interrupted)
-        assert main(["--database-url", "x", command]) == EXIT_INTERRUPTED == 130
+        # The demo makes its own database: it takes no --database-url.
+        url = ["--database-url", "x"] if "database_url" in options_of(command) else []
+        assert main([*url, command]) == EXIT_INTERRUPTED == 130
         assert capsys.readouterr().err == "governance-exporter: interrupted\n"
 
 

@@ -465,9 +465,13 @@ VALUES = {
     "__rate_interval": "5s",
     "__interval": "1s",
 }
+# The Attribution ledger row reads series a 2026-03 node has none of: its queries are
+# proven on ledger-era nodes in tests/test_dashboard_ledger_live.py.
+LEDGER_PANELS = "Ledger "
 TARGETS = [
     (f"{panel['title']}/{target['refId']}", panel, target)
     for panel, target in GENERATOR.targets(DASHBOARD)
+    if not panel["title"].startswith(LEDGER_PANELS)
 ]
 
 

@@ -15,11 +15,13 @@ must be the story's and no false ones, and Ctrl-C at any moment (or even
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import json
 import logging
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -39,19 +41,21 @@ from psycopg import sql
 from stack import wait_for
 
 from exporter.demo import node
+from exporter.demo.command import check_command
 from exporter.demo.driver import (
     DemoDriver,
     DriverOptions,
     Phase,
     RunEvent,
-    describe_notification,
+    WebhookReceiver,
 )
 from exporter.demo.localpg import throwaway_postgres
+from exporter.demo.pager import NotificationLog, describe_notification
 from exporter.demo.scenario import CHARTER_CRONS, SYSTEM_SLUG, runs_table
 from exporter.demo.stack import RepoFiles, find_alertmanager, find_prometheus
 from exporter.policy import Health, credit_health
 from exporter.repospec import parse_repo_spec
-from exporter.settings import DEFAULT_MIN_RUN_COST_CREDITS
+from exporter.settings import DEFAULT_MIN_RUN_COST_CREDITS, Settings
 from exporter.snapshot import SCHEMA_2026_02, SCHEMA_2026_03, SCHEMA_2026_10
 from exporter.startup import UsageError
 
@@ -309,6 +313,128 @@ def test_notifications_are_described_one_line_per_alert() -> None:
     ]
 
 
+def _alert(name: str, status: str, *, fingerprint: str | None = None, **labels: str) -> dict:
+    """One alert as Alertmanager's webhook (payload version 4) carries it."""
+    alert = {
+        "status": status,
+        "labels": {"alertname": name, "severity": "critical", **labels},
+        "annotations": {"summary": f"{name} summary", "description": "…"},
+        "startsAt": "2026-12-07T10:00:00Z",
+        "endsAt": "2026-12-07T10:30:00Z" if status == "resolved" else "0001-01-01T00:00:00Z",
+        "generatorURL": "http://prometheus:9090/graph?g0.expr=x",
+    }
+    if fingerprint is not None:
+        alert["fingerprint"] = fingerprint
+    return alert
+
+
+def _notification(receiver: str, *alerts: dict) -> dict:
+    """A group's notification as Alertmanager posts it: every alert of the group."""
+    firing = any(a["status"] == "firing" for a in alerts)
+    return {
+        "version": "4",
+        "groupKey": '{}:{alertname="x"}',
+        "truncatedAlerts": 0,
+        "status": "firing" if firing else "resolved",
+        "receiver": receiver,
+        "groupLabels": {"account": "cogni_system"},
+        "commonLabels": {"account": "cogni_system"},
+        "commonAnnotations": {},
+        "externalURL": "http://alertmanager:9093",
+        "alerts": list(alerts),
+    }
+
+
+def _post(url: str, payload: dict) -> None:
+    request = urllib.request.Request(
+        url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+
+
+def test_each_alert_is_logged_once_as_it_fires_and_once_as_it_resolves(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Alertmanager re-sends a group's firing alerts with each notification of the group
+    (a new alert joining it, repeat_interval): a re-send says so, and is no new page."""
+    down = {"account": "cogni_system", "fingerprint": "a1"}
+    runway = {"account": "cogni_system", "fingerprint": "b2"}
+    by_labels = {"account": "cogni_system", "charter": "heartbeat"}  # no fingerprint
+    sent = [
+        ("pager", [_alert("ProviderDown", "firing", **down)]),
+        # A new alert joins the group: Alertmanager sends both.
+        (
+            "pager",
+            [_alert("ProviderDown", "firing", **down), _alert("RunwayLow", "firing", **runway)],
+        ),
+        ("ticket", [_alert("RunsFailing", "firing", **by_labels)]),
+        # repeat_interval: the same group again, unchanged.
+        (
+            "pager",
+            [_alert("ProviderDown", "firing", **down), _alert("RunwayLow", "firing", **runway)],
+        ),
+        ("ticket", [_alert("RunsFailing", "firing", **by_labels)]),
+        (
+            "pager",
+            [_alert("ProviderDown", "resolved", **down), _alert("RunwayLow", "firing", **runway)],
+        ),
+        (
+            "pager",
+            [_alert("ProviderDown", "resolved", **down), _alert("RunwayLow", "resolved", **runway)],
+        ),
+        ("ticket", [_alert("RunsFailing", "resolved", **by_labels)]),
+        # The same alert again, later: a new firing.
+        ("pager", [_alert("ProviderDown", "firing", **down)]),
+    ]
+    with (
+        caplog.at_level(logging.DEBUG, logger="exporter.demo.pager"),
+        WebhookReceiver("127.0.0.1", 0, NotificationLog()) as receiver,
+    ):
+        for name, alerts in sent:
+            _post(receiver.url_for(name), _notification(name, *alerts))
+    logged = [(r.levelname, r.getMessage().split(" - ")[0]) for r in caplog.records]
+    assert logged == [
+        ("WARNING", "PAGE firing ProviderDown [critical] account=cogni_system"),
+        ("INFO", "PAGE still firing (re-sent) ProviderDown [critical] account=cogni_system"),
+        ("WARNING", "PAGE firing RunwayLow [critical] account=cogni_system"),
+        ("WARNING", "TICKET firing RunsFailing [critical] account=cogni_system charter=heartbeat"),
+        ("INFO", "PAGE still firing (re-sent) ProviderDown [critical] account=cogni_system"),
+        ("INFO", "PAGE still firing (re-sent) RunwayLow [critical] account=cogni_system"),
+        (
+            "INFO",
+            "TICKET still firing (re-sent) RunsFailing [critical] account=cogni_system "
+            "charter=heartbeat",
+        ),
+        ("WARNING", "PAGE resolved ProviderDown [critical] account=cogni_system"),
+        ("INFO", "PAGE still firing (re-sent) RunwayLow [critical] account=cogni_system"),
+        ("DEBUG", "PAGE still resolved (re-sent) ProviderDown [critical] account=cogni_system"),
+        ("WARNING", "PAGE resolved RunwayLow [critical] account=cogni_system"),
+        (
+            "WARNING",
+            "TICKET resolved RunsFailing [critical] account=cogni_system charter=heartbeat",
+        ),
+        ("WARNING", "PAGE firing ProviderDown [critical] account=cogni_system"),
+    ]
+    # Each alert: one page (or ticket) per firing, one line per resolution.
+    new = [m for level, m in logged if level == "WARNING"]
+    assert len([m for m in new if m.startswith(("PAGE firing", "TICKET firing"))]) == 4
+
+
+def test_a_page_and_a_ticket_for_the_same_alert_are_two_notifications(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    alert = _alert("RunsFailing", "firing", fingerprint="c3", charter="heartbeat")
+    pager = NotificationLog()
+    with caplog.at_level(logging.INFO, logger="exporter.demo.pager"):
+        pager("pager", _notification("pager", alert))
+        pager("ticket", _notification("ticket", alert))
+    assert [r.getMessage().split(" [")[0] for r in caplog.records] == [
+        "PAGE firing RunsFailing",
+        "TICKET firing RunsFailing",
+    ]
+
+
 def test_a_driver_error_is_logged_and_stops_the_demo(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -349,6 +475,41 @@ def test_demo_help_shows_only_what_the_demo_takes() -> None:
     # It makes its own database, repo-spec and window (one demo day).
     for other in ("--database-url", "--repo-spec", "--window-seconds", "--expected-charters"):
         assert other not in result.stdout
+    # Its defaults are its own: the exporter listens on a free loopback port.
+    listen = re.search(r"--listen-address ADDRESS\s+(.*?)\[env", result.stdout, re.S)
+    assert listen is not None, result.stdout
+    assert "(default: a free port on 127.0.0.1)" in " ".join(listen.group(1).split())
+    assert "10215" not in result.stdout
+
+
+def test_the_check_command_reads_what_the_exporter_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every check option the exporter's settings set, from a flag or the environment,
+    is on the command line, and the command line gives check those settings back."""
+    from exporter.cli import build_parser, overrides_from  # noqa: PLC0415
+
+    monkeypatch.setenv("GOVERNANCE_EXPORTER_MIN_RUN_COST_CREDITS", "2500000")
+    spec = tmp_path / "a dir" / "repo-spec.yaml"
+    settings = Settings(
+        database_url="host=127.0.0.1 port=5 dbname=cogni user=m password=p w",
+        window_seconds=144,
+        repo_spec=spec,
+        listen_address="127.0.0.1:1",  # serve's, not check's
+        expected_charters=("govern", "community"),
+    )
+    command = check_command(settings, ["governance-exporter"])
+    words = shlex.split(command)
+    assert words[:2] == ["governance-exporter", "check"]
+    assert "--listen-address" not in words
+    monkeypatch.delenv("GOVERNANCE_EXPORTER_MIN_RUN_COST_CREDITS")
+    args, extra = build_parser("check").parse_known_args(words[1:])
+    assert extra == []
+    again = Settings(**overrides_from(args))
+    for name in ("database_url", "window_seconds", "repo_spec", "min_run_cost_credits"):
+        assert getattr(again, name) == getattr(settings, name), name
+    assert again.expected_charters == ("govern", "community")
+    assert again.min_run_cost_credits == 2_500_000
 
 
 def test_a_schema_that_cannot_hold_the_node_is_one_line_and_exit_2() -> None:
@@ -621,11 +782,130 @@ def test_the_demo_shows_todays_node_its_outage_and_its_recovery(demo_args: list[
         assert "GovernanceRunsFailing" in _alert_names(prometheus_url)
     finally:
         returncode = demo.stop()
+    # Alertmanager re-sent the firing alerts of each group as others joined it: each
+    # alert was paged once as it fired (and once as it resolved), the re-sends said so.
+    episodes = _notification_episodes(demo.lines)
+    assert episodes, demo.output()[-3000:]
+    for alert, statuses in episodes.items():
+        assert all(a != b for a, b in itertools.pairwise(statuses)), (alert, statuses)
     assert returncode == 130, demo.output()[-3000:]  # Ctrl-C
     assert "Traceback" not in demo.output()
     assert "stopped; removed" in demo.output()
     assert not state.exists()
     assert _alive(servers) == set()
+
+
+@dataclass(frozen=True)
+class Shown:
+    """What the demo's exporter shows, from one scrape and one page."""
+
+    verdict: str  # the page's overall health
+    runway_seconds: float
+    balance_credits: float
+    window_seconds: float
+    read_at: float  # when the scrape's collection read the database, Unix time
+
+
+def _shown(urls: dict[str, str]) -> Shown | None:
+    parsed = _metrics(urls["metrics"])
+    _, page = _get(urls["status page"])
+    overall = re.search(r'<[^>]*\bid="overall"[^>]*>', page.decode())
+    verdict = re.search(r'data-health="(\w+)"', overall.group(0)) if overall else None
+    if (
+        parsed is None
+        or verdict is None
+        or ACCOUNT not in parsed.get("governance_credit_runway_seconds", {})
+    ):
+        return None
+    return Shown(
+        verdict.group(1),
+        parsed["governance_credit_runway_seconds"][ACCOUNT],
+        parsed["governance_credit_balance_credits"][ACCOUNT],
+        min(parsed["governance_credit_window_seconds"].values()),
+        parsed["governance_exporter_last_success_timestamp_seconds"][frozenset()],
+    )
+
+
+def _shown_after(urls: dict[str, str], read_at: float) -> Shown | None:
+    shown = _shown(urls)
+    return shown if shown is not None and shown.read_at > read_at else None
+
+
+def _same(a: Shown, b: Shown) -> bool:
+    return (a.verdict, a.runway_seconds, a.balance_credits) == (
+        b.verdict,
+        b.runway_seconds,
+        b.balance_credits,
+    )
+
+
+def _check_agrees(command: list[str], urls: dict[str, str]) -> dict[str, object]:
+    """Runs ``command --output json`` between two readings of the exporter that agree
+    (nothing changed meanwhile, the later read after check's), and compares; returns
+    check's report. The node keeps running, so a reading that changed is tried again."""
+    for _ in range(8):
+        before = wait_for(lambda: _shown(urls), timeout=30, what="the exporter's page")
+        result = subprocess.run(
+            [*command, "--output", "json"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        report = json.loads(result.stdout)
+        read_at = datetime.fromisoformat(report["collected_at"]).timestamp()
+        after = wait_for(
+            functools.partial(_shown_after, urls, read_at),
+            timeout=30,
+            what="a collection after check's",
+        )
+        if not _same(before, after):
+            continue
+        assert result.returncode == report["exit_code"], result.stderr
+        assert report["status"] == before.verdict
+        credit = report["credit"]
+        assert credit["window_seconds"] == before.window_seconds
+        assert credit["balance_credits"] == before.balance_credits
+        assert credit["runway_seconds"] == pytest.approx(before.runway_seconds, rel=1e-9)
+        assert credit["min_run_cost_credits"] == DEFAULT_MIN_RUN_COST_CREDITS
+        return dict(report)
+    raise AssertionError("the exporter's readings never held still around a check")
+
+
+def test_the_banners_check_command_gives_the_pages_verdict_and_runway() -> None:
+    """The demo runs its exporter with a window of one demo day and its repo-spec; the
+    banner's `check` command reads the node the same way, healthy and in the outage."""
+    demo = Demo("--no-prometheus", "--speed", "60", "--healthy-minutes", "0.2", "--seed", "3")
+    try:
+        urls = dict(_banner_urls(demo))
+        command = shlex.split(demo.wait_for(r"^\s+check\s{2,}(\S.*)$").group(1))
+        assert command[command.index("--window-seconds") + 1] == "1440"  # one demo day
+        repo_spec = Path(demo.wait_for(r"repo-spec\s+(\S+)").group(1))
+        assert command[command.index("--repo-spec") + 1] == str(repo_spec)
+        assert "--listen-address" not in command
+
+        healthy = _check_agrees(command, urls)
+        assert healthy["status"] == "green"
+        demo.wait_for(r"run of \w+: error \(provider_unavailable\)")
+        failing = _check_agrees(command, urls)
+        assert failing["status"] != "green"
+        assert failing["credit"]["provider_unavailable_runs"] > 0
+    finally:
+        returncode = demo.stop()
+    assert returncode == 130, demo.output()[-3000:]
+
+
+NOTIFIED = re.compile(r"\b(PAGE|TICKET) (firing|resolved) (\S+ \[\w+\] .*?) - ")
+
+
+def _notification_episodes(lines: list[str]) -> dict[str, list[str]]:
+    """Each alert's logged firings and resolutions, in order (re-sends are not)."""
+    found: dict[str, list[str]] = {}
+    for line in lines:
+        if match := NOTIFIED.search(line):
+            kind, status, alert = match.groups()
+            found.setdefault(f"{kind} {alert}", []).append(status)
+    return found
 
 
 def test_the_drain_order_check_allows_a_wobble_at_24_hours_and_nothing_else() -> None:

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import yaml
 
-from exporter import collector, memory_collector
+from exporter import collector, ledger, ledger_collector, memory_collector
 from exporter.model import FAILURE_REASONS, RUN_STATUSES
+from exporter.policy import LedgerThresholds
 from exporter.settings import Settings, option_env, option_flag
+from exporter.snapshot import (
+    DistributionStreamRow,
+    EpochStreamRow,
+    ReceiptStreamRow,
+    ScheduleRow,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -43,8 +51,9 @@ def documented_metrics() -> dict[str, tuple[str, ...]]:
 
 def test_every_metric_is_in_the_metric_tables() -> None:
     documented = documented_metrics()
-    declared = {spec.name: spec for spec in (*collector.METRICS, *memory_collector.METRICS)}
-    assert len(declared) == len(collector.METRICS) + len(memory_collector.METRICS)
+    tables = (*collector.METRICS, *memory_collector.METRICS, *ledger_collector.METRICS.values())
+    declared = {spec.name: spec for spec in tables}
+    assert len(declared) == len(tables)
     assert set(declared) <= set(documented), "docs/metrics.md lacks these metrics"
     assert set(documented) - set(declared) == set(), (
         "docs/metrics.md lists metrics that do not exist"
@@ -54,6 +63,34 @@ def test_every_metric_is_in_the_metric_tables() -> None:
     # The reference does not quote HELP texts; every declared one must say something.
     for spec in declared.values():
         assert spec.help.strip(), f"{spec.name} has no HELP"
+
+
+def test_a_full_ledger_view_exports_every_ledger_metric() -> None:
+    """A view with a stream, receipts, distributions and a dispatch schedule yields a
+    family for every row of the ledger's table: none is declared but never built."""
+    now = datetime(2026, 12, 7, tzinfo=UTC)
+    stream = EpochStreamRow("n", "s", 1, 1, 1, 3, now, now, 3, now, now, 2, now, now, now)
+    dispatch = ScheduleRow("id", "governance:n:ledger_ingest", None, "0 6 * * *", "UTC", True, None)
+    view = ledger.LedgerView(
+        has_ledger=True,
+        epochs_observable=True,
+        receipts_observable=True,
+        distributions_observable=True,
+        streams=(ledger.epoch_stream(stream, (), now),),
+        streams_truncated=False,
+        receipts=(ledger.receipt_view(ReceiptStreamRow("n", [now] * 6), now),),
+        receipts_truncated=False,
+        last_review_at=None,
+        reviews_observable=True,
+        distributions=(
+            ledger.distribution_view(DistributionStreamRow("n", "s", 1, 1, now, 1, now), now),
+        ),
+        dispatch=tuple(ledger.dispatch_views([dispatch], now)),
+        dispatch_truncated=False,
+        cursors={"s": now},
+    )
+    families = ledger_collector.ledger_families(view, LedgerThresholds(), "cogni_system")
+    assert {family.name for family in families} == set(ledger_collector.METRICS)
 
 
 def test_statuses_and_reasons_are_documented() -> None:
@@ -68,7 +105,7 @@ def test_bundled_schemas_equal_the_shared_reference() -> None:
     if not shared.is_dir():
         pytest.skip(f"{shared} is not beside this checkout (CI has it)")
     bundled = Path(__file__).resolve().parent.parent / "exporter" / "reference"
-    for version in ("2026-02", "2026-03"):
+    for version in ("2026-02", "2026-03", "2026-10", "2026-08-full"):
         name = f"schema-{version}.sql"
         assert (bundled / name).read_text() == (shared / name).read_text(), name
 

@@ -56,6 +56,7 @@ from exporter.model import charter_name
 from exporter.snapshot import (
     SCHEMA_2026_02,
     SCHEMA_2026_03,
+    SCHEMA_2026_08,
     AccountRow,
     ScheduleRow,
     SchemaInfo,
@@ -72,13 +73,21 @@ from exporter.webconfig import (
 )
 
 DOC = REPO / "docs" / "least-privilege.md"
+# ingestion_cursors (2026-10) and the attribution ledger's tables (2026-08).
+LEDGER_TABLES = (
+    "ingestion_cursors",
+    "epochs",
+    "ingestion_receipts",
+    "claimant_liabilities",
+    "epoch_distribution_manifests",
+)
 UNREACHABLE = "postgresql://nobody@127.0.0.1:1/none?connect_timeout=1"
 
 
 # --- least privilege -----------------------------------------------------------------
 
 
-@pytest.fixture(scope="module", params=[SCHEMA_2026_02, SCHEMA_2026_03])
+@pytest.fixture(scope="module", params=[SCHEMA_2026_02, SCHEMA_2026_03, SCHEMA_2026_08])
 def role_db(request: pytest.FixtureRequest, pg_admin_url: str) -> Iterator[Database]:
     """One database per schema for the read-only privilege checks (they change nothing)."""
     database = create_database(pg_admin_url, request.param)
@@ -124,10 +133,12 @@ def test_role_can_select_exactly_the_documented_columns(role_db: Database) -> No
     for table, column in rows:
         granted.setdefault(table, set()).add(column)
     documented = documented_grants()
-    runs = "graph_runs" if role_db.schema == SCHEMA_2026_03 else "schedule_runs"
+    runs = "schedule_runs" if role_db.schema == SCHEMA_2026_02 else "graph_runs"
     other_runs = "schedule_runs" if runs == "graph_runs" else "graph_runs"
     documented.pop(other_runs)
-    documented.pop("ingestion_cursors")  # not in these two schemas (2026-10 has it)
+    if role_db.schema != SCHEMA_2026_08:  # the ledger's tables came in 2026-08
+        for table in LEDGER_TABLES:
+            documented.pop(table)
     if runs == "schedule_runs":  # no such columns before 2026-03
         documented[runs] -= {"error_code", "requested_by", "run_kind", "started_at"}
     assert granted == documented

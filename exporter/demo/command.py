@@ -11,7 +11,8 @@ through that role (with ``--repo-spec`` and a window of one demo day), and, when
 ``prometheus`` and ``alertmanager`` (Debian: ``prometheus-alertmanager``) binaries
 are found, runs them with the repository's own configuration, rules and routing
 on free loopback ports, with Alertmanager's pages and tickets logged here. It
-prints the URLs it has checked answer, the status page first; Ctrl-C (exit 130)
+prints the URLs it has checked answer, the status page first, and the ``check``
+command that reads the node with the exporter's own settings; Ctrl-C (exit 130)
 or SIGTERM (exit 0) stops everything, at any moment, and removes its temporary
 directory.
 
@@ -26,8 +27,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import shlex
 import shutil
 import signal
+import sys
 import tempfile
 import threading
 from collections.abc import Callable
@@ -38,6 +41,7 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+from pydantic import SecretStr
 
 from exporter.app import App, build_app
 from exporter.demo import node, scenario
@@ -46,7 +50,6 @@ from exporter.demo.driver import (
     DriverOptions,
     WebhookReceiver,
     add_driver_arguments,
-    log_notification,
     options_from,
 )
 from exporter.demo.localpg import (
@@ -56,6 +59,7 @@ from exporter.demo.localpg import (
     http_ok,
     throwaway_postgres,
 )
+from exporter.demo.pager import NotificationLog
 from exporter.demo.stack import (
     FASTEST_FACTOR,
     Monitoring,
@@ -65,7 +69,7 @@ from exporter.demo.stack import (
     find_prometheus,
     run_monitoring,
 )
-from exporter.settings import split_host_port
+from exporter.settings import CHECK, Settings, option_flag, options_of, split_host_port
 from exporter.snapshot import SCHEMA_2026_02, SCHEMA_2026_03, SCHEMA_2026_10
 from exporter.startup import UsageError, configure_logging, load_settings
 
@@ -85,6 +89,10 @@ SCHEMAS_FOR = {
 # Prometheus' alerts page: upstream's UI, or the classic one (Debian's package
 # has no assets for the new UI, whose /alerts answers 404 there).
 PROMETHEUS_ALERT_PAGES = ("/alerts", "/classic/alerts")
+PROG = "governance-exporter"
+# What `demo --help` shows as the default of an exporter option, where the demo's is
+# not the settings' own (exporter.cli reads it).
+SHOWN_DEFAULTS = {"listen_address": "a free port on 127.0.0.1"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -191,10 +199,20 @@ def _start_thread(stack: contextlib.ExitStack, name: str, target: Callable[[], N
     stack.callback(thread.join, 15)
 
 
-def _exporter_address(overrides: dict[str, Any]) -> tuple[str, str]:
-    """(listen address, the address Prometheus scrapes): --listen-address, else a free
-    loopback port."""
-    listen = str(overrides.get("listen_address") or f"127.0.0.1:{free_port()}")
+def given_settings(overrides: dict[str, Any]) -> Settings:
+    """The exporter options given to the demo (flags, then the environment), checked
+    before anything starts: a bad one is a ``UsageError``. The database is the demo's
+    own, made later; this placeholder is never connected to."""
+    return load_settings(
+        {**overrides, "database_url": f"dbname={DEMO_DATABASE}", "database_url_file": None}
+    )
+
+
+def _exporter_address(given: Settings) -> tuple[str, str]:
+    """(listen address, the address Prometheus scrapes): --listen-address (or its
+    environment variable), else a free loopback port."""
+    chosen = "listen_address" in given.model_fields_set
+    listen = given.listen_address if chosen else f"127.0.0.1:{free_port()}"
     host, port = split_host_port(listen)
     if host in ("", "0.0.0.0", "::"):  # noqa: S104 - recognising, not binding
         host = "127.0.0.1"
@@ -274,6 +292,38 @@ def _story(options: DriverOptions, schema: str) -> list[str]:
     ]
 
 
+def _program() -> list[str]:
+    """How this command was started, to start ``check`` the same way: the console
+    script (by its bare name when that is the one on PATH), else ``python -m exporter``."""
+    script = sys.argv[0]
+    if Path(script).name != PROG:
+        return [sys.executable, "-m", "exporter"]
+    on_path = shutil.which(PROG)
+    if on_path is not None and Path(on_path).resolve() == Path(script).resolve():
+        return [PROG]
+    return [script]
+
+
+def _flag_value(value: object) -> str:
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, tuple):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def check_command(settings: Settings, program: list[str] | None = None) -> str:
+    """The ``check`` command line that reads what the exporter of ``settings`` reads, as
+    it does: its database URL and every option of check's that is not the default
+    (the demo's window and repo-spec; any set in the environment)."""
+    words = [*(program or _program()), "check"]
+    for name in options_of(CHECK):
+        value = getattr(settings, name)
+        if value is not None and value != Settings.model_fields[name].default:
+            words += [option_flag(name), _flag_value(value)]
+    return shlex.join(words)
+
+
 def _print_banner(
     options: DriverOptions,
     schema: str,
@@ -312,7 +362,14 @@ def _print_banner(
     )
     if repo_spec is not None:
         lines.append(f"  repo-spec     {repo_spec}")
-    lines += ["", "Ctrl-C stops everything.", ""]
+    lines += [
+        f"  check         {check_command(app.settings)}",
+        "                (the status page's verdict and runway in a terminal; add "
+        "--output json for JSON)",
+        "",
+        "Ctrl-C stops everything.",
+        "",
+    ]
     print("\n".join(lines), flush=True)
 
 
@@ -363,7 +420,7 @@ def _start(
     driver.seed()
     _checkpoint(stop)
     repo_spec = _write_repo_spec(options, root)
-    listen, target = _exporter_address(overrides)
+    listen, target = _exporter_address(given_settings(overrides))
     app = _start_exporter(
         stack,
         overrides,
@@ -374,7 +431,7 @@ def _start(
     )
     _start_thread(stack, "http", app.serve_forever)
     stack.callback(app.server.shutdown)
-    receiver = WebhookReceiver("127.0.0.1", 0, log_notification).start()
+    receiver = WebhookReceiver("127.0.0.1", 0, NotificationLog()).start()
     stack.callback(receiver.close)
     monitoring, why_not = _monitoring(
         stack, args, repo=repo, root=root, exporter_target=target, receiver=receiver
@@ -419,7 +476,7 @@ def run(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
     # Signals first: from here on a Ctrl-C stops the demo quietly, with exit 130.
     signals = Signals.install()
     try:
-        configure_logging(overrides.get("log_level", "INFO").upper())
+        configure_logging(given_settings(overrides).log_level)
         schema_for(args)  # a bad --schema is a usage error before anything starts
         repo = RepoFiles.find()
         _checkpoint(signals.stop)

@@ -30,7 +30,8 @@ After the top-up the failures leave the exporter's window one demo day later, an
 every alert resolves.
 
 ``WebhookReceiver`` is an Alertmanager webhook target (``POST /pager``,
-``POST /ticket``) that hands each notification to a callback; the demo logs them.
+``POST /ticket``) that hands each notification to a callback; the demo logs each
+alert once as it fires and once as it resolves (``exporter.demo.pager``).
 
 Run alone (the compose file's ``demo-driver`` service)::
 
@@ -62,6 +63,7 @@ from psycopg import sql
 from exporter.collection import Clock, utc_now
 from exporter.demo import node, scenario
 from exporter.demo.node import CHARTER, LEDGER, NODE_CURRENT, NODE_FEBRUARY, NODES, REVIEW, Work
+from exporter.demo.pager import Notification, NotificationLog
 from exporter.model import burn_rate, runway_seconds
 from exporter.policy import Health, credit_health
 from exporter.settings import DEFAULT_MIN_RUN_COST_CREDITS, split_host_port
@@ -535,7 +537,6 @@ class DemoDriver:
 
 # --- Alertmanager's webhook -----------------------------------------------------------
 
-Notification = dict[str, Any]
 NotificationHandler = Callable[[str, Notification], None]
 
 
@@ -600,25 +601,6 @@ class WebhookReceiver:
 
     def __exit__(self, *_exc: object) -> None:
         self.close()
-
-
-def describe_notification(receiver: str, payload: Notification) -> list[str]:
-    """One line per alert: ``PAGE firing GovernanceCreditRunwayLow [critical] account=…``."""
-    kind = {"pager": "PAGE", "ticket": "TICKET"}.get(receiver, receiver.upper() or "WEBHOOK")
-    lines = []
-    for alert in payload.get("alerts", []):
-        labels = dict(alert.get("labels", {}))
-        name = labels.pop("alertname", "?")
-        severity = labels.pop("severity", "?")
-        where = " ".join(f"{k}={v}" for k, v in sorted(labels.items()))
-        summary = alert.get("annotations", {}).get("summary", "")
-        lines.append(f"{kind} {alert.get('status', '?')} {name} [{severity}] {where} - {summary}")
-    return lines
-
-
-def log_notification(receiver: str, payload: Notification) -> None:
-    for line in describe_notification(receiver, payload):
-        logger.warning("%s", line)
 
 
 # --- command line (the compose file's demo-driver service) -----------------------------
@@ -710,7 +692,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--webhook-listen",
         metavar="HOST:PORT",
         help="also serve an Alertmanager webhook here (POST /pager, /ticket) and log "
-        "every notification",
+        "each alert's firing and resolution once",
     )
     parser.add_argument(
         "--print-repo-spec",
@@ -761,7 +743,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     receiver = None
     if args.webhook_listen:
         host, port = split_host_port(args.webhook_listen)
-        receiver = WebhookReceiver(host, port, log_notification).start()
+        receiver = WebhookReceiver(host, port, NotificationLog()).start()
         logger.info("Alertmanager webhook: %s/pager and /ticket", receiver.url)
     driver = DemoDriver(conninfo, options_from(args))
     try:

@@ -17,7 +17,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from exporter.snapshot import SCHEMA_2026_02, SCHEMA_2026_03, SCHEMA_2026_10
+from exporter.snapshot import SCHEMA_2026_02, SCHEMA_2026_03, SCHEMA_2026_08, SCHEMA_2026_10
 
 SYSTEM_ACCOUNT_ID = "00000000-0000-4000-b000-000000000000"
 SYSTEM_USER_ID = "00000000-0000-4000-a000-000000000001"
@@ -29,7 +29,7 @@ CHARTER_CRONS = {
     "engineering": "30 * * * *",
     "sustainability": "45 * * * *",
 }
-SCHEMAS = (SCHEMA_2026_02, SCHEMA_2026_03, SCHEMA_2026_10)
+SCHEMAS = (SCHEMA_2026_02, SCHEMA_2026_03, SCHEMA_2026_10, SCHEMA_2026_08)
 LEDGER_GRAPH_ID = "ledger:ingest"
 DEFAULT_SCOPE_ID = "cdea48f9-d223-5b5c-a1a3-9ffdd42c3f83"
 
@@ -48,6 +48,9 @@ def runs_table(version: str) -> str:
 
 def load_schema(conn: Conn, version: str) -> None:
     conn.execute(schema_sql(version).encode())  # bytes: run as one multi-statement script
+    # A pg_dump (schema-2026-08-full.sql) empties the session's search_path and turns
+    # row security off for the session: give the connection back as it was.
+    conn.execute("RESET search_path; RESET row_security; RESET client_min_messages")
 
 
 @dataclass(frozen=True)

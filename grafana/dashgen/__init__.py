@@ -9,11 +9,13 @@ the exporter, the alert rules and this dashboard share one definition
 Modules:
 
 - ``labels``: ``Fleet``, the operator's two node labels, and the selectors made of them.
+- ``recorded``: a recording rule's series, read recorded or, where nothing records the
+  rules (``Fleet.recorded`` false: Grafana-managed alerting), computed in the query.
 - ``widgets``: colours, threshold steps and the small builders every panel is made of
   (``new_stat``, ``new_table``, ``query``, ``steps``, ``prop``, ``organize``...).
 - ``rows/``: one module per row of the dashboard, top to bottom ``fleet``, ``credit``,
-  ``spend``, ``charters``, ``failures``, ``unscheduled``, ``memory``, ``trends``,
-  ``exporter_health``. In each, one function per panel, placed by keyword (``x``,
+  ``spend``, ``charters``, ``failures``, ``unscheduled``, ``ledger``, ``memory``,
+  ``trends``, ``exporter_health``. In each, one function per panel, placed by keyword (``x``,
   ``y``, ``w``, ``h`` in Grafana's 24-column grid), and one ``<name>_row(*, y, fleet)``
   composing its panels left to right from the row's top ``y``.
 - ``variables``: the template variables (data source, the fleet's labels, account,

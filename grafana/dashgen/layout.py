@@ -19,6 +19,7 @@ from dashgen.rows.credit import credit_row
 from dashgen.rows.exporter_health import exporter_row
 from dashgen.rows.failures import failure_row
 from dashgen.rows.fleet import fleet_row
+from dashgen.rows.ledger import ledger_row
 from dashgen.rows.memory import memory_row
 from dashgen.rows.spend import spend_row
 from dashgen.rows.trends import trend_row
@@ -41,6 +42,7 @@ ROWS: tuple[tuple[str, Row], ...] = (
     ("Charters", charter_row),
     ("Failed runs and alerts", failure_row),
     ("Work without a schedule", unscheduled_row),
+    ("Attribution ledger", ledger_row),
     ("Gateway memory: heartbeats and budget gate", memory_row),
     ("Trends", trend_row),
     ("Exporter health", exporter_row),
@@ -68,7 +70,8 @@ def build(variant: Variant | None = None) -> dict[str, Any]:
         .description(
             "Is governance healthy? Credit runway, which work spends the credits and "
             "which is refused, charter schedules, failed runs, the work without a schedule "
-            "(PR reviews), the gateway's heartbeats and budget gate, and the exporter "
+            "(PR reviews), the attribution ledger (epochs, webhook receipts, distributions, "
+            "dispatch), the gateway's heartbeats and budget gate, and the exporter "
             "itself, from governance-exporter metrics."
         )
         .tags(["governance", "cogni"])
