@@ -318,7 +318,7 @@ UNION ALL
 (SELECT NULL::text, r.started_at, r.status, r.error_code, left(r.error_message, {prefix}),
         r.run_kind
  FROM graph_runs r
- WHERE r.requested_by = """
+ WHERE r.requested_by IN """
     + _ACCOUNT_OWNER
     + """
    AND r.schedule_id IS NULL AND r.started_at <= %(now)s
