@@ -220,31 +220,105 @@ GROUP BY 1, 2, 3, 4
 """
 )
 
-# The latest success and failure of each kind seen in the window, looking back
-# at most LOOKBACK: the index is walked backwards and stops at the first match.
-READ_UNSCHEDULED_OUTCOMES: LiteralString = (
-    """
-SELECT k.run_kind,
-       (SELECT coalesce(r.completed_at, r.started_at) FROM graph_runs r
-        WHERE r.requested_by = k.owner AND r.schedule_id IS NULL
-          AND r.run_kind IS NOT DISTINCT FROM k.run_kind AND r.status = 'success'
+# The latest success and failure of each kind seen in the window, looking back at
+# most LOOKBACK, bounded by an index the node has:
+# - with sql/optional-indexes.sql's unscheduled indexes ("indexed"), one descent
+#   of a partial index each;
+# - else with the (requested_by, started_at) index of migration 0023 ("walkable"),
+#   a walk backwards through the owner's runs (its scheduled ones too), stopped
+#   at the first match: its cost is the owner's runs since the last success or
+#   failure, not 30 days of them. Written as a subquery with a LIMIT the planner
+#   cannot evaluate (NULL at run time: no limit), so that it is neither flattened
+#   nor planned for all its rows: the planner plans it for its default tenth,
+#   and the walk wins. Flattened (or fenced by OFFSET 0, planned for all rows) the
+#   planner, which takes "requested by the owner" and "no schedule" to be
+#   independent though every run without a schedule is the system principal's,
+#   expects almost no match and reads and sorts 30 days of the owner's runs;
+# - else (2026-03, before 0023) the same statement as with the partial indexes:
+#   graph_runs_schedule_idx's entries for "no schedule", every run without a
+#   schedule the table keeps, then the owner's among them.
+_OWNER_RUNS_NEWEST_FIRST: LiteralString = """(
+    SELECT r.started_at, r.completed_at, r.schedule_id, r.run_kind, r.status,
+           r.error_message, r.error_code
+    FROM graph_runs r
+    WHERE r.requested_by = k.owner
+      AND r.started_at > %(lookback)s AND r.started_at <= %(now)s
+    ORDER BY r.started_at DESC
+    LIMIT (SELECT NULL::bigint)) r"""
+_UNSCHEDULED_OF_KIND: LiteralString = """
+        WHERE r.schedule_id IS NULL AND r.run_kind IS NOT DISTINCT FROM k.run_kind"""
+_IN_LOOKBACK: LiteralString = """
+          AND r.requested_by = k.owner
           AND r.started_at > %(lookback)s AND r.started_at <= %(now)s
-        ORDER BY r.started_at DESC LIMIT 1) AS last_success_at,
-       (SELECT coalesce(r.completed_at, r.started_at) FROM graph_runs r
-        WHERE r.requested_by = k.owner AND r.schedule_id IS NULL
-          AND r.run_kind IS NOT DISTINCT FROM k.run_kind
+        ORDER BY r.started_at DESC"""
+_IS_SUCCESS: LiteralString = """
+          AND r.status = 'success'"""
+_IS_FAILURE: LiteralString = """
           AND (r.status = 'error'
                OR (r.status = 'skipped'
                    AND (btrim(coalesce(r.error_message, ''), {blank}) <> ''
-                        OR btrim(coalesce(r.error_code, ''), {blank}) <> '')))
-          AND r.started_at > %(lookback)s AND r.started_at <= %(now)s
-        ORDER BY r.started_at DESC LIMIT 1) AS last_failure_at
+                        OR btrim(coalesce(r.error_code, ''), {blank}) <> '')))"""
+_LATEST: LiteralString = "SELECT coalesce(r.completed_at, r.started_at) FROM "
+
+
+def _valid_index(name: LiteralString) -> LiteralString:
+    return (
+        "EXISTS (SELECT 1 FROM pg_index i WHERE i.indexrelid = to_regclass('"
+        + name
+        + "') AND i.indisvalid)"
+    )
+
+
+READ_UNSCHEDULED_OUTCOMES: LiteralString = (
+    """
+SELECT k.run_kind,
+       CASE WHEN k.success_indexed OR NOT k.walkable
+            THEN ("""
+    + _LATEST
+    + "graph_runs r"
+    + _UNSCHEDULED_OF_KIND
+    + _IS_SUCCESS
+    + _IN_LOOKBACK
+    + """ LIMIT 1)
+            ELSE ("""
+    + _LATEST
+    + _OWNER_RUNS_NEWEST_FIRST
+    + _UNSCHEDULED_OF_KIND
+    + _IS_SUCCESS
+    + """ LIMIT 1)
+       END AS last_success_at,
+       CASE WHEN k.failure_indexed OR NOT k.walkable
+            THEN ("""
+    + _LATEST
+    + "graph_runs r"
+    + _UNSCHEDULED_OF_KIND
+    + _IS_FAILURE
+    + _IN_LOOKBACK
+    + """ LIMIT 1)
+            ELSE ("""
+    + _LATEST
+    + _OWNER_RUNS_NEWEST_FIRST
+    + _UNSCHEDULED_OF_KIND
+    + _IS_FAILURE
+    + """ LIMIT 1)
+       END AS last_failure_at
 FROM (SELECT DISTINCT r.run_kind, r.requested_by AS owner FROM graph_runs r
       WHERE r.requested_by IN """
     + _ACCOUNT_OWNER
     + """
         AND r.schedule_id IS NULL
-        AND r.started_at > %(since)s AND r.started_at <= %(now)s) k
+        AND r.started_at > %(since)s AND r.started_at <= %(now)s) k0
+CROSS JOIN LATERAL (
+    SELECT k0.run_kind, k0.owner,
+           """
+    + _valid_index("graph_runs_unscheduled_success_idx")
+    + """ AS success_indexed,
+           """
+    + _valid_index("graph_runs_unscheduled_failure_idx")
+    + """ AS failure_indexed,
+           """
+    + _valid_index("graph_runs_requested_by_started_at_idx")
+    + """ AS walkable) k
 """
 )
 
