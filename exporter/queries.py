@@ -167,14 +167,19 @@ WHERE s.id IN ("""
 """
 )
 
+# The latest runs of the account, scheduled or not: each schedule's newest by
+# its (schedule_id, scheduled_for) index, and (2026-03 on) the newest runs
+# without a schedule by the (requested_by, started_at) index; a run without a
+# schedule is dated by its start. _RECENT_UNSCHEDULED is composed in by schema.
 READ_RECENT_RUNS: LiteralString = (
     """
+SELECT recent.* FROM (
 SELECT s.id::text AS schedule_id, r.scheduled_for, r.status, r.error_code,
-       r.error_message
+       r.error_message, r.run_kind
 FROM schedules s
 CROSS JOIN LATERAL (
     SELECT r.scheduled_for, r.status, {error_code} AS error_code,
-           left(r.error_message, {prefix}) AS error_message
+           left(r.error_message, {prefix}) AS error_message, {run_kind} AS run_kind
     FROM {runs} r
     WHERE r.schedule_id = s.id AND r.scheduled_for <= %(now)s
     ORDER BY r.scheduled_for DESC
@@ -183,7 +188,9 @@ CROSS JOIN LATERAL (
 WHERE s.id IN ("""
     + _GOVERNANCE_SCHEDULE_IDS
     + """)
-ORDER BY r.scheduled_for DESC
+{recent_unscheduled}
+) recent
+ORDER BY recent.scheduled_for DESC
 LIMIT {limit}
 """
 )
@@ -379,6 +386,22 @@ GROUP BY 1, 2, 3, 4
 )
 
 
+_RECENT_UNSCHEDULED: LiteralString = (
+    """
+UNION ALL
+(SELECT NULL::text, r.started_at, r.status, r.error_code, left(r.error_message, {prefix}),
+        r.run_kind
+ FROM graph_runs r
+ WHERE r.requested_by IN """
+    + _ACCOUNT_OWNER
+    + """
+   AND r.schedule_id IS NULL AND r.started_at <= %(now)s
+ ORDER BY r.started_at DESC
+ LIMIT {limit})
+"""
+)
+
+
 def _escaped_literal(text: str) -> sql.SQL:
     """``text`` as an escape-string literal of printable characters (E'\\x09'), so
     that statements stay readable when printed or copied into a config file."""
@@ -397,6 +420,7 @@ def runs_statement(template: LiteralString, schema: SchemaInfo) -> sql.Composed:
     """A ``{runs}`` template completed for ``schema``'s runs table and columns."""
     error_code = sql.SQL("r.error_code" if schema.has_error_code else "NULL::text")
     unscheduled = sql.SQL(_FINISHED_UNSCHEDULED if schema.has_requested_by else "")
+    recent_unscheduled = sql.SQL(_RECENT_UNSCHEDULED if schema.has_requested_by else "")
     return sql.SQL(template).format(
         runs=sql.Identifier(schema.runs_table),
         error_code=error_code,
@@ -405,6 +429,9 @@ def runs_statement(template: LiteralString, schema: SchemaInfo) -> sql.Composed:
             "r.requested_by IN (a.owner_user_id, a.slug)" if schema.has_requested_by else "false"
         ),
         unscheduled=unscheduled.format(prefix=sql.Literal(MESSAGE_PREFIX_CHARS)),
+        recent_unscheduled=recent_unscheduled.format(
+            prefix=sql.Literal(MESSAGE_PREFIX_CHARS), limit=sql.Literal(RECENT_RUNS_LIMIT)
+        ),
         prefix=sql.Literal(MESSAGE_PREFIX_CHARS),
         limit=sql.Literal(RECENT_RUNS_LIMIT),
         blank=BLANK_LITERAL,

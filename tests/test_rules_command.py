@@ -269,8 +269,9 @@ def _alloy_cases(node_alerts: list[str]) -> list[dict[str, Any]]:
                             "exp_annotations": _annotations(
                                 "GovernanceRunsRejectedForCredits",
                                 "3 run(s) of account cogni_system were rejected with "
-                                "insufficient_credits in the window and nothing was spent: the "
-                                "preflight check refuses every run, whatever the balance says.",
+                                "insufficient_credits in the window, nothing was spent and the "
+                                "rejected work has not succeeded since: the preflight check "
+                                "refuses every run, whatever the balance says.",
                             ),
                         }
                     ],
@@ -290,7 +291,8 @@ def _alloy_cases(node_alerts: list[str]) -> list[dict[str, Any]]:
                             "exp_annotations": _annotations(
                                 "GovernanceRunsFailing",
                                 "2 run(s) of charter govern of account cogni_system failed "
-                                "with reason internal in the last 1h 0m 0s.",
+                                "with reason internal in the last 1h 0m 0s, and no success of "
+                                "the charter has been seen since its last failure.",
                             ),
                         }
                     ],
