@@ -2,14 +2,16 @@
 
 The driver is stepped with a simulated clock against the session's PostgreSQL to
 check both stories: today's node (healthy → provider unfunded → balance under one
-run's cost → topped up) and the February one (green → yellow → red → runs rejected
-with ``insufficient_credits`` → topped up → green), and that its clock agrees
-with itself: rows on their crons, nothing dated in the future, the repo-spec
-declaring what the rows say. The command itself runs as a process with its own
-throwaway PostgreSQL, the exporter, and Debian's Prometheus and Alertmanager:
-every URL it prints must answer, its exporter must show the story, the alerts
-must be the story's and no false ones, and Ctrl-C at any moment (or even
-``kill -9``) must leave no server and no temporary directory behind.
+run's cost → topped up → webhook plane stopped → resumed; its ledger's epochs
+moved on by each collect, its receipts, and ``check``'s verdict on its ledger in
+each phase) and the February one (green → yellow → red → runs rejected with
+``insufficient_credits`` → topped up → green), and that its clock agrees with
+itself: rows on their crons, nothing dated in the future, the repo-spec declaring
+what the rows say. The command itself runs as a process with its own throwaway
+PostgreSQL, the exporter, and Debian's Prometheus and Alertmanager: every URL it
+prints must answer, its exporter must show the story, the alerts must be the
+story's and no false ones, and Ctrl-C at any moment (or even ``kill -9``) must
+leave no server and no temporary directory behind.
 """
 
 from __future__ import annotations
@@ -47,21 +49,21 @@ from exporter.demo.driver import (
     DriverOptions,
     Phase,
     RunEvent,
-    WebhookReceiver,
 )
 from exporter.demo.localpg import throwaway_postgres
-from exporter.demo.pager import NotificationLog, describe_notification
+from exporter.demo.pager import NotificationLog, WebhookReceiver, describe_notification
 from exporter.demo.scenario import CHARTER_CRONS, SYSTEM_SLUG, runs_table
 from exporter.demo.stack import RepoFiles, find_alertmanager, find_prometheus
 from exporter.policy import Health, credit_health
 from exporter.repospec import parse_repo_spec
 from exporter.settings import DEFAULT_MIN_RUN_COST_CREDITS, Settings
-from exporter.snapshot import SCHEMA_2026_02, SCHEMA_2026_03, SCHEMA_2026_10
+from exporter.snapshot import SCHEMA_2026_02, SCHEMA_2026_03, SCHEMA_2026_08, SCHEMA_2026_10
 from exporter.startup import UsageError
 
 ACCOUNT = frozenset({("account", SYSTEM_SLUG)})
 DEMO_TIMEOUT = 120  # generous: the fast demos below reach red in about 25 s
 FEBRUARY = node.NODE_FEBRUARY
+UNCHARGED = ("ledger_ingest", node.RECEIPT_NAME)  # no LLM called: they go on in the outages
 
 
 class SimulatedClock:
@@ -124,9 +126,16 @@ def _newest_timestamps(database: Database) -> list[datetime]:
             "SELECT max(created_at), NULL::timestamptz, NULL::timestamptz FROM charge_receipts"
         ),
     ]
-    if database.schema == SCHEMA_2026_10:
+    if database.schema in (SCHEMA_2026_10, SCHEMA_2026_08):
         queries.append(
             sql.SQL("SELECT max(retrieved_at), NULL::timestamptz, NULL FROM ingestion_cursors")
+        )
+    if database.schema == SCHEMA_2026_08:
+        queries.append(
+            sql.SQL(
+                "SELECT max(ingested_at), max(opened_at), max(closed_at) FROM ingestion_receipts,"
+                " epochs"
+            )
         )
     found = []
     with database.connect() as conn:
@@ -197,14 +206,18 @@ STARTS = [timedelta(minutes=m, seconds=s) for m, s in ((0, 0), (19, 30), (41, 17
 
 
 @pytest.mark.parametrize("offset", STARTS, ids=lambda t: f"at-{t}")
-@pytest.mark.parametrize("database", [SCHEMA_2026_10, SCHEMA_2026_03], indirect=True)
+@pytest.mark.parametrize(
+    "database", [SCHEMA_2026_08, SCHEMA_2026_10, SCHEMA_2026_03], indirect=True
+)
 def test_todays_node_is_healthy_then_unfunded_then_under_one_runs_cost_then_topped_up(
     database: Database, offset: timedelta
 ) -> None:
-    options = DriverOptions(speed=60, healthy_seconds=120, outage_seconds=120, seed=1)
+    options = DriverOptions(
+        speed=60, healthy_seconds=120, outage_seconds=120, webhook_seconds=120, seed=1
+    )
     midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     start = midnight - timedelta(hours=2) + offset
-    drive = _drive(database, options, steps=96, every=timedelta(seconds=5), start=start)
+    drive = _drive(database, options, steps=130, every=timedelta(seconds=5), start=start)
     colours, events, now = drive.colours, drive.events, drive.now
     by_phase: dict[Phase, list[RunEvent]] = {}
     for event, phase in zip(events, drive.phases, strict=True):
@@ -214,17 +227,26 @@ def test_todays_node_is_healthy_then_unfunded_then_under_one_runs_cost_then_topp
         Phase.PROVIDER_DOWN,
         Phase.LOW_BALANCE,
         Phase.RECOVERED,
+        Phase.WEBHOOK_DOWN,
+        Phase.WEBHOOK_BACK,
     ]
-    healthy = by_phase[Phase.HEALTHY] + by_phase[Phase.RECOVERED]
+    healthy = by_phase[Phase.HEALTHY] + by_phase[Phase.RECOVERED] + by_phase[Phase.WEBHOOK_BACK]
     assert {e.status for e in healthy} == {"success"}
-    assert {e.charter for e in healthy} >= {"heartbeat", "pr_review"}
-    provider = [e for e in by_phase[Phase.PROVIDER_DOWN] if e.charter != "ledger_ingest"]
+    delivered = {"pr_review", node.RECEIPT_NAME} if database.schema == SCHEMA_2026_08 else set()
+    assert {e.charter for e in healthy} >= {"heartbeat", "pr_review"} | delivered
+    assert {e.charter for e in by_phase[Phase.WEBHOOK_BACK]} >= {"pr_review"} | delivered
+    # The webhook plane stopped: no receipts, no PR reviews; the heartbeat and the
+    # collect go on.
+    stopped = {e.charter for e in by_phase[Phase.WEBHOOK_DOWN]}
+    assert "heartbeat" in stopped
+    assert not stopped & {"pr_review", node.RECEIPT_NAME}
+    provider = [e for e in by_phase[Phase.PROVIDER_DOWN] if e.charter not in UNCHARGED]
     assert {e.charter for e in provider} == {"heartbeat", "pr_review"}
     assert {e.reason for e in provider} == {"provider_unavailable"}
     assert all(e.charged == 0 for e in provider)
-    low = [e for e in by_phase[Phase.LOW_BALANCE] if e.charter != "ledger_ingest"]
+    low = [e for e in by_phase[Phase.LOW_BALANCE] if e.charter not in UNCHARGED]
     # The ledger's collections call no LLM and charge nothing: they go on throughout.
-    ledger = [e for e in events if e.charter == "ledger_ingest"]
+    ledger = [e for e in events if e.charter in UNCHARGED]
     assert {(e.status, e.charged) for e in ledger} <= {("success", 0)}
     assert {e.charter for e in low} == {"heartbeat", "pr_review"}
     assert {e.reason for e in low} == {"insufficient_credits"}
@@ -248,7 +270,7 @@ def test_todays_node_is_healthy_then_unfunded_then_under_one_runs_cost_then_topp
         ).fetchone()
         cursors = (
             conn.execute("SELECT max(retrieved_at) FROM ingestion_cursors").fetchone()
-            if database.schema == SCHEMA_2026_10
+            if database.schema in (SCHEMA_2026_10, SCHEMA_2026_08)
             else None
         )
     works = {w.name: w for w in options.works()}
@@ -276,6 +298,91 @@ def test_todays_node_is_healthy_then_unfunded_then_under_one_runs_cost_then_topp
         "heartbeat": [works["heartbeat"].cron, "UTC"],
         "ledger_ingest": [works["ledger_ingest"].cron, "UTC"],
     }
+
+
+def _demo_check(database: Database, options: DriverOptions, root: Path) -> dict[str, object]:
+    """``check --output json`` on the node as the demo's exporter reads it: its window
+    and the ledger's options in demo time, its repo-spec."""
+    spec = root / "repo-spec.yaml"
+    spec.write_text(node.repo_spec_text(options.speed))
+    flags = [
+        f"--{k.replace('_', '-')}={v}" for k, v in node.exporter_overrides(options.speed).items()
+    ]
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("GOVERNANCE_EXPORTER_")}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "exporter",
+            "check",
+            "--output",
+            "json",
+            "--repo-spec",
+            str(spec),
+            *flags,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**clean, "GOVERNANCE_EXPORTER_DATABASE_URL": database.monitor_url},
+        cwd=REPO,
+        check=False,
+    )
+    assert result.stdout, result.stderr
+    report: dict[str, object] = json.loads(result.stdout)
+    return report
+
+
+LEDGER_STORY = DriverOptions(
+    speed=60, healthy_seconds=60, outage_seconds=30, webhook_seconds=150, seed=4
+)
+# Where each drive below stops (seconds after the story starts), and the phase then:
+# still healthy; two minutes into the webhook plane's stop (silent after 4 gaps of a
+# quarter demo hour: 60 s); half a minute after it resumed.
+LEDGER_STOPS = {
+    Phase.HEALTHY: 50,
+    Phase.WEBHOOK_DOWN: 60 + 30 + 30 + 60 + 120,
+    Phase.WEBHOOK_BACK: 60 + 30 + 30 + 60 + 150 + 30,
+}
+
+
+@pytest.mark.parametrize("phase", list(LEDGER_STOPS), ids=lambda p: p.name.lower())
+def test_todays_node_keeps_a_ledger_that_check_judges_by_the_story(
+    make_database: Callable[[str], Database], tmp_path: Path, phase: Phase
+) -> None:
+    """Epochs moved on time by each collect and receipts each quarter demo hour: no
+    ledger problem while healthy; the webhook plane's stop is
+    GovernanceLedgerWebhookSilent, naming the PR reviews; gone once it resumes."""
+    database = make_database(SCHEMA_2026_08)
+    seconds = LEDGER_STOPS[phase]
+    start = datetime.now(UTC) - timedelta(seconds=seconds)
+    drive = _drive(
+        database, LEDGER_STORY, steps=seconds // 5, every=timedelta(seconds=5), start=start
+    )
+    assert drive.phases[-1] == phase
+    report = _demo_check(database, LEDGER_STORY, tmp_path)
+    ledger_problems = {
+        (str(p["health"]), str(p["alert"])): str(p["message"])
+        for p in report["problems"]  # type: ignore[attr-defined]
+        if str(p["alert"]).startswith("GovernanceLedger")
+    }
+    (stream,) = report["ledger"]["streams"]  # type: ignore[index]
+    # An ended window waits for the next collect (06:00 of a demo day), never longer.
+    (collect,) = [w for w in LEDGER_STORY.works() if w.kind == node.LEDGER]
+    grace = node.exporter_overrides(LEDGER_STORY.speed)["ledger_collect_grace_seconds"]
+    assert stream["collect_overdue_seconds"] < collect.period.total_seconds() + grace
+    statuses = stream["epochs_by_status"]
+    assert statuses["open"] == 1
+    assert statuses.get("review", 0) <= 1
+    assert statuses["finalized"] >= 1
+    if phase == Phase.WEBHOOK_DOWN:
+        assert list(ledger_problems) == [("red", "GovernanceLedgerWebhookSilent")]
+        assert "PR review" in next(iter(ledger_problems.values()))
+    else:
+        assert ledger_problems == {}
+    if phase == Phase.HEALTHY:
+        assert report["problems"] == []
+    assert max(_newest_timestamps(database)) <= drive.now
 
 
 def test_a_second_driver_picks_up_the_node(make_database: Callable[[str], Database]) -> None:
