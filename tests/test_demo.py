@@ -827,11 +827,36 @@ FALSE_ALERTS = {
     "GovernanceCharterStalled",
     "GovernanceExporterDown",
     "GovernanceExporterFailing",
+    "GovernanceLedgerCollectStalled",
+    "GovernanceLedgerEpochAwaitingApproval",
+    "GovernanceLedgerDistributionMissing",
+    "GovernanceLedgerNotObservable",
+    "GovernanceLedgerDispatchPaused",
 }
+SILENT = "GovernanceLedgerWebhookSilent"
+
+
+def _ledger_problems(command: list[str]) -> set[tuple[str, str]]:
+    """The ledger's problems (health, alert) the banner's ``check`` command names."""
+    result = subprocess.run(
+        [*command, "--output", "json"], capture_output=True, text=True, timeout=60, check=False
+    )
+    report = json.loads(result.stdout)
+    return {
+        (p["health"], p["alert"])
+        for p in report["problems"]
+        if p["alert"].startswith("GovernanceLedger")
+    }
+
+
+def _rule_exists(alert: str) -> bool:
+    """Whether the committed rules have ``alert`` (the ledger's rules land separately)."""
+    rules = (REPO / "prometheus" / "rules").glob("*.yml")
+    return any(f"alert: {alert}\n" in path.read_text() for path in rules)
 
 
 def test_the_demo_shows_todays_node_its_outage_and_its_recovery(demo_args: list[str]) -> None:
-    demo = Demo(*demo_args, "--healthy-minutes", "0.3")
+    demo = Demo(*demo_args, "--healthy-minutes", "0.3", "--webhook-minutes", "0.6")
     try:
         state = Path(demo.wait_for(r"demo state in (\S+)").group(1))
         urls = _banner_urls(demo)
@@ -863,8 +888,11 @@ def test_the_demo_shows_todays_node_its_outage_and_its_recovery(demo_args: list[
         assert set(parsed["governance_schedule_drift"].values()) == {0}
         assert set(parsed["governance_credit_window_seconds"].values()) == {144}  # a demo day
 
-        # The story: green; the provider unfunded; red under one run's cost; green.
+        # The story: green, the ledger too; the provider unfunded; red under one
+        # run's cost; green; the webhook plane silent; delivering again.
         assert _colour(metrics_url) == Health.GREEN
+        check = shlex.split(demo.wait_for(r"^\s+check\s{2,}(\S.*)$").group(1))
+        assert _ledger_problems(check) == set()
         demo.wait_for(r"OUTAGE: the LLM provider account is unfunded")
 
         def unfunded() -> set[str] | None:
@@ -887,6 +915,32 @@ def test_the_demo_shows_todays_node_its_outage_and_its_recovery(demo_args: list[
         # No false page from the retired rows, the ledger or the declaration.
         assert _alert_names(prometheus_url) & FALSE_ALERTS == set()
         assert "GovernanceRunsFailing" in _alert_names(prometheus_url)
+
+        # The webhook plane stops (the 2026-06-11 incident): check and the page name it,
+        # with the PR reviews; it pages; all of it ends once receipts arrive again.
+        demo.wait_for(r"OUTAGE: the webhook plane refuses every delivery")
+        silent = wait_for(
+            lambda: _ledger_problems(check) or None,
+            timeout=DEMO_TIMEOUT,
+            what="check naming the webhook plane's silence",
+        )
+        assert silent == {("red", SILENT)}
+        wait_for(
+            lambda: f"({SILENT})".encode() in _get(by_name["status page"])[1],
+            timeout=DEMO_TIMEOUT,
+            what="the status page naming the webhook plane's silence",
+        )
+        if _rule_exists(SILENT):
+            demo.wait_for(rf"PAGE firing {SILENT} \[critical\]")
+        demo.wait_for(r"RECOVERED: the webhook plane delivers again")
+        wait_for(
+            lambda: _ledger_problems(check) == set(),
+            timeout=DEMO_TIMEOUT,
+            what="check clearing the webhook plane's silence",
+        )
+        if _rule_exists(SILENT):
+            demo.wait_for(rf"PAGE resolved {SILENT} \[critical\]")
+        assert _alert_names(prometheus_url) & FALSE_ALERTS == set()
     finally:
         returncode = demo.stop()
     # Alertmanager re-sent the firing alerts of each group as others joined it: each
@@ -990,9 +1044,18 @@ def test_the_banners_check_command_gives_the_pages_verdict_and_runway() -> None:
         repo_spec = Path(demo.wait_for(r"repo-spec\s+(\S+)").group(1))
         assert command[command.index("--repo-spec") + 1] == str(repo_spec)
         assert "--listen-address" not in command
+        # The ledger's options in demo time: its grace of 2 demo hours, its floor of
+        # one demo hour, its approvers' wait of 7 demo days.
+        for flag, value in (
+            ("--ledger-collect-grace-seconds", "120"),
+            ("--ledger-silence-min-seconds", "60"),
+            ("--ledger-review-wait-seconds", "10080"),
+        ):
+            assert command[command.index(flag) + 1] == value
 
         healthy = _check_agrees(command, urls)
         assert healthy["status"] == "green"
+        assert healthy["problems"] == []
         demo.wait_for(r"run of \w+: error \(provider_unavailable\)")
         failing = _check_agrees(command, urls)
         assert failing["status"] != "green"
