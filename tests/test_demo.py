@@ -38,6 +38,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import yaml
 from harness import REPO, Database, free_port, samples
 from psycopg import sql
 from stack import wait_for
@@ -53,7 +54,13 @@ from exporter.demo.driver import (
 from exporter.demo.localpg import throwaway_postgres
 from exporter.demo.pager import NotificationLog, WebhookReceiver, describe_notification
 from exporter.demo.scenario import CHARTER_CRONS, SYSTEM_SLUG, runs_table
-from exporter.demo.stack import RepoFiles, find_alertmanager, find_prometheus
+from exporter.demo.stack import (
+    FASTEST_FACTOR,
+    RepoFiles,
+    find_alertmanager,
+    find_prometheus,
+    parse_duration,
+)
 from exporter.policy import Health, credit_health
 from exporter.repospec import parse_repo_spec
 from exporter.settings import DEFAULT_MIN_RUN_COST_CREDITS, Settings
@@ -849,14 +856,25 @@ def _ledger_problems(command: list[str]) -> set[tuple[str, str]]:
     }
 
 
-def _rule_exists(alert: str) -> bool:
-    """Whether the committed rules have ``alert`` (the ledger's rules land separately)."""
-    rules = (REPO / "prometheus" / "rules").glob("*.yml")
-    return any(f"alert: {alert}\n" in path.read_text() for path in rules)
+def _rule_for_seconds(alert: str) -> float | None:
+    """The committed rule's ``for:`` in seconds (0 without one), or None when no rule
+    has ``alert`` (the ledger's rules land separately from the demo)."""
+    for path in (REPO / "prometheus" / "rules").glob("*.yml"):
+        for group in yaml.safe_load(path.read_text())["groups"]:
+            for rule in group["rules"]:
+                if rule.get("alert") == alert:
+                    return parse_duration(str(rule.get("for", "0s")))
+    return None
 
 
 def test_the_demo_shows_todays_node_its_outage_and_its_recovery(demo_args: list[str]) -> None:
-    demo = Demo(*demo_args, "--healthy-minutes", "0.3", "--webhook-minutes", "0.6")
+    # The webhook plane stops long enough to be called silent (a demo hour: 6 s at
+    # 600x) and for the alert's scaled for: to pass, with room for the pager.
+    alert_for = _rule_for_seconds(SILENT)
+    stop_seconds = 36 + (alert_for or 0) * FASTEST_FACTOR
+    demo = Demo(
+        *demo_args, "--healthy-minutes", "0.3", "--webhook-minutes", f"{stop_seconds / 60:g}"
+    )
     try:
         state = Path(demo.wait_for(r"demo state in (\S+)").group(1))
         urls = _banner_urls(demo)
@@ -930,16 +948,16 @@ def test_the_demo_shows_todays_node_its_outage_and_its_recovery(demo_args: list[
             timeout=DEMO_TIMEOUT,
             what="the status page naming the webhook plane's silence",
         )
-        if _rule_exists(SILENT):
-            demo.wait_for(rf"PAGE firing {SILENT} \[critical\]")
+        if alert_for is not None:
+            demo.wait_for(rf"(PAGE|TICKET) firing {SILENT} ")
         demo.wait_for(r"RECOVERED: the webhook plane delivers again")
         wait_for(
             lambda: _ledger_problems(check) == set(),
             timeout=DEMO_TIMEOUT,
             what="check clearing the webhook plane's silence",
         )
-        if _rule_exists(SILENT):
-            demo.wait_for(rf"PAGE resolved {SILENT} \[critical\]")
+        if alert_for is not None:
+            demo.wait_for(rf"(PAGE|TICKET) resolved {SILENT} ")
         assert _alert_names(prometheus_url) & FALSE_ALERTS == set()
     finally:
         returncode = demo.stop()

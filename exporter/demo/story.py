@@ -32,7 +32,7 @@ class DriverOptions:
     healthy_seconds: float = 120.0  # current: healthy before the outage, and after the top-up
     drain_seconds: float = 240.0  # 2026-02: from 36 h of runway to 0
     outage_seconds: float = 120.0  # each credit outage phase
-    webhook_seconds: float = 180.0  # current: the webhook plane stopped
+    webhook_seconds: float = 240.0  # current: the webhook plane stopped (silent after 60 s)
     start_runway_hours: float = 36.0
     charter_cost: int = 1_000_000  # a charter's (or the heartbeat's) run, when healthy
     review_cost: int = 300_000
