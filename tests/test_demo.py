@@ -631,7 +631,7 @@ def test_a_schema_that_cannot_hold_the_node_is_one_line_and_exit_2() -> None:
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "governance-exporter: error: --schema 2026-02 cannot hold the current node: use "
-        "2026-10 or 2026-03"
+        "2026-08-full or 2026-10 or 2026-03"
     ]
 
 

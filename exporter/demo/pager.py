@@ -21,6 +21,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 logger = logging.getLogger(__name__)
+# The receiver's HTTP access log: apart, so that the pager's DEBUG lines stay its own.
+http_logger = logging.getLogger("exporter.demo.webhook")
 
 Notification = dict[str, Any]
 KINDS = {"pager": "PAGE", "ticket": "TICKET"}
@@ -109,7 +111,7 @@ def _handler_class(on_notification: NotificationHandler) -> type[BaseHTTPRequest
             self.wfile.write(body)
 
         def log_message(self, format: str, *args: Any) -> None:
-            logger.debug("webhook: %s", format % args)
+            http_logger.debug("webhook: %s", format % args)
 
     return Handler
 
