@@ -1,7 +1,8 @@
 # ruff: noqa: RUF002
 """Fill a Cogni database fast, with set-based SQL, for the benchmark.
 
-    python bench/generate.py --tenants-k 5 [--schema 2026-03] [--incident-days 3] [--db NAME]
+    python bench/generate.py --tenants-k 5 [--schema 2026-03] [--incident-days 3] [--activity 10]
+                             [--db NAME]
 
 What it writes (all timestamps relative to ``--now``, default: now):
 - the governance tenant (``cogni_system``): four hourly charters, ``--days`` (30)
@@ -15,6 +16,12 @@ What it writes (all timestamps relative to ``--now``, default: now):
   runs over the same days (1 in 20 fails) and ``--charges-per-tenant`` (3,400)
   charges spread over the days. At 5 (5,000 tenants) that is ~7.2 M runs and
   17 M charges.
+``--activity X`` makes the governance tenant X times as busy: its daily run volume
+(charter runs and PR reviews, 144 a day by default) times X, all of the growth in
+PR reviews, since the charters stay hourly (at 10: 1,344 reviews a day), each
+success charged; database name suffixed ``_a<X>``. On ``--schema 2026-08-full`` (the
+node's full schema, the attribution ledger's tables too) each PR review also leaves
+one ``ingestion_receipts`` row.
 Rows are inserted in time order across tenants, as a live system writes them,
 so a tenant's rows are spread over the heap, not clustered.
 
@@ -53,7 +60,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import cluster
 
 from exporter.demo import scenario
-from exporter.snapshot import SCHEMA_2026_10
+from exporter.snapshot import SCHEMA_2026_08, SCHEMA_2026_10
 
 SYSTEM_USER_ID = scenario.SYSTEM_USER_ID
 SYSTEM_ACCOUNT_ID = scenario.SYSTEM_ACCOUNT_ID
@@ -66,9 +73,18 @@ def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def default_db(tenants_k: int, schema: str, incident_days: int = 0) -> str:
+def default_db(tenants_k: int, schema: str, incident_days: int = 0, activity: int = 1) -> str:
     suffix = f"_incident{incident_days}d" if incident_days else ""
-    return f"bench_n{tenants_k}_{schema.replace('-', '')}{suffix}"
+    busier = f"_a{activity}" if activity != 1 else ""
+    return f"bench_n{tenants_k}_{schema.replace('-', '')}{busier}{suffix}"
+
+
+def reviews_per_day(base_reviews: int, activity: int) -> int:
+    """PR reviews a day that make the governance tenant's daily run volume (its
+    charters' runs and its reviews) ``activity`` times the base one: the charters
+    stay hourly, so a busier node is one with more work without a schedule."""
+    charter_runs = 24 * len(scenario.CHARTER_CRONS)
+    return activity * (charter_runs + base_reviews) - charter_runs
 
 
 def runs_table(conn: psycopg.Connection[Any]) -> str:
@@ -79,6 +95,15 @@ def runs_table(conn: psycopg.Connection[Any]) -> str:
 def _drop_indexes(conn: psycopg.Connection[Any], table: str) -> list[str]:
     """Drop the table's indexes and primary/unique constraints; return how to rebuild."""
     rebuild: list[str] = []
+    # Foreign keys of other tables that lean on this one's keys (on 2026-08-full,
+    # llm_charge_details -> charge_receipts): dropped first, added back last.
+    referencing = conn.execute(
+        "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint"
+        " WHERE confrelid = %s::regclass AND contype = 'f'",
+        (table,),
+    ).fetchall()
+    for other, name, _ in referencing:
+        conn.execute(f'ALTER TABLE {other} DROP CONSTRAINT "{name}"')
     constraints = conn.execute(
         "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint"
         " WHERE conrelid = %s::regclass AND contype IN ('p', 'u')",
@@ -95,6 +120,10 @@ def _drop_indexes(conn: psycopg.Connection[Any], table: str) -> list[str]:
     for name, definition in constraints:
         rebuild.append(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')
         conn.execute(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"')
+    rebuild += [
+        f'ALTER TABLE {other} ADD CONSTRAINT "{name}" {definition}'
+        for other, name, definition in referencing
+    ]
     return rebuild
 
 
@@ -115,6 +144,7 @@ def generate(
         for charter in scenario.CHARTER_CRONS:
             scenario.add_schedule(conn, tenant, charter, next_run_at=now)
         tenants = tenants_k * 1000
+        reviews = reviews_per_day(args.reviews_per_day, args.activity)
         params = {
             "tenants": tenants,
             "now": now,
@@ -125,8 +155,8 @@ def generate(
             "sysaccount": SYSTEM_ACCOUNT_ID,
             "credits": CREDITS_PER_RUN,
             "incident_hours": args.incident_days * 24,
-            "reviews_per_day": args.reviews_per_day,
-            "reviews": args.reviews_per_day * args.days,
+            "reviews_per_day": reviews,
+            "reviews": reviews * args.days,
             "review_credits": REVIEW_CREDITS,
         }
         log("tenants, grants, keys, schedules")
@@ -199,7 +229,7 @@ def generate(
             "                 - make_interval(hours => %(incident_hours)s)"
             "            THEN 'insufficient_credits'"
             "            WHEN f.failed THEN 'internal' END AS code) x"
-            if v03 and args.reviews_per_day
+            if v03 and reviews
             else ""
         )
         log(f"runs: {len(scenario.CHARTER_CRONS) + 2 * tenants} schedules x {hours} hours")
@@ -267,10 +297,13 @@ def generate(
             " ORDER BY c.at",
             params,
         )
-        if schema == SCHEMA_2026_10:
+        if schema in (SCHEMA_2026_10, SCHEMA_2026_08):
             log("ingestion cursors")
             for hours_ago, stream in ((5, "pull_requests"), (5, "issues")):
                 scenario.add_ingestion_cursor(conn, now - timedelta(hours=hours_ago), stream=stream)
+        if has_table(conn, "ingestion_receipts") and reviews:
+            log("ingestion receipts: one per PR review")
+            add_review_receipts(conn, table, params)
         for statement in rebuild:
             log(f"rebuild: {statement[:110]}")
             conn.execute(statement)
@@ -288,6 +321,35 @@ def generate(
         )
         report(conn, table)
     log(f"done in {time.monotonic() - started:.0f} s")
+
+
+def has_table(conn: psycopg.Connection[Any], name: str) -> bool:
+    row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (name,)).fetchone()
+    return bool(row and row[0])
+
+
+# The node whose ledger the receipts belong to (scenario.add_ingestion_cursor's).
+LEDGER_NODE_ID = "538b4da2-bd59-4c3a-928a-8a40b6627205"
+
+
+def add_review_receipts(conn: psycopg.Connection[Any], table: str, params: dict[str, Any]) -> None:
+    """The attribution ledger's trace of the PR reviews (schema 2026-08-full): one
+    ingestion receipt per review, at the review's time, so that receipts grow with
+    the node's activity as its runs do."""
+    conn.execute(
+        "INSERT INTO ingestion_receipts (node_id, receipt_id, source, event_type,"
+        " platform_user_id, platform_login, artifact_url, payload_hash, producer,"
+        " producer_version, event_time, retrieved_at, ingested_at)"
+        " SELECT %(node)s, 'github:review:' || r.run_id, 'github', 'pr_review',"
+        "        'gh-' || (hashtext(r.run_id) & 1023), 'contributor',"
+        "        'https://github.com/' || r.trigger_ref, md5(r.run_id), 'ledger:ingest', '1',"
+        "        r.started_at, r.started_at + interval '5 minutes',"
+        "        r.started_at + interval '5 minutes'"
+        f" FROM {table} r"
+        " WHERE r.requested_by = %(sysuser)s AND r.schedule_id IS NULL"
+        " ORDER BY r.started_at",
+        {**params, "node": LEDGER_NODE_ID},
+    )
 
 
 def report(conn: psycopg.Connection[Any], table: str) -> None:
@@ -314,6 +376,13 @@ def main() -> None:
         default=48,
         help="the governance tenant's PR reviews (runs without a schedule; graph_runs schemas)",
     )
+    parser.add_argument(
+        "--activity",
+        type=int,
+        default=1,
+        help="the governance tenant's daily run volume, times the default (more PR reviews, "
+        "their charges and, on 2026-08-full, receipts); database name suffixed _a<X>",
+    )
     parser.add_argument("--now", help="ISO timestamp the data ends at (default: now)")
     parser.add_argument(
         "--incident-days",
@@ -323,7 +392,7 @@ def main() -> None:
         "(insufficient_credits), nothing was charged, the balance is 0",
     )
     args = parser.parse_args()
-    name = args.db or default_db(args.tenants_k, args.schema, args.incident_days)
+    name = args.db or default_db(args.tenants_k, args.schema, args.incident_days, args.activity)
     now = datetime.fromisoformat(args.now) if args.now else datetime.now(UTC)
     generate(name, args.schema, args.tenants_k, now, args)
 

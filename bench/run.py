@@ -129,9 +129,15 @@ def _normalised(text: str) -> str:
     return " ".join(_LITERAL.sub("?", text.replace("%%", "%")).split())
 
 
+def collection_statements(schema: SchemaInfo) -> dict[str, str]:
+    """Name -> text of every statement of one collection on ``schema``, in order
+    (the attribution ledger's included, where the schema has it)."""
+    return dict(queries.for_schema(schema).named())
+
+
 def statement_names(schema: SchemaInfo) -> dict[str, str]:
-    """Normalised text of each of ``run_statements(schema)`` -> its short name."""
-    return {_normalised(text): name for name, text in queries.for_schema(schema).named().items()}
+    """Normalised text of each statement of a collection -> its short name."""
+    return {_normalised(text): name for name, text in collection_statements(schema).items()}
 
 
 def statement_name(query: str, names: dict[str, str]) -> str:
@@ -414,8 +420,8 @@ def concurrency(db: str, port: int, settle: float = 0.2) -> dict[str, Any]:
 
 
 def _floor_statements(schema: SchemaInfo) -> list[str]:
-    """Exactly ``run_statements(schema)``: the exporter's statements and text."""
-    return list(queries.run_statements(schema))
+    """Exactly the statements of a collection on ``schema``, and their text."""
+    return list(collection_statements(schema).values())
 
 
 # How far apart two collections are taken to be, for the finished-runs window (the
@@ -423,9 +429,9 @@ def _floor_statements(schema: SchemaInfo) -> list[str]:
 FINISHED_STEP = timedelta(seconds=15)
 
 
-def floor_params() -> dict[str, Any]:
+def floor_params(now: datetime | None = None) -> dict[str, Any]:
     """The parameters the exporter's Source passes (Source._params), with defaults."""
-    now = datetime.now(UTC)
+    now = now or datetime.now(UTC)
     finished_until = now - source.FINISHED_LAG
     return {
         "account": "cogni_system",
@@ -434,6 +440,8 @@ def floor_params() -> dict[str, Any]:
         "now": now,
         "since": now - WINDOW,
         "schedule_limit": 51,
+        "dispatch_limit": 51,
+        "ledger_stream_limit": 51,
         "lookback": now - source.UNSCHEDULED_LOOKBACK,
         "finished_after": finished_until - FINISHED_STEP,
         "finished_until": finished_until,
@@ -530,6 +538,8 @@ def _qe_sql(statement: str) -> str:
         "%(since)s": "(now() - interval '86400 seconds')",
         "%(account)s": "'cogni_system'",
         "%(schedule_limit)s": "51",
+        "%(dispatch_limit)s": "51",
+        "%(ledger_stream_limit)s": "51",
         "%(rls_user_id)s": f"'{SYSTEM_PRINCIPAL_ID}'",
         "%(statement_timeout_ms)s": "'5000'",
         "%(lookback)s": f"(now() - interval '{source.UNSCHEDULED_LOOKBACK.total_seconds():.0f}"

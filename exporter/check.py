@@ -22,13 +22,14 @@ import psycopg
 
 from exporter.collection import CollectionResult
 from exporter.connections import open_pool
-from exporter.dberrors import first_line
+from exporter.dberrors import ConnectFailed, first_line
 from exporter.declaration import NodeDeclaration
 from exporter.ledger import LedgerView
 from exporter.model import CREDITS_PER_USD, CharterView, CreditView, GovernanceView, WorkView
 from exporter.policy import (
     Assessment,
     Health,
+    Problem,
     charter_health,
     credit_level,
     receipt_usual_gap_seconds,
@@ -203,11 +204,31 @@ def report_json(view: GovernanceView, assessment: Assessment) -> dict[str, Any]:
         "unscheduled_visible": view.unscheduled_visible,
         "unscheduled": [work_json(w) for w in view.unscheduled],
         "ledger": ledger_json(view.ledger) if view.ledger is not None else None,
-        "problems": [
-            {"health": p.health.value, "subject": p.subject, "alert": p.alert, "message": p.message}
-            for p in assessment.problems
-        ],
+        "problems": [_problem_json(p) for p in assessment.problems],
+        # Failures in the window whose work has succeeded since: not counted.
+        "recovered": [_problem_json(p) for p in assessment.recovered],
     }
+
+
+def _problem_json(problem: Problem) -> dict[str, Any]:
+    return {
+        "health": problem.health.value,
+        "subject": problem.subject,
+        "alert": problem.alert,
+        "message": problem.message,
+    }
+
+
+# check reads once: the server's ending ("next attempt ... back-off 5 s doubling to
+# 5 min") would promise a retry that never comes.
+ONE_SHOT_ENDING = "check reads once and does not retry: run it again once this is fixed"
+
+
+def one_shot_message(error: CollectionError) -> str:
+    """The error in a one-shot command's words: no next attempt, no back-off."""
+    if isinstance(error, ConnectFailed):
+        return f"{error.cause}; {ONE_SHOT_ENDING}"
+    return str(error)
 
 
 def error_json(
@@ -220,7 +241,7 @@ def error_json(
         "error": {
             "reason": error.reason,
             "summary": error_words(error.reason),
-            "message": str(error),
+            "message": one_shot_message(error),
             "detail": detail,
         },
     }
@@ -325,11 +346,18 @@ def report_text(view: GovernanceView, assessment: Assessment) -> str:
             for p in assessment.problems
         ]
         lines += ["  " + line for line in _table(problems)]
+    if assessment.recovered:
+        lines += ["", "recovered (succeeded since; not counted):"]
+        recovered = [[p.subject, p.message, f"[{p.alert}]"] for p in assessment.recovered]
+        lines += ["  " + line for line in _table(recovered)]
     return "\n".join(lines)
 
 
 def error_text(error: CollectionError, detail: str | None) -> str:
-    lines = [f"GOVERNANCE UNKNOWN - {error_words(error.reason)} ({error.reason}): {error}"]
+    lines = [
+        f"GOVERNANCE UNKNOWN - {error_words(error.reason)} ({error.reason}): "
+        f"{one_shot_message(error)}"
+    ]
     if detail:
         lines.append(f"cause: {detail}")
     return "\n".join(lines)

@@ -267,9 +267,22 @@ class CharterView:
         return sum(self.failures_by_reason.values())
 
     @property
+    def still_failing(self) -> bool:
+        return still_failing(self.last_success_at, self.last_failure_at)
+
+    @property
     def spends_credits(self) -> bool:
         """Enabled, and its runs are graph runs that charge the account."""
         return self.enabled and not self.ledger
+
+
+def still_failing(last_success_at: datetime | None, last_failure_at: datetime | None) -> bool:
+    """Of a work with failures: no success is known to have come after its last
+    failure (it never succeeded, or either time is unknown). The alert rules compare
+    the same two timestamps (``last_failure > last_success``, 0 for never)."""
+    if last_failure_at is None or last_success_at is None:
+        return True
+    return last_failure_at >= last_success_at
 
 
 def _latest(values: Iterable[datetime | None]) -> datetime | None:
@@ -379,6 +392,16 @@ def charters(
 
 
 @dataclass(frozen=True)
+class ReasonFailures:
+    """The window's failures of one reason, over every work (charter or run kind)
+    that had them: when the last of those works last failed, and whether any of
+    them has not succeeded since (the default, for a count with no times known)."""
+
+    last_failure_at: datetime | None = None
+    still_failing: bool = True
+
+
+@dataclass(frozen=True)
 class CreditView:
     balance_credits: int
     spent_credits: float
@@ -393,6 +416,8 @@ class CreditView:
     # of the account's credits, or of the operator's provider account.
     rejected_runs: int = 0
     provider_unavailable_runs: int = 0
+    rejected: ReasonFailures = ReasonFailures()
+    provider_unavailable: ReasonFailures = ReasonFailures()
     # Which work the window's credits paid for: by run kind, and by charter.
     spent_by_kind: dict[str, float] = field(default_factory=dict)
     spent_by_charter: dict[str, float] = field(default_factory=dict)
@@ -412,13 +437,22 @@ class WorkView:
     def failed_runs(self) -> int:
         return sum(self.failures_by_reason.values())
 
+    @property
+    def still_failing(self) -> bool:
+        return still_failing(self.last_success_at, self.last_failure_at)
+
 
 @dataclass(frozen=True)
 class RecentRun:
-    charter: str
+    """One of the account's latest runs: a charter's (``charter`` set) or one without a
+    schedule (``charter`` None), with its run kind; ``scheduled_for`` is its start
+    when it has no schedule."""
+
+    charter: str | None
     scheduled_for: datetime
     status: str
     reason: str | None
+    kind: str = UNKNOWN_KIND
 
 
 @dataclass(frozen=True)
@@ -459,6 +493,19 @@ def _reason_total(
 ) -> int:
     return sum(c.failures_by_reason.get(reason, 0) for c in charters) + sum(
         w.failures_by_reason.get(reason, 0) for w in unscheduled
+    )
+
+
+def reason_failures(
+    charters: Sequence[CharterView], unscheduled: Sequence[WorkView], reason: str
+) -> ReasonFailures:
+    """Over the works whose window holds failures of ``reason``: their latest last
+    failure, and whether any of them has not succeeded since its own."""
+    works: list[CharterView | WorkView] = [*charters, *unscheduled]
+    failed = [w for w in works if w.failures_by_reason.get(reason, 0) > 0]
+    return ReasonFailures(
+        last_failure_at=_latest(w.last_failure_at for w in failed),
+        still_failing=any(w.still_failing for w in failed),
     )
 
 
@@ -503,6 +550,8 @@ def credit_view(
         min_run_cost_credits=min_run_cost_credits,
         rejected_runs=_reason_total(charters, unscheduled, "insufficient_credits"),
         provider_unavailable_runs=_reason_total(charters, unscheduled, "provider_unavailable"),
+        rejected=reason_failures(charters, unscheduled, "insufficient_credits"),
+        provider_unavailable=reason_failures(charters, unscheduled, "provider_unavailable"),
         spent_by_kind=by_kind,
         spent_by_charter=by_charter,
     )
@@ -635,12 +684,15 @@ def _recent_runs(snapshot: Snapshot) -> list[RecentRun]:
     names = {row.schedule_id: _schedule_charter(row) for row in snapshot.schedules}
     return [
         RecentRun(
-            charter=names.get(run.schedule_id, safe_label(run.schedule_id)),
+            charter=None
+            if run.schedule_id is None
+            else names.get(run.schedule_id, safe_label(run.schedule_id)),
             scheduled_for=run.scheduled_for,
             status=normalise_status(run.status),
             reason=failure_reason(run.error_code, run.error_message)
             if is_failure(run.status, run.error_code, run.error_message)
             else None,
+            kind=run_kind_label(run.run_kind),
         )
         for run in snapshot.recent_runs
     ]

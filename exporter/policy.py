@@ -9,6 +9,12 @@ numbers in their own languages; ``tests/unit/test_parity.py`` holds them equal.
 A ``Problem`` names the alert that covers it. ``check`` and the page are one
 reading with no history, so they have no ``for:`` delay: they report at once
 what the alert reports once it has lasted.
+
+Now versus the window: a problem that counts failures in the window is current
+only while the work that failed (the same charter, or the same kind of run
+without a schedule) has not succeeded since its last failure. Once it has, the
+problem is ``recovered``: listed, but it no longer colours the verdict, and its
+alert (which compares the same two timestamps) has stopped.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from exporter.ledger import (
@@ -27,12 +33,14 @@ from exporter.ledger import (
     gap_quantile,
 )
 from exporter.memory import BudgetHeader, FileStatus, Heartbeat, MemorySnapshot
-from exporter.model import CharterView, CreditView, GovernanceView, WorkView
+from exporter.model import CharterView, CreditView, GovernanceView, ReasonFailures, WorkView
 from exporter.repospec import LEDGER_CHARTER
 from exporter.words import (
     format_credits,
     format_duration,
+    format_failure_count,
     format_failures,
+    format_recovery,
     format_runway,
     format_window,
 )
@@ -92,9 +100,10 @@ def credit_health(
 
 
 def runs_refused(credit: CreditView) -> bool:
-    """Runs rejected for credits in the window while nothing was spent: every run is
-    turned away, whatever the balance says (a runway of +Inf is no comfort)."""
-    return credit.rejected_runs > 0 and credit.spent_credits <= 0
+    """Runs rejected for credits in the window while nothing was spent, and not
+    followed by a success of the same work: every run is turned away, whatever
+    the balance says (a runway of +Inf is no comfort)."""
+    return credit.rejected_runs > 0 and credit.spent_credits <= 0 and credit.rejected.still_failing
 
 
 def credit_level(credit: CreditView) -> Health:
@@ -156,14 +165,20 @@ class Problem:
     subject: str  # "credit", "budget gate", or a charter name
     alert: str
     message: str
+    # The work that failed has succeeded since its last failure: shown, not counted.
+    recovered: bool = False
 
 
 @dataclass(frozen=True)
 class Assessment:
+    """The verdict: the worst health of the current problems. ``recovered`` lists
+    failures in the window that have stopped; they never colour the verdict."""
+
     health: Health
     problems: list[Problem]
     # The --ledger-* numbers this verdict was judged with (the status page shows them).
     ledger_limits: LedgerThresholds | None = None
+    recovered: list[Problem] = field(default_factory=list)
 
     def for_subject(self, subject: str) -> list[Problem]:
         return [p for p in self.problems if p.subject == subject]
@@ -190,28 +205,46 @@ def _balance_problem(credit: CreditView) -> Problem | None:
     return None
 
 
-def _refusal_problems(credit: CreditView) -> list[Problem]:
-    window = format_duration(credit.window_seconds)
+def _reason_count(
+    runs: int, reason: str, failures: ReasonFailures, credit: CreditView, now: datetime | None
+) -> str:
+    """``3 failed with provider_unavailable in the last 24 h, last 2 h ago``."""
+    return format_failure_count(
+        runs, credit.window_seconds, failures.last_failure_at, now, how=f" with {reason}"
+    )
+
+
+def _refusal_problems(credit: CreditView, now: datetime | None) -> list[Problem]:
     problems = []
-    if runs_refused(credit):
+    rejected = credit.rejected
+    if credit.rejected_runs > 0 and credit.spent_credits <= 0:
+        count = _reason_count(credit.rejected_runs, "insufficient_credits", rejected, credit, now)
         problems.append(
             Problem(
                 Health.RED,
                 "credit",
                 "GovernanceRunsRejectedForCredits",
-                f"{credit.rejected_runs} run(s) rejected with insufficient_credits in the last "
-                f"{window} and nothing spent: every run is refused, whatever the balance says",
+                f"{count}, nothing spent: every run is refused, whatever the balance says"
+                if rejected.still_failing
+                else f"{count}, nothing spent; recovered: the rejected work has succeeded since",
+                recovered=not rejected.still_failing,
             )
         )
+    provider = credit.provider_unavailable
     if credit.provider_unavailable_runs > 0:
+        count = _reason_count(
+            credit.provider_unavailable_runs, "provider_unavailable", provider, credit, now
+        )
         problems.append(
             Problem(
                 Health.RED,
                 "provider",
                 "GovernanceProviderUnavailable",
-                f"{credit.provider_unavailable_runs} run(s) failed with provider_unavailable "
-                f"in the last {window}: the operator's LLM provider account is unfunded or "
-                "the provider is down, which the balance cannot show",
+                f"{count}: the operator's LLM provider account is unfunded or the provider "
+                "is down, which the balance cannot show"
+                if provider.still_failing
+                else f"{count}; recovered: the work that failed so has succeeded since",
+                recovered=not provider.still_failing,
             )
         )
     return problems
@@ -236,7 +269,11 @@ def _runway_problem(credit: CreditView) -> Problem | None:
     return None
 
 
-def credit_problems(credit: CreditView, charters: Sequence[CharterView]) -> list[Problem]:
+def credit_problems(
+    credit: CreditView, charters: Sequence[CharterView], now: datetime | None = None
+) -> list[Problem]:
+    """The balance, runway, spend and refusals; ``now`` dates the last failure (without
+    it the words leave out how long ago)."""
     window = format_duration(credit.window_seconds)
     # The balance says more than the runway: one problem for the two.
     first = _balance_problem(credit) or _runway_problem(credit)
@@ -252,7 +289,7 @@ def credit_problems(credit: CreditView, charters: Sequence[CharterView]) -> list
                 "are enabled: runs may be rejected before they spend, or not run at all",
             )
         )
-    return problems + _refusal_problems(credit)
+    return problems + _refusal_problems(credit, now)
 
 
 def _stall_problem(charter: CharterView, now: datetime) -> Problem | None:
@@ -274,7 +311,34 @@ def _stall_problem(charter: CharterView, now: datetime) -> Problem | None:
     )
 
 
-def charter_problems(charter: CharterView, now: datetime) -> list[Problem]:
+def _failing_problem(
+    subject: str,
+    reasons: str,
+    work: CharterView | WorkView,
+    *,
+    now: datetime | None,
+    window_seconds: float | None,
+    which: str = "",
+) -> Problem:
+    """GovernanceRunsFailing for one charter or run kind: current until it succeeds."""
+    count = format_failure_count(
+        work.failed_runs, window_seconds, work.last_failure_at, now, which=which
+    )
+    if work.still_failing:
+        return Problem(Health.YELLOW, subject, "GovernanceRunsFailing", f"{count}: {reasons}")
+    recovery = format_recovery(work.last_success_at, now)
+    return Problem(
+        Health.YELLOW,
+        subject,
+        "GovernanceRunsFailing",
+        f"{count}: {reasons}; {recovery}",
+        recovered=True,
+    )
+
+
+def charter_problems(
+    charter: CharterView, now: datetime, window_seconds: float | None = None
+) -> list[Problem]:
     name = charter.charter
     if not charter.configured:
         return [
@@ -300,11 +364,8 @@ def charter_problems(charter: CharterView, now: datetime) -> list[Problem]:
         )
     if charter.failed_runs > 0:
         problems.append(
-            Problem(
-                Health.YELLOW,
-                name,
-                "GovernanceRunsFailing",
-                f"{charter.failed_runs} failed run(s) in the window: {format_failures(charter)}",
+            _failing_problem(
+                name, format_failures(charter), charter, now=now, window_seconds=window_seconds
             )
         )
     if not charter.enabled:
@@ -400,7 +461,9 @@ def memory_problems(
     return problems
 
 
-def work_problems(work: WorkView) -> list[Problem]:
+def work_problems(
+    work: WorkView, now: datetime | None = None, window_seconds: float | None = None
+) -> list[Problem]:
     """Runs without a schedule (PR reviews): GovernanceRunsFailing covers them too."""
     if work.failed_runs <= 0:
         return []
@@ -410,11 +473,13 @@ def work_problems(work: WorkView) -> list[Problem]:
         if n > 0
     )
     return [
-        Problem(
-            Health.YELLOW,
+        _failing_problem(
             f"{work.run_kind} runs",
-            "GovernanceRunsFailing",
-            f"{work.failed_runs} failed run(s) without a schedule in the window: {reasons}",
+            reasons,
+            work,
+            now=now,
+            window_seconds=window_seconds,
+            which=" without a schedule",
         )
     ]
 
@@ -649,19 +714,23 @@ def assess(
     ledger: LedgerThresholds | None = None,
 ) -> Assessment:
     """The verdict on one view (and the gateway's files, when read): the worst health
-    among its problems. ``ledger``: the --ledger-* numbers (defaults when None)."""
-    problems = credit_problems(view.credit, view.charters)
+    among its problems. ``ledger``: the --ledger-* numbers (defaults when None).
+    Recovered problems are kept apart and never colour it."""
+    window = view.credit.window_seconds
+    problems = credit_problems(view.credit, view.charters, now)
     for charter in view.charters:
-        problems.extend(charter_problems(charter, now))
+        problems.extend(charter_problems(charter, now, window))
     for work in view.unscheduled:
-        problems.extend(work_problems(work))
+        problems.extend(work_problems(work, now, window))
     problems.extend(node_problems(view))
     if memory is not None:
         problems.extend(memory_problems(memory, view.charters, now))
     limits = ledger or LedgerThresholds()
     if view.ledger is not None:
         problems.extend(ledger_problems(view.ledger, limits, now))
-    return Assessment(worst(p.health for p in problems), problems, limits)
+    current = [p for p in problems if not p.recovered]
+    recovered = [p for p in problems if p.recovered]
+    return Assessment(worst(p.health for p in current), current, limits, recovered)
 
 
 def charter_health(assessment: Assessment, charter: CharterView) -> Health:

@@ -167,14 +167,19 @@ WHERE s.id IN ("""
 """
 )
 
+# The latest runs of the account, scheduled or not: each schedule's newest by
+# its (schedule_id, scheduled_for) index, and (2026-03 on) the newest runs
+# without a schedule by the (requested_by, started_at) index; a run without a
+# schedule is dated by its start. _RECENT_UNSCHEDULED is composed in by schema.
 READ_RECENT_RUNS: LiteralString = (
     """
+SELECT recent.* FROM (
 SELECT s.id::text AS schedule_id, r.scheduled_for, r.status, r.error_code,
-       r.error_message
+       r.error_message, r.run_kind
 FROM schedules s
 CROSS JOIN LATERAL (
     SELECT r.scheduled_for, r.status, {error_code} AS error_code,
-           left(r.error_message, {prefix}) AS error_message
+           left(r.error_message, {prefix}) AS error_message, {run_kind} AS run_kind
     FROM {runs} r
     WHERE r.schedule_id = s.id AND r.scheduled_for <= %(now)s
     ORDER BY r.scheduled_for DESC
@@ -183,7 +188,9 @@ CROSS JOIN LATERAL (
 WHERE s.id IN ("""
     + _GOVERNANCE_SCHEDULE_IDS
     + """)
-ORDER BY r.scheduled_for DESC
+{recent_unscheduled}
+) recent
+ORDER BY recent.scheduled_for DESC
 LIMIT {limit}
 """
 )
@@ -213,31 +220,105 @@ GROUP BY 1, 2, 3, 4
 """
 )
 
-# The latest success and failure of each kind seen in the window, looking back
-# at most LOOKBACK: the index is walked backwards and stops at the first match.
-READ_UNSCHEDULED_OUTCOMES: LiteralString = (
-    """
-SELECT k.run_kind,
-       (SELECT coalesce(r.completed_at, r.started_at) FROM graph_runs r
-        WHERE r.requested_by = k.owner AND r.schedule_id IS NULL
-          AND r.run_kind IS NOT DISTINCT FROM k.run_kind AND r.status = 'success'
+# The latest success and failure of each kind seen in the window, looking back at
+# most LOOKBACK, bounded by an index the node has:
+# - with sql/optional-indexes.sql's unscheduled indexes ("indexed"), one descent
+#   of a partial index each;
+# - else with the (requested_by, started_at) index of migration 0023 ("walkable"),
+#   a walk backwards through the owner's runs (its scheduled ones too), stopped
+#   at the first match: its cost is the owner's runs since the last success or
+#   failure, not 30 days of them. Written as a subquery with a LIMIT the planner
+#   cannot evaluate (NULL at run time: no limit), so that it is neither flattened
+#   nor planned for all its rows: the planner plans it for its default tenth,
+#   and the walk wins. Flattened (or fenced by OFFSET 0, planned for all rows) the
+#   planner, which takes "requested by the owner" and "no schedule" to be
+#   independent though every run without a schedule is the system principal's,
+#   expects almost no match and reads and sorts 30 days of the owner's runs;
+# - else (2026-03, before 0023) the same statement as with the partial indexes:
+#   graph_runs_schedule_idx's entries for "no schedule", every run without a
+#   schedule the table keeps, then the owner's among them.
+_OWNER_RUNS_NEWEST_FIRST: LiteralString = """(
+    SELECT r.started_at, r.completed_at, r.schedule_id, r.run_kind, r.status,
+           r.error_message, r.error_code
+    FROM graph_runs r
+    WHERE r.requested_by = k.owner
+      AND r.started_at > %(lookback)s AND r.started_at <= %(now)s
+    ORDER BY r.started_at DESC
+    LIMIT (SELECT NULL::bigint)) r"""
+_UNSCHEDULED_OF_KIND: LiteralString = """
+        WHERE r.schedule_id IS NULL AND r.run_kind IS NOT DISTINCT FROM k.run_kind"""
+_IN_LOOKBACK: LiteralString = """
+          AND r.requested_by = k.owner
           AND r.started_at > %(lookback)s AND r.started_at <= %(now)s
-        ORDER BY r.started_at DESC LIMIT 1) AS last_success_at,
-       (SELECT coalesce(r.completed_at, r.started_at) FROM graph_runs r
-        WHERE r.requested_by = k.owner AND r.schedule_id IS NULL
-          AND r.run_kind IS NOT DISTINCT FROM k.run_kind
+        ORDER BY r.started_at DESC"""
+_IS_SUCCESS: LiteralString = """
+          AND r.status = 'success'"""
+_IS_FAILURE: LiteralString = """
           AND (r.status = 'error'
                OR (r.status = 'skipped'
                    AND (btrim(coalesce(r.error_message, ''), {blank}) <> ''
-                        OR btrim(coalesce(r.error_code, ''), {blank}) <> '')))
-          AND r.started_at > %(lookback)s AND r.started_at <= %(now)s
-        ORDER BY r.started_at DESC LIMIT 1) AS last_failure_at
+                        OR btrim(coalesce(r.error_code, ''), {blank}) <> '')))"""
+_LATEST: LiteralString = "SELECT coalesce(r.completed_at, r.started_at) FROM "
+
+
+def _valid_index(name: LiteralString) -> LiteralString:
+    return (
+        "EXISTS (SELECT 1 FROM pg_index i WHERE i.indexrelid = to_regclass('"
+        + name
+        + "') AND i.indisvalid)"
+    )
+
+
+READ_UNSCHEDULED_OUTCOMES: LiteralString = (
+    """
+SELECT k.run_kind,
+       CASE WHEN k.success_indexed OR NOT k.walkable
+            THEN ("""
+    + _LATEST
+    + "graph_runs r"
+    + _UNSCHEDULED_OF_KIND
+    + _IS_SUCCESS
+    + _IN_LOOKBACK
+    + """ LIMIT 1)
+            ELSE ("""
+    + _LATEST
+    + _OWNER_RUNS_NEWEST_FIRST
+    + _UNSCHEDULED_OF_KIND
+    + _IS_SUCCESS
+    + """ LIMIT 1)
+       END AS last_success_at,
+       CASE WHEN k.failure_indexed OR NOT k.walkable
+            THEN ("""
+    + _LATEST
+    + "graph_runs r"
+    + _UNSCHEDULED_OF_KIND
+    + _IS_FAILURE
+    + _IN_LOOKBACK
+    + """ LIMIT 1)
+            ELSE ("""
+    + _LATEST
+    + _OWNER_RUNS_NEWEST_FIRST
+    + _UNSCHEDULED_OF_KIND
+    + _IS_FAILURE
+    + """ LIMIT 1)
+       END AS last_failure_at
 FROM (SELECT DISTINCT r.run_kind, r.requested_by AS owner FROM graph_runs r
       WHERE r.requested_by IN """
     + _ACCOUNT_OWNER
     + """
         AND r.schedule_id IS NULL
-        AND r.started_at > %(since)s AND r.started_at <= %(now)s) k
+        AND r.started_at > %(since)s AND r.started_at <= %(now)s) k0
+CROSS JOIN LATERAL (
+    SELECT k0.run_kind, k0.owner,
+           """
+    + _valid_index("graph_runs_unscheduled_success_idx")
+    + """ AS success_indexed,
+           """
+    + _valid_index("graph_runs_unscheduled_failure_idx")
+    + """ AS failure_indexed,
+           """
+    + _valid_index("graph_runs_requested_by_started_at_idx")
+    + """ AS walkable) k
 """
 )
 
@@ -305,6 +386,22 @@ GROUP BY 1, 2, 3, 4
 )
 
 
+_RECENT_UNSCHEDULED: LiteralString = (
+    """
+UNION ALL
+(SELECT NULL::text, r.started_at, r.status, r.error_code, left(r.error_message, {prefix}),
+        r.run_kind
+ FROM graph_runs r
+ WHERE r.requested_by IN """
+    + _ACCOUNT_OWNER
+    + """
+   AND r.schedule_id IS NULL AND r.started_at <= %(now)s
+ ORDER BY r.started_at DESC
+ LIMIT {limit})
+"""
+)
+
+
 def _escaped_literal(text: str) -> sql.SQL:
     """``text`` as an escape-string literal of printable characters (E'\\x09'), so
     that statements stay readable when printed or copied into a config file."""
@@ -323,6 +420,7 @@ def runs_statement(template: LiteralString, schema: SchemaInfo) -> sql.Composed:
     """A ``{runs}`` template completed for ``schema``'s runs table and columns."""
     error_code = sql.SQL("r.error_code" if schema.has_error_code else "NULL::text")
     unscheduled = sql.SQL(_FINISHED_UNSCHEDULED if schema.has_requested_by else "")
+    recent_unscheduled = sql.SQL(_RECENT_UNSCHEDULED if schema.has_requested_by else "")
     return sql.SQL(template).format(
         runs=sql.Identifier(schema.runs_table),
         error_code=error_code,
@@ -331,6 +429,9 @@ def runs_statement(template: LiteralString, schema: SchemaInfo) -> sql.Composed:
             "r.requested_by IN (a.owner_user_id, a.slug)" if schema.has_requested_by else "false"
         ),
         unscheduled=unscheduled.format(prefix=sql.Literal(MESSAGE_PREFIX_CHARS)),
+        recent_unscheduled=recent_unscheduled.format(
+            prefix=sql.Literal(MESSAGE_PREFIX_CHARS), limit=sql.Literal(RECENT_RUNS_LIMIT)
+        ),
         prefix=sql.Literal(MESSAGE_PREFIX_CHARS),
         limit=sql.Literal(RECENT_RUNS_LIMIT),
         blank=BLANK_LITERAL,

@@ -105,11 +105,15 @@ class LastOutcomeRow:
 
 @dataclass(frozen=True, slots=True)
 class RecentRunRow:
-    schedule_id: str
+    """One of the account's latest runs; a run without a schedule has no
+    schedule_id and is dated by its start (``scheduled_for`` holds started_at)."""
+
+    schedule_id: str | None
     scheduled_for: datetime
     status: str | None
     error_code: str | None
     error_message: str | None
+    run_kind: str | None = None  # NULL in 2026-02 (schedule_runs has no kind)
 
 
 @dataclass(frozen=True, slots=True)

@@ -158,9 +158,9 @@ def _links(grafana_url: str | None) -> str:
 def _governance_body(view: GovernanceView, assessment: Assessment, now: datetime) -> str:
     return "\n".join(
         [
-            _header(view.account, assessment.health.value, _overall_words(assessment)),
+            _header(view.account),
+            _verdict(assessment.health.value, _overall_words(assessment), _problems(assessment)),
             _credit_card(view.credit),
-            _problems(assessment.problems),
             _charters_table(view, assessment, now),
             _unscheduled(view),
             ledger_section(view.ledger, assessment, now),
@@ -172,15 +172,24 @@ def _governance_body(view: GovernanceView, assessment: Assessment, now: datetime
 def _overall_words(assessment: Assessment) -> str:
     count = len(assessment.problems)
     if count == 0:
-        return "Overall: GREEN — no problems"
-    return f"Overall: {assessment.health.value.upper()} — {count} problem{'s' if count > 1 else ''}"
+        return "no problems"
+    return f"{count} problem{'s' if count > 1 else ''}"
 
 
-def _header(account: str, health: str, words: str) -> str:
+def _header(account: str) -> str:
+    return f'<header><h1>Governance <span class="muted">· {esc(account)}</span></h1></header>'
+
+
+def _verdict(health: str, words: str, details: str) -> str:
+    """The page's first and largest element: the one verdict, filled with its colour,
+    and beneath it (framed in the same colour) the problems that make it."""
     return (
-        f'<header><h1>Governance <span class="muted">· {esc(account)}</span></h1>'
-        f'<p id="overall" class="badge h-{health}" data-health="{health}">{esc(words)}</p>'
-        "</header>"
+        f'<section id="verdict" class="verdict b-{health}" data-health="{health}">'
+        f'<div id="overall" class="h-{health}" data-health="{health}">'
+        '<p class="label">Overall</p>'
+        f'<p class="big"><span id="verdict-health">{esc(health.upper())}</span>'
+        f' <span class="count">— {esc(words)}</span></p></div>'
+        f"{details}</section>"
     )
 
 
@@ -225,24 +234,39 @@ def _credit_card(credit: CreditView) -> str:
                 " · ".join(f"{kind} {format_usd(v)}" for kind, v in sorted(spenders)),
             )
         )
+    return _credits(health, f"<dl>{''.join(facts)}</dl>")
+
+
+def _credits(health: str, inner: str) -> str:
+    """The credit card: its own colour on a stripe and a badge, below the verdict and
+    smaller, so that it is never read as the verdict."""
     return (
-        f'<section id="credit" class="card h-{health}" data-health="{health}">'
-        '<p class="label">Credit health</p>'
-        f'<p id="health" class="big">{health.upper()}</p>'
-        f"<dl>{''.join(facts)}</dl></section>"
+        f'<section id="credit" class="card b-{health}" data-health="{health}">'
+        f'<h2 class="label">Credits <span id="health" class="badge h-{health}">'
+        f"{health.upper()}</span></h2>{inner}</section>"
     )
 
 
-def _problems(problems: Sequence[Problem]) -> str:
-    if not problems:
-        return '<section id="problems"><h2>Problems</h2><p>None.</p></section>'
-    items = "".join(
-        f'<li data-health="{p.health.value}">{_badge(p.health.value)} '
-        f"<b>{esc(p.subject)}</b>: {esc(p.message)} "
+def _problem_items(problems: Sequence[Problem], badge: bool) -> str:
+    return "".join(
+        f'<li data-health="{p.health.value}">'
+        + (f"{_badge(p.health.value)} " if badge else "")
+        + f"<b>{esc(p.subject)}</b>: {esc(p.message)} "
         f'<small class="muted">({esc(p.alert)})</small></li>'
         for p in problems
     )
-    return f'<section id="problems"><h2>Problems</h2><ul>{items}</ul></section>'
+
+
+def _problems(assessment: Assessment) -> str:
+    current = assessment.problems
+    items = f"<ul>{_problem_items(current, badge=True)}</ul>" if current else "<p>None.</p>"
+    recovered = ""
+    if assessment.recovered:
+        recovered = (
+            '<div id="recovered"><h3>Recovered (succeeded since; not counted)</h3>'
+            f"<ul>{_problem_items(assessment.recovered, badge=False)}</ul></div>"
+        )
+    return f'<div id="problems"><h2>Problems</h2>{items}{recovered}</div>'
 
 
 def _badge(health: str, text: str | None = None) -> str:
@@ -434,14 +458,15 @@ def _next_run(charter: CharterView, now: datetime) -> str:
     return _when(charter.next_run_at, now, future=True)
 
 
-RECENT_HEADERS = ("Charter", "Scheduled", "Status", "Reason")
+RECENT_HEADERS = ("Charter", "Kind", "When", "Status", "Reason")
 
 
 def _recent_runs(runs: Sequence[RecentRun]) -> str:
     rows = (
         "<tr>"
-        + _cell("Charter", esc(run.charter))
-        + _cell("Scheduled", esc(format_time(run.scheduled_for)))
+        + _cell("Charter", esc(run.charter or "—"))
+        + _cell("Kind", esc(run.kind))
+        + _cell("When", esc(format_time(run.scheduled_for)))
         + _cell("Status", _badge(Health.RED.value, run.status) if run.reason else esc(run.status))
         + _cell("Reason", esc(run.reason or "—"))
         + "</tr>"
@@ -477,12 +502,14 @@ def _unreadable_body(account: str, result: CollectionResult, now: datetime) -> s
         last = "No successful read since the exporter started."
     return "\n".join(
         [
-            _header(account, UNKNOWN, "Overall: UNKNOWN — the database cannot be read"),
-            f'<section id="credit" class="card h-{UNKNOWN}" data-health="{UNKNOWN}">'
-            '<p class="label">Credit health</p>'
-            f'<p id="health" class="big">{UNKNOWN.upper()}</p>'
-            f'<p id="error">{esc(error_text(result, now))}: {esc(detail)}</p>'
-            f"<p>{last}</p></section>",
+            _header(account),
+            _verdict(
+                UNKNOWN,
+                "the database cannot be read",
+                f'<div id="problems"><p id="error">{esc(error_text(result, now))}: '
+                f"{esc(detail)}</p><p>{last}</p></div>",
+            ),
+            _credits(UNKNOWN, "<p>Not known while the database cannot be read.</p>"),
         ]
     )
 
@@ -500,9 +527,10 @@ def _footer(result: CollectionResult, now: datetime) -> str:
 
 
 def _css() -> str:
+    every = [*((h.value, c) for h, c in HEALTH_COLOURS.items()), (UNKNOWN, UNKNOWN_COLOURS)]
     colours = [
-        *(f".h-{h.value}{{background:{bg};color:{fg}}}" for h, (bg, fg) in HEALTH_COLOURS.items()),
-        f".h-{UNKNOWN}{{background:{UNKNOWN_COLOURS[0]};color:{UNKNOWN_COLOURS[1]}}}",
+        *(f".h-{name}{{background:{bg};color:{fg}}}" for name, (bg, fg) in every),
+        *(f".b-{name}{{border-color:{bg}}}" for name, (bg, _fg) in every),
     ]
     return _BASE_CSS + "".join(colours)
 
@@ -520,18 +548,23 @@ nav{float:right;margin-top:.4rem}
 h1{font-size:1.4rem;margin:.2rem 0 .5rem}
 h2{font-size:1.1rem;margin:1.5rem 0 .5rem}
 .muted,small{color:var(--muted)}
-.card{border-radius:12px;padding:1.25rem 1.5rem;margin:1rem 0}
-.card .label{margin:0;font-weight:600;opacity:.9}
+.verdict{border:4px solid;border-radius:14px;margin:1rem 0;overflow:hidden}
+#overall{padding:1.25rem 1.5rem}
+#overall .label{margin:0;font-weight:600;opacity:.9}
 .big{font-size:clamp(2.2rem,9vw,3.6rem);font-weight:800;line-height:1.1;margin:.1rem 0}
-.card dl{display:grid;grid-template-columns:repeat(auto-fit,minmax(19rem,1fr));gap:.75rem 1.5rem;
-margin:1rem 0 0}
-.card dt{font-size:.85rem;opacity:.9}
-.card dd{margin:0;font-size:1.2rem;font-weight:650;overflow-wrap:break-word}
+.big .count{font-size:.5em;font-weight:700}
+#problems{padding:0 1.5rem 1rem}
+#problems h3{font-size:1rem;margin:1rem 0 .25rem;color:var(--muted)}
+.card{border:1px solid var(--line);border-left:.6rem solid;border-radius:10px;
+padding:.75rem 1.25rem;margin:1rem 0}
+.card .label{margin:0;font-size:1rem}
+.card dl{display:grid;grid-template-columns:repeat(auto-fit,minmax(19rem,1fr));gap:.5rem 1.5rem;
+margin:.75rem 0 0}
+.card dt{font-size:.85rem;color:var(--muted)}
+.card dd{margin:0;font-size:1.05rem;font-weight:650;overflow-wrap:break-word}
 .nw{white-space:nowrap}
-.card small{color:inherit;opacity:.85}
 .badge{display:inline-block;padding:.1rem .55rem;border-radius:999px;font-size:.8rem;
 font-weight:700;white-space:nowrap}
-#overall{font-size:1rem;margin:.25rem 0;white-space:normal}
 ul{padding-left:1.2rem}
 li{margin:.3rem 0;overflow-wrap:anywhere}
 table{width:100%;border-collapse:collapse}
@@ -541,6 +574,14 @@ th{font-size:.85rem;color:var(--muted);font-weight:600}
 footer{margin:2rem 0 1rem;font-size:.85rem}
 @media (max-width:40rem){
 nav{float:none}
+#overall{padding:1.5rem 1.25rem}
+.big .count{display:block}
+#problems{padding:0 1.25rem 1rem}
+.card{padding:.5rem .9rem}
+.card dl{gap:.2rem;margin:.4rem 0 0}
+.card dl div{display:flex;justify-content:space-between;align-items:baseline;gap:.75rem}
+.card dt{flex:none;max-width:40%}
+.card dd{font-size:.95rem;text-align:right}
 table.stack thead{display:none}
 table.stack tr{display:block;border:1px solid var(--line);border-radius:8px;margin:0 0 .75rem;
 padding:.25rem .6rem}

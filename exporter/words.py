@@ -78,6 +78,32 @@ def format_failures(charter: CharterView) -> str:
     return ", ".join(f"{reason} {n}" for reason, n in failures)
 
 
+def format_failure_count(
+    runs: int,
+    window_seconds: float | None,
+    last_failure_at: datetime | None,
+    now: datetime | None,
+    *,
+    which: str = "",
+    how: str = "",
+) -> str:
+    """``3 runs failed in the last 24 h, last 2 h 40 min ago``; ``which`` follows the
+    noun (`` without a schedule``), ``how`` the verb (`` with timeout``)."""
+    span = f"the last {format_duration(window_seconds)}" if window_seconds else "the window"
+    noun = "run" if runs == 1 else "runs"
+    text = f"{runs} {noun}{which} failed{how} in {span}"
+    if last_failure_at is not None and now is not None:
+        text += f", last {format_duration((now - last_failure_at).total_seconds())} ago"
+    return text
+
+
+def format_recovery(last_success_at: datetime | None, now: datetime | None) -> str:
+    """``recovered: succeeded 20 min ago``: a success came after the last failure."""
+    if last_success_at is None or now is None:
+        return "recovered: succeeded since"
+    return f"recovered: succeeded {format_duration((now - last_success_at).total_seconds())} ago"
+
+
 def format_runs(charter: CharterView) -> str:
     """Runs in the window by status, non-zero only: ``success 18, error 6``."""
     parts = [f"{status} {n}" for status, n in charter.runs_by_status.items() if n > 0]

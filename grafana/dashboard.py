@@ -9,8 +9,9 @@ line and the one module the tests, the preview and the docs import.
 The fleet's two labels are the operator's (``Fleet``): one file per labelling, each a
 ``Variant``. ``grafana/dashboards/governance.json`` is the bundled stack's (``cluster``,
 ``node``); ``deploy/grafana/governance-cogni.json`` is Cogni's (``env``, ``node_id``, as
-their Alloy labels series), ready for a Git Sync folder. Other labels:
-``--cluster-label``, ``--node-label`` and ``--output``.
+their Alloy labels series, with no recording rules), ready for a Git Sync folder. Other
+labels: ``--cluster-label``, ``--node-label`` and ``--output``; a data source without the
+recording rules' series (Grafana-managed alerting): ``--no-recording-rules``.
 """
 
 from __future__ import annotations
@@ -113,6 +114,13 @@ def _parser() -> argparse.ArgumentParser:
         "grafanacloud-prom; default: %(default)s)",
     )
     parser.add_argument("--uid", default="", help="dashboard uid (default: from the labels)")
+    parser.add_argument(
+        "--no-recording-rules",
+        dest="recorded",
+        action="store_false",
+        help="the data source holds no governance:* series (Grafana-managed alerting, "
+        "which inlines the recording rules; Cogni): compute them in the queries",
+    )
     return parser
 
 
@@ -120,13 +128,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if args.output is None:
-        custom = (args.cluster_label, args.node_label, args.datasource_uid, args.uid)
-        if custom != (DEFAULT.fleet.cluster, DEFAULT.fleet.node, DATASOURCE_UID, ""):
-            parser.error("--cluster-label, --node-label, --datasource-uid and --uid need --output")
+        custom = (args.cluster_label, args.node_label, args.datasource_uid, args.uid, args.recorded)
+        if custom != (DEFAULT.fleet.cluster, DEFAULT.fleet.node, DATASOURCE_UID, "", True):
+            parser.error(
+                "--cluster-label, --node-label, --datasource-uid, --uid and "
+                "--no-recording-rules need --output"
+            )
         variants: tuple[Variant, ...] = VARIANTS
     else:
         try:
-            fleet = Fleet(args.cluster_label, args.node_label)
+            fleet = Fleet(args.cluster_label, args.node_label, recorded=args.recorded)
             variants = (Variant(fleet, args.output, args.datasource_uid, args.uid),)
         except ValueError as exc:
             parser.error(str(exc))

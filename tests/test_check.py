@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -60,6 +61,17 @@ def yellow_runway(conn: Any, version: str, now: datetime) -> None:
 
 
 def one_failed_run(conn: Any, version: str, now: datetime) -> None:
+    """engineering's latest run timed out: it has not succeeded since."""
+    _tenant, schedules = scenario.seed_governance(conn, version, now, hours=3)
+    conn.execute(
+        "UPDATE graph_runs SET status = 'error', error_code = 'timeout', error_message = 'timeout'"
+        " WHERE schedule_id = %s AND scheduled_for = %s",
+        (schedules["engineering"], scenario.hourly_slots("engineering", now, 1)[0]),
+    )
+
+
+def one_recovered_failure(conn: Any, version: str, now: datetime) -> None:
+    """engineering timed out 5 h ago and has succeeded every hour since."""
     _tenant, schedules = scenario.seed_governance(conn, version, now, hours=3)
     scenario.add_run(
         conn,
@@ -158,6 +170,41 @@ def test_warnings_exit_1(
     assert alerts(report) == expected
 
 
+def test_a_failure_followed_by_successes_is_recovered_and_green(
+    make_database: Callable[[str], Database],
+) -> None:
+    """Now versus the window (issue 23): the failure stays in the window's counts,
+    but the charter has succeeded since, so it no longer colours the verdict."""
+    database = seeded(make_database, one_recovered_failure, SCHEMA_2026_03)
+    status, report = check_json(database.monitor_url)
+    assert (status, report["status"], report["problems"]) == (0, "green", [])
+    (recovered,) = report["recovered"]
+    assert (recovered["subject"], recovered["alert"]) == ("engineering", "GovernanceRunsFailing")
+    assert re.match(
+        r"1 run failed in the last 24 h, last 5 h( 1 min)? ago: timeout 1", recovered["message"]
+    ), recovered["message"]
+    assert "recovered: succeeded" in recovered["message"]
+    text = run_check(database.monitor_url)
+    assert text.returncode == 0
+    assert "recovered (succeeded since; not counted):" in text.stdout
+    assert re.search(
+        r"engineering  1 run failed in the last 24 h, last 5 h( 1 min)? ago", text.stdout
+    )
+
+
+def test_a_current_failure_says_how_many_and_when(
+    make_database: Callable[[str], Database],
+) -> None:
+    database = seeded(make_database, one_failed_run, SCHEMA_2026_03)
+    status, report = check_json(database.monitor_url)
+    assert status == 1
+    (problem,) = report["problems"]
+    assert re.fullmatch(
+        r"1 run failed in the last 24 h, last (\d+ min|\d+ s) ago: timeout 1", problem["message"]
+    ), problem["message"]
+    assert report["recovered"] == []
+
+
 def test_yellow_runway_in_words(make_database: Callable[[str], Database]) -> None:
     database = seeded(make_database, yellow_runway, SCHEMA_2026_03)
     result = run_check(database.monitor_url)
@@ -249,6 +296,8 @@ def test_database_down_is_unknown_with_the_cause() -> None:
     (first,) = result.stdout.splitlines()
     assert first.startswith("GOVERNANCE UNKNOWN - database unreachable (host_unreachable): ")
     assert "Connection refused" in first
+    assert first.endswith("; check reads once and does not retry: run it again once this is fixed")
+    assert "trying again at the next collection" not in first
     assert MONITOR_PASSWORD not in result.stdout + result.stderr
 
 
@@ -278,6 +327,18 @@ def test_wrong_password_is_unknown_and_never_printed(
     assert result.returncode == 3
     assert "password authentication failed" in result.stdout
     assert "not-the-password-Yq3" not in result.stdout + result.stderr
+    # a one-shot command makes no next attempt: none of the server's back-off words
+    (first,) = result.stdout.splitlines()
+    assert first.endswith(
+        "; check reads once and does not retry: run it again once this is fixed"
+    ), first
+    for server_words in ("next attempt", "back-off", "doubling", "trying again"):
+        assert server_words not in result.stdout
+    status, report = check_json(wrong)
+    assert status == 3
+    assert report["error"]["reason"] == "authentication_failed"
+    assert report["error"]["message"].endswith("does not retry: run it again once this is fixed")
+    assert "next attempt" not in report["error"]["message"]
 
 
 def test_rows_hidden_by_row_level_security_are_unknown_not_fine(

@@ -8,15 +8,18 @@ Alloy cannot run here, so ``deploy/alloy/governance.alloy`` is read for what it 
 node's exporter with basic auth (the exporter's web config) under the job Alloy names
 it, ``prometheus.scrape.governance``, and ``remote_write``-ing with the relabelling as
 ``write_relabel_configs`` (they act on every series, ``up`` included, as
-``prometheus.relabel`` does) to a store that stands in for Grafana Cloud's Mimir and
-evaluates the repository's rules. One node keeps ``instance``, the other drops it (the
+``prometheus.relabel`` does) to a store that stands in for Grafana Cloud's Mimir. The
+store evaluates no rules: Cogni's alerts are Grafana-managed, and the Grafana form of the
+rules inlines the recording rules, so nothing writes a ``governance:*`` series there and
+the dashboard must do without them. One node keeps ``instance``, the other drops it (the
 Alloy file's optional rule; Cogni does so for some services). Each exporter reads its
 database as the read-only role of ``sql/monitoring-role.sql``, the URL from a file, as
 ``deploy/compose/docker-compose.governance.yml`` runs it.
 
 Then ``deploy/grafana/governance-cogni.json``'s queries run against the store, with
 the variables substituted as Grafana would: the fleet row keeps the two nodes apart,
-the incident's node red and the healthy one green, and ``env``/``node_id`` pick either.
+the incident's node red and the healthy one green (its credit health computed in the
+query, no recording rule), and ``env``/``node_id`` pick either.
 """
 
 from __future__ import annotations
@@ -58,7 +61,6 @@ from exporter.snapshot import SCHEMA_2026_03
 
 ALLOY = REPO / "deploy" / "alloy" / "governance.alloy"
 DASHBOARD_JSON = REPO / "deploy" / "grafana" / "governance-cogni.json"
-RULES = REPO / "prometheus" / "rules" / "governance.rules.yml"
 PROMETHEUS = shutil.which("prometheus")
 JOB = "prometheus.scrape.governance"
 ACCOUNT = scenario.SYSTEM_SLUG
@@ -221,17 +223,10 @@ def prometheus(config: dict[str, Any], *flags: str) -> Iterator[str]:
         shutil.rmtree(directory, ignore_errors=True)
 
 
-def _store_config(directory: Path) -> dict[str, Any]:
-    """The store: the repository's rules, evaluated every second (Mimir's ruler, or
-    Grafana's recording rules, in Grafana Cloud)."""
-    rules = yaml.safe_load(RULES.read_text(encoding="utf-8"))
-    for group in rules["groups"]:
-        group["interval"] = "1s"
-    (directory / "rules.yml").write_text(yaml.safe_dump(rules), encoding="utf-8")
-    return {
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-        "rule_files": [str(directory / "rules.yml")],
-    }
+def _store_config() -> dict[str, Any]:
+    """The store: what the nodes remote-write, and no rules, as Grafana Cloud's Mimir
+    holds under Grafana-managed alerting (which inlines the recording rules)."""
+    return {"global": {"scrape_interval": "1s", "evaluation_interval": "1s"}}
 
 
 def _scraper_config(
@@ -336,7 +331,7 @@ def store(pg_admin_url: str) -> Iterator[Store]:
         password_file.write_text(PASSWORD, encoding="utf-8")
         with contextlib.ExitStack() as stack:
             store_url = stack.enter_context(
-                prometheus(_store_config(directory), "--web.enable-remote-write-receiver")
+                prometheus(_store_config(), "--web.enable-remote-write-receiver")
             )
             addresses = {}
             for node, database in ((RED, red), (GREEN, green)):
@@ -346,7 +341,10 @@ def store(pg_admin_url: str) -> Iterator[Store]:
                 addresses[node.node_id] = address
             live = Store(store_url, addresses)
             live.wait_for(f'count(up{{job="{JOB}"}} == 1) == 2', "both nodes scraped")
-            live.wait_for("count(governance:credit_health:level) == 2", "the rules on both")
+            health = GENERATOR.substitute(
+                _targets("Fleet: nodes, worst first")["A"]["expr"], VALUES
+            )
+            live.wait_for(f"count({health}) == 2", "the credit health of both")
             live.wait_for(
                 "count(count_over_time(governance_exporter_up[1m]) >= 12) == 2", "samples"
             )
@@ -389,6 +387,13 @@ def test_every_series_carries_env_and_node_id_under_alloys_job(store: Store) -> 
         (RED.env, RED.node_id),
         (GREEN.env, GREEN.node_id),
     }
+
+
+def test_the_store_holds_no_recorded_series(store: Store) -> None:
+    """As under Grafana-managed alerting: every governance series is the exporter's own,
+    so whatever the dashboard shows it computes from them."""
+    assert store.query('count({__name__=~".+:.+"})') == []
+    assert store.query('count({__name__=~"governance_.+"}) > 0') != []
 
 
 # --- the dashboard under env and node_id -----------------------------------------------------

@@ -18,6 +18,7 @@ import importlib.util
 import json
 import math
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -33,6 +34,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from exporter import memory, model, policy
+from exporter.rules import grafana
 
 ROOT = Path(__file__).resolve().parent.parent
 GRAFANA = ROOT / "grafana"
@@ -523,10 +525,14 @@ def test_metrics_and_labels_are_those_of_the_contract(dashboard: dict[str, Any])
 
 
 def lint_contract(
-    dashboard: dict[str, Any], fleet_labels: frozenset[str], values: dict[str, str]
-) -> None:
+    dashboard: dict[str, Any],
+    fleet_labels: frozenset[str],
+    values: dict[str, str],
+    required: frozenset[str] = REQUIRED_METRICS,
+) -> set[str]:
     """Every selector names a metric of the contract with its own labels, the target's
-    and the fleet's ``fleet_labels`` (each matched by its variable), and no other."""
+    and the fleet's ``fleet_labels`` (each matched by its variable), and no other; every
+    ``required`` metric is read. Returns the names read."""
     target_labels = frozenset({"job", "instance"}) | fleet_labels
     used: set[str] = set()
     for where, expr in _queries(dashboard):
@@ -550,8 +556,9 @@ def lint_contract(
                 assert matchers.get("charter") == ".*", f"{where}: {name} not by $charter"
         unknown = set(_grouping_labels(ast)) - labels_in_expr
         assert not unknown, f"{where}: grouping by labels no metric has: {unknown}"
-    missing = REQUIRED_METRICS - used
+    missing = required - used
     assert not missing, f"metrics the dashboard must show but does not: {sorted(missing)}"
+    return used
 
 
 def test_counters_only_through_rate_or_increase(dashboard: dict[str, Any]) -> None:
@@ -1101,6 +1108,13 @@ COGNI_VALUES = {
 }
 # The label renaming that turns the default file's queries into Cogni's.
 _TO_COGNI = (("cluster", "env"), ("node", "node_id"))
+# Cogni's alerts are Grafana-managed, which inline the recording rules and record
+# nothing: the Cogni file computes the credit health level in its own queries, and
+# that is the one change besides the labels. The level is the recording rule's own
+# expression, its recordings inlined as the Grafana form of the rules inlines them,
+# on the dashboard's selector where the rules select the exporter.
+HEALTH_LEVEL = "governance:credit_health:level"
+COGNI_SELECTOR = 'account=~"$account", env=~"$env", node_id=~"$node_id"'
 
 
 @pytest.fixture(scope="module")
@@ -1115,6 +1129,19 @@ def _to_cogni(text: str) -> str:
     return text
 
 
+def inline_health() -> str:
+    """governance:credit_health:level's expression in the committed rules, the
+    recordings it reads inlined, Cogni's selector for the default ``job="governance"``."""
+    recorded = grafana.recordings(yaml.safe_load(RULES_YML.read_text(encoding="utf-8")))
+    expr = grafana.inline(recorded[HEALTH_LEVEL].expr, recorded)
+    assert 'job="governance"' in expr
+    return expr.replace('job="governance"', COGNI_SELECTOR)
+
+
+def _unspaced(expr: str) -> str:
+    return re.sub(r"\s+", "", expr)
+
+
 def test_committed_cogni_json_is_what_the_generator_produces(generator: ModuleType) -> None:
     assert generator.COGNI.output == COGNI_JSON
     assert COGNI_JSON.read_text(encoding="utf-8") == generator.render(generator.COGNI), (
@@ -1126,17 +1153,28 @@ def test_the_cogni_file_is_the_same_dashboard_under_env_and_node_id(
     dashboard: dict[str, Any], cogni: dict[str, Any]
 ) -> None:
     """Same rows, panels, queries in the same order; each query is the default's with
-    cluster -> env and node -> node_id, and nothing else changed."""
+    cluster -> env and node -> node_id, and nothing else changed but the recorded credit
+    health, which Cogni's queries compute as the recording rule does (no rules record)."""
     default_targets = list(load_generator().targets(dashboard))
     cogni_targets = list(load_generator().targets(cogni))
     assert [(p["title"], t["refId"]) for p, t in cogni_targets] == [
         (p["title"], t["refId"]) for p, t in default_targets
     ]
+    recorded_health = f"{HEALTH_LEVEL}{{{COGNI_SELECTOR}}}"
+    inlined = 0
     for (panel, mine), (_p, theirs) in zip(default_targets, cogni_targets, strict=True):
-        assert theirs["expr"] == _to_cogni(mine["expr"]), panel["title"]
+        renamed = _to_cogni(mine["expr"])
+        if recorded_health in renamed:
+            inlined += 1
+            expected = renamed.replace(recorded_health, inline_health())
+            # Only the whitespace of the rule file's layout differs.
+            assert _unspaced(theirs["expr"]) == _unspaced(expected), panel["title"]
+            continue
+        assert theirs["expr"] == renamed, panel["title"]
         assert theirs.get("legendFormat") == (
             _to_cogni(mine["legendFormat"]) if "legendFormat" in mine else None
         )
+    assert inlined == 4  # the fleet stat's three levels and the fleet table's column
     assert [p["title"] for p in cogni["panels"]] == [p["title"] for p in dashboard["panels"]]
     (annotation,) = cogni["annotations"]["list"]
     assert annotation["expr"] == _to_cogni(dashboard["annotations"]["list"][0]["expr"])
@@ -1202,7 +1240,115 @@ def test_the_cogni_file_drops_into_a_git_sync_folder_as_it_is(
 
 
 def test_the_cogni_queries_are_those_of_the_contract(cogni: dict[str, Any]) -> None:
-    lint_contract(cogni, COGNI_LABELS, COGNI_VALUES)
+    """As the default file's, but without recorded series: Grafana-managed alerting
+    records none (the health level's inputs are REQUIRED_METRICS already)."""
+    used = lint_contract(cogni, COGNI_LABELS, COGNI_VALUES, REQUIRED_METRICS - {HEALTH_LEVEL})
+    assert not {name for name in used if ":" in name}, "Cogni's data source records no rules"
+
+
+# (balance, runway, one run's cost or None, runs rejected or None, spent): every edge of
+# the credit health level; None is a series an older node does not export.
+_HealthCase = tuple[float, float, float | None, float | None, float]
+_HEALTH_CASES: dict[str, _HealthCase] = {
+    "green": (1000, 86401, 1, 0, 10),
+    "yellow-at-24h": (1000, 86400, 1, 0, 10),
+    "yellow-at-6h": (1000, 21600, 1, 0, 10),
+    "red-below-6h": (1000, 21599, 1, 0, 10),
+    "zero-balance": (0, 10**6, 0, 0, 10),
+    "below-one-run": (5, 10**6, 10, 0, 10),
+    "one-run-exactly": (10, 10**6, 10, 0, 10),
+    "refused": (1000, 10**6, 1, 3, 0),
+    "rejected-but-spending": (1000, 10**6, 1, 3, 5),
+    "older-node": (1000, 10**6, None, None, 10),
+}
+
+
+def _health_series(node: str, case: _HealthCase) -> list[dict[str, str]]:
+    balance, runway, cost, rejected, spent = case
+    labels = f'job="governance", instance="{node}:10215", env="production", node_id="{node}"'
+    values = {
+        "governance_credit_balance_credits": balance,
+        "governance_credit_runway_seconds": runway,
+        "governance_credit_min_run_cost_credits": cost,
+        "governance_credit_rejected_runs": rejected,
+        "governance_credit_spent_credits": spent,
+    }
+    return [
+        {"series": f'{name}{{{labels}, account="cogni_system"}}', "values": f"{value:g}x15"}
+        for name, value in values.items()
+        if value is not None
+    ]
+
+
+def test_the_cogni_inline_health_is_the_recorded_level_and_the_models(
+    cogni: dict[str, Any], dashboard: dict[str, Any], tmp_path: Path
+) -> None:
+    """Against promtool: on every edge of the level (runway bands, zero balance, below
+    one run's cost, runs refused, an older node without those series) the Cogni fleet
+    table's inline health equals the default's recorded governance:credit_health:level
+    (the committed rules evaluated), and both are exporter.policy's colour."""
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.fail("promtool is not on PATH (apt-get install prometheus)", pytrace=False)
+    generator = load_generator()
+    levels = list(generator.HEALTH_LEVELS)
+    inline = _target(_panel(cogni, "Fleet: nodes, worst first"), "A")
+    recorded = _target(_panel(dashboard, "Fleet: nodes, worst first"), "A")
+    assert HEALTH_LEVEL not in inline
+    assert f"{HEALTH_LEVEL}{{" in recorded
+    series: list[dict[str, str]] = []
+    inline_samples: list[dict[str, Any]] = []
+    recorded_samples: list[dict[str, Any]] = []
+    for node, case in _HEALTH_CASES.items():
+        balance, runway, cost, rejected, spent = case
+        health = policy.credit_health(
+            balance,
+            runway,
+            min_run_cost_credits=cost or 0,
+            refused=bool(rejected) and spent <= 0,
+        )
+        series += _health_series(node, case)
+        target = f'job="governance", instance="{node}:10215"'
+        recorded_samples.append({"labels": f"{{{target}}}", "value": levels.index(health)})
+        inline_samples.append(
+            {
+                "labels": f'{{{target}, env="production", node_id="{node}"}}',
+                "value": levels.index(health),
+            }
+        )
+    assert {s["value"] for s in recorded_samples} == {0, 1, 2}
+    test = {
+        "rule_files": [str(RULES_YML)],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": series,
+                "promql_expr_test": [
+                    {
+                        "expr": generator.substitute(inline, COGNI_VALUES),
+                        "eval_time": "10m",
+                        "exp_samples": inline_samples,
+                    },
+                    {
+                        "expr": generator.substitute(recorded, TEMPLATE_VALUES),
+                        "eval_time": "10m",
+                        "exp_samples": recorded_samples,
+                    },
+                ],
+            }
+        ],
+    }
+    (tmp_path / "health.test.yml").write_text(yaml.safe_dump(test), encoding="utf-8")
+    result = subprocess.run(
+        [promtool, "test", "rules", "health.test.yml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def _up_selectors(node: Any, fleet_labels: frozenset[str]) -> Iterator[tuple[Any, bool]]:
@@ -1263,10 +1409,19 @@ def test_the_generator_takes_the_operators_label_names(
     tmp_path: Path, generator: ModuleType
 ) -> None:
     cogni = tmp_path / "cogni.json"
-    labels = ("--cluster-label", "env", "--node-label", "node_id")
+    labels = ("--cluster-label", "env", "--node-label", "node_id", "--no-recording-rules")
     made = _generate(*labels, "--datasource-uid", "grafanacloud-prom", "--output", str(cogni))
     assert made.returncode == 0, made.stderr
     assert cogni.read_text(encoding="utf-8") == COGNI_JSON.read_text(encoding="utf-8")
+    # Without --no-recording-rules: the same labels, the recorded level read as recorded.
+    recorded = tmp_path / "recorded.json"
+    made = _generate(
+        *labels[:-1], "--datasource-uid", "grafanacloud-prom", "--output", str(recorded)
+    )
+    assert made.returncode == 0, made.stderr
+    assert f"{HEALTH_LEVEL}{{" not in cogni.read_text(encoding="utf-8")
+    assert f"{HEALTH_LEVEL}{{" in recorded.read_text(encoding="utf-8")
+    assert json.loads(recorded.read_text(encoding="utf-8"))["uid"] == generator.COGNI.uid
     other = tmp_path / "other.json"
     made = _generate("--cluster-label", "region", "--node-label", "host", "--output", str(other))
     assert made.returncode == 0, made.stderr
@@ -1277,6 +1432,7 @@ def test_the_generator_takes_the_operators_label_names(
     stale.write_text(COGNI_JSON.read_text(encoding="utf-8").replace('"1m"', '"5m"', 1))
     check = _generate("--check", *labels, "--datasource-uid", "grafanacloud-prom")
     assert check.returncode == 2  # labels without --output: which file?
+    assert _generate("--check", "--no-recording-rules").returncode == 2
     check = _generate(
         "--check", *labels, "--datasource-uid", "grafanacloud-prom", "--output", str(stale)
     )

@@ -520,6 +520,83 @@ def test_unscheduled_outcomes_can_use_the_optional_partial_indexes(
     assert "graph_runs_unscheduled_failure_idx" in plan, plan
 
 
+def _busy_node(conn: psycopg.Connection[Any]) -> None:
+    """A node shaped like the benchmark's, small: the system principal's charter runs
+    and PR reviews among other tenants' scheduled runs, in time order, analysed. Its
+    statistics mislead the planner as production's do: every run without a
+    schedule is the system principal's, which the planner takes to be independent."""
+    tenant = scenario.create_tenant(conn, balance_credits=1)
+    scenario.add_schedule(conn, tenant, "govern")
+    conn.execute("SET session_replication_role = replica")  # other tenants' schedules: no rows
+    conn.execute(
+        "INSERT INTO graph_runs (schedule_id, run_id, scheduled_for, started_at, completed_at,"
+        " status, run_kind, requested_by)"
+        " SELECT s.id, 'other-' || u || '-' || h, t.at, t.at, t.at + interval '1 minute',"
+        "        'success', 'system_scheduled', 'user-' || u"
+        " FROM generate_series(1, 200) u CROSS JOIN generate_series(0, 719) h"
+        " CROSS JOIN LATERAL (SELECT %(now)s::timestamptz - h * interval '1 hour' AS at) t"
+        " CROSS JOIN LATERAL (SELECT md5('s' || u)::uuid AS id) s"
+        " UNION ALL"
+        " SELECT s.id, 'gov-' || h, t.at, t.at, t.at + interval '3 minutes', 'success',"
+        "        'system_scheduled', %(owner)s"
+        " FROM schedules s CROSS JOIN generate_series(0, 719) h"
+        " CROSS JOIN LATERAL (SELECT %(now)s::timestamptz - h * interval '1 hour' AS at) t"
+        " WHERE s.owner_user_id = %(owner)s"
+        " UNION ALL"
+        " SELECT NULL, 'review-' || i, NULL, t.at, t.at + interval '40 seconds',"
+        "        CASE WHEN i %% 10 = 3 THEN 'error' ELSE 'success' END, 'system_webhook', %(owner)s"
+        " FROM generate_series(0, 1439) i"
+        " CROSS JOIN LATERAL (SELECT %(now)s::timestamptz - (i + 0.5) * interval '30 minutes'"
+        "                     AS at) t"
+        " ORDER BY 4",
+        {"now": NOW, "owner": scenario.SYSTEM_USER_ID},
+    )
+    conn.execute("SET session_replication_role = origin")
+    conn.execute("ANALYZE graph_runs")
+
+
+def test_unscheduled_outcomes_walk_the_nodes_own_index(
+    make_database: Callable[[str], Database],
+) -> None:
+    """Without sql/optional-indexes.sql the last success and failure of PR reviews
+    walk graph_runs_requested_by_started_at_idx backwards and stop at the first
+    match: a few rows, not 30 days of the system principal's runs read into a sort."""
+    database = make_database(SCHEMA_2026_10)
+    with database.connect() as conn:
+        _busy_node(conn)
+    (unscheduled_outcomes,) = (s for s in queries.run_statements() if "k.run_kind" in s)
+    params = {
+        "account": "cogni_system",
+        "now": NOW,
+        "since": NOW - timedelta(days=1),
+        "lookback": NOW - source.UNSCHEDULED_LOOKBACK,
+    }
+    with psycopg.connect(database.url) as conn:
+        conn.execute("SET LOCAL enable_seqscan = off")  # the index plans, not a small table's
+        explained = conn.execute(
+            ("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) " + unscheduled_outcomes).encode(), params
+        )
+        plan = "\n".join(row[0] for row in explained)
+        rows = conn.execute(unscheduled_outcomes.encode(), params).fetchall()
+        conn.rollback()
+    walks = re.findall(
+        r"Index Scan Backward using graph_runs_requested_by_started_at_idx on graph_runs \w+"
+        r" \(actual rows=(\d+) loops=1\)",
+        plan,
+    )
+    assert len(walks) == 2, plan  # the success walk and the failure walk, both run
+    # A review every 30 minutes, every tenth failed, a charter run every hour: the
+    # failure walk meets the owner's runs of the last five hours at most.
+    assert all(int(found) <= 20 for found in walks), plan
+    assert rows == [
+        (
+            "system_webhook",
+            NOW - timedelta(minutes=15) + timedelta(seconds=40),
+            NOW - timedelta(minutes=15 + 3 * 30) + timedelta(seconds=40),
+        )
+    ]
+
+
 OPTIONAL_INDEXES_BY_SCHEMA = {
     SCHEMA_2026_02: {"schedule_runs_last_success_idx", "schedule_runs_last_failure_idx"},
     SCHEMA_2026_03: {

@@ -71,7 +71,7 @@ def _page_and_check(database: Database, memory: Path) -> tuple[str, int, dict[st
 
 
 def _overall(page: str) -> str:
-    match = re.search(r'id="overall" class="badge h-(\w+)"', page)
+    match = re.search(r'id="overall" class="h-(\w+)"', page)
     assert match is not None
     return match.group(1)
 

@@ -60,6 +60,12 @@ EXPECTED_ALERTS = {
     "GovernanceScheduleDrift": {"warning"},
     "GovernanceUnscheduledRunsHidden": {"warning"},
     "GovernanceRepoSpecUnusable": {"warning"},
+    "GovernanceLedgerCollectStalled": {"critical"},
+    "GovernanceLedgerWebhookSilent": {"critical"},
+    "GovernanceLedgerEpochAwaitingApproval": {"warning"},
+    "GovernanceLedgerDistributionMissing": {"warning"},
+    "GovernanceLedgerDispatchPaused": {"warning"},
+    "GovernanceLedgerNotObservable": {"warning"},
 }
 RECEIVER_BY_SEVERITY = {"critical": "pager", "warning": "ticket"}
 EXPECTED_UNIT_TESTS = {
@@ -72,6 +78,7 @@ EXPECTED_UNIT_TESTS = {
     "slo",
     "today",
     "today_outages",
+    "ledger",
 }
 # The labels that tell one node from another in one Alertmanager: the target's
 # (job, instance) and the fleet's (Cogni's env and node_id; cluster, node), then
@@ -338,6 +345,34 @@ def test_alertmanager_routes_by_severity(
     )
     _assert_ok(result)
     assert result.stdout.strip() == receiver
+
+
+@pytest.mark.parametrize("variant", ["webhook", "pagerduty-slack"])
+def test_every_alert_routes_to_its_severitys_receiver(
+    variant: str, alertmanager_files: dict[str, Path]
+) -> None:
+    # Each alert with its rule's labels (the ledger's alerts carry ledger_node_id,
+    # scope_id, part...; none of them may change the route): a page or a ticket.
+    for alert, severities in sorted(EXPECTED_ALERTS.items()):
+        for severity in sorted(severities):
+            receiver = RECEIVER_BY_SEVERITY[severity]
+            labels = [f"alertname={alert}", f"severity={severity}", "job=governance"]
+            if alert.startswith("GovernanceLedger"):
+                labels += [
+                    "ledger_node_id=5ed2d64f-2a37-4c8d-9e2d-7e1d8f7b5a01",
+                    "scope_id=default",
+                ]
+            result = _run(
+                "amtool",
+                "config",
+                "routes",
+                "test",
+                f"--config.file={alertmanager_files[variant]}",
+                f"--verify.receivers={receiver}",
+                *labels,
+            )
+            _assert_ok(result)
+            assert result.stdout.strip() == receiver, (alert, severity)
 
 
 def test_critical_inhibits_warning_for_the_same_alert_on_the_same_node() -> None:

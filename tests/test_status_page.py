@@ -79,13 +79,29 @@ def browser() -> Iterator[Browser]:
 READ_PAGE = """() => {
   const style = (el) => el ? getComputedStyle(el) : null;
   const text = (sel) => document.querySelector(sel)?.textContent ?? null;
+  const area = (el) => { const r = el.getBoundingClientRect(); return r.width * r.height; };
+  const box = (sel, type) => {
+    const el = document.querySelector(sel);
+    if (!el) return null;
+    const r = el.getBoundingClientRect();
+    return {top: r.top, bottom: r.bottom, area: r.width * r.height,
+            fontSize: parseFloat(style(el.querySelector(type)).fontSize)};
+  };
   return {
     health: text('#health'),
-    creditBackground: style(document.querySelector('#credit'))?.backgroundColor,
+    creditBackground: style(document.querySelector('#credit #health'))?.backgroundColor,
     overallBackground: style(document.querySelector('#overall'))?.backgroundColor,
+    verdict: text('#verdict-health'),
+    verdictBox: box('#verdict', '.big'), creditBox: box('#credit', '.label'),
+    // The element with the most area painted in a health colour, and what it says.
+    biggestColoured: [...document.querySelectorAll('[class*="h-"]')]
+      .map(el => ({area: area(el), text: el.innerText.replace(/\\s+/g, ' ').trim()}))
+      .sort((a, b) => b.area - a.area)[0]?.text ?? null,
+    creditLabel: document.querySelector('#credit .label')?.firstChild?.textContent?.trim(),
     runway: text('#runway'), balance: text('#balance'), burn: text('#burn'),
     spent: text('#spent'), error: text('#error'), footer: text('#collection'),
-    problems: [...document.querySelectorAll('#problems li')].map(li => li.textContent),
+    problems: [...document.querySelectorAll('#problems > ul > li')].map(li => li.textContent),
+    recovered: [...document.querySelectorAll('#recovered li')].map(li => li.textContent),
     charters: [...document.querySelectorAll('#charters tbody tr')].map(tr => ({
       charter: tr.dataset.charter,
       badge: style(tr.querySelector('.badge')).backgroundColor,
@@ -159,9 +175,22 @@ def visit_both(browser: Browser, exporter: ExporterProcess, name: str) -> dict[s
             assert seen.shown["lines"]["burn"] == 1, seen.shown["lines"]
         if seen.shown["charters"]:
             assert seen.shown["stacked"] is (device == "phone")  # rows become cards on a phone
+        one_verdict_first(seen.shown, f"{name} on a {device}")
         shown[device] = seen.shown
         seen.page.context.close()
     return shown["laptop"]
+
+
+def one_verdict_first(shown: dict[str, Any], where: str) -> None:
+    """The verdict is the first, largest element; the credit card, labelled "Credits",
+    sits below it, smaller, in smaller type; the most colour on the page is the
+    verdict's."""
+    verdict, credit = shown["verdictBox"], shown["creditBox"]
+    assert verdict["bottom"] <= credit["top"], where
+    assert verdict["area"] > credit["area"], where
+    assert verdict["fontSize"] > 1.5 * credit["fontSize"], where
+    assert shown["creditLabel"] == "Credits", where
+    assert shown["biggestColoured"].startswith(f"Overall {shown['verdict']}"), where
 
 
 def seeded(make_database: Callable[[str], Database], schema: str, seed: Callable[..., Any]) -> str:
@@ -198,7 +227,8 @@ def test_green(browser: Browser, make_database: Callable[[str], Database]) -> No
         assert runs == "success 24"
         assert failed == "0"
     assert len(shown["recent"]) == 10
-    assert {row["cells"][2] for row in shown["recent"]} == {"success"}
+    assert {row["cells"][3] for row in shown["recent"]} == {"success"}
+    assert {row["cells"][1] for row in shown["recent"]} == {"system_scheduled"}
     assert shown["links"] == ["/metrics", GRAFANA]
 
 
@@ -234,11 +264,14 @@ def test_yellow(browser: Browser, make_database: Callable[[str], Database]) -> N
     assert rows["sustainability"]["cells"][1:4:2] == ["no (paused)", "paused"]
     assert rows["engineering"]["badge"] == rgb(health_colour(Health.YELLOW))
     assert rows["engineering"]["cells"][5] == "timeout 1"
-    failed = [row for row in shown["recent"] if row["cells"][2] == "error"]
+    failed = [row for row in shown["recent"] if row["cells"][3] == "error"]
     assert [row["cells"][0] for row in failed] == ["engineering"]
-    assert failed[0]["cells"][3] == "timeout"
+    assert failed[0]["cells"][4] == "timeout"
     assert failed[0]["badge"] == rgb(health_colour(Health.RED))
-    assert any("engineering: 1 failed run(s)" in problem for problem in shown["problems"])
+    assert any(
+        re.search(r"engineering: 1 run failed in the last 24 h, last (\d+ min|\d+ s) ago", p)
+        for p in shown["problems"]
+    ), shown["problems"]
     assert shown["links"] == ["/metrics"]  # no Grafana link without its URL
 
 
@@ -257,10 +290,79 @@ def test_red_replayed_incident(browser: Browser, make_database: Callable[[str], 
         assert re.fullmatch(r"(5|6) h \d+ min ago .*|6 h ago .*", row["cells"][2])
     assert len(shown["recent"]) == 10
     for row in shown["recent"]:
-        assert row["cells"][2:] == ["error", "insufficient_credits"]
+        # 2026-02: schedule_runs only, every run a scheduled one
+        assert row["cells"][1:2] + row["cells"][3:] == [
+            "system_scheduled",
+            "error",
+            "insufficient_credits",
+        ]
         assert row["badge"] == rgb(health_colour(Health.RED))
     stalled = [p for p in shown["problems"] if "GovernanceCharterStalled" in p]
     assert len(stalled) == 4
+
+
+def provider_outage_seed(conn: Any, version: str, now: datetime) -> None:
+    """The autumn shape: the balance is fine, the last two runs of each charter and two
+    PR reviews failed with provider_unavailable (the provider account is unfunded)."""
+    tenant, schedules = scenario.seed_governance(conn, version, now)
+    for minutes in (4, 1):
+        scenario.add_unscheduled_run(
+            conn,
+            tenant,
+            now - timedelta(minutes=minutes),
+            "error",
+            error_code="provider_unavailable",
+        )
+    # A chat run that failed 3 h ago and succeeded since: recovered, not counted.
+    scenario.add_unscheduled_run(
+        conn, tenant, now - 3 * H, "error", run_kind="user_immediate", error_code="internal"
+    )
+    scenario.add_unscheduled_run(conn, tenant, now - 2 * H, "success", run_kind="user_immediate")
+    for charter, schedule_id in schedules.items():
+        for slot in scenario.hourly_slots(charter, now, 2):
+            conn.execute(
+                sql.SQL(
+                    "UPDATE {} SET status = 'error', error_code = 'provider_unavailable',"
+                    " error_message = 'provider unavailable'"
+                    " WHERE schedule_id = %s AND scheduled_for = %s"
+                ).format(sql.Identifier(scenario.runs_table(version))),
+                (schedule_id, slot),
+            )
+
+
+def test_provider_outage_with_a_fine_balance_reads_red(
+    browser: Browser, make_database: Callable[[str], Database]
+) -> None:
+    """Issue 23: the credit card is green, but the page's biggest colour says RED."""
+    url = seeded(make_database, SCHEMA_2026_03, provider_outage_seed)
+    with run_exporter(url) as exporter:
+        shown = visit_both(browser, exporter, "provider-outage")
+    assert shown["health"] == "GREEN"  # the balance itself is fine
+    assert shown["creditBackground"] == rgb(health_colour(Health.GREEN))
+    assert shown["verdict"] == "RED"
+    assert shown["overallBackground"] == rgb(health_colour(Health.RED))
+    assert shown["biggestColoured"].startswith("Overall RED")
+    (provider,) = [p for p in shown["problems"] if "GovernanceProviderUnavailable" in p]
+    assert re.search(
+        r"10 runs failed with provider_unavailable in the last 24 h, last (\d+ min|\d+ s) ago",
+        provider,
+    ), provider
+    (recovered,) = shown["recovered"]
+    assert re.fullmatch(
+        r"user_immediate runs: 1 run without a schedule failed in the last 24 h, last "
+        r"(2 h 59 min|3 h) ago: internal 1; recovered: succeeded (1 h 59 min|2 h) ago "
+        r"\(GovernanceRunsFailing\)",
+        recovered,
+    ), recovered
+    assert not [p for p in shown["problems"] if "user_immediate" in p]
+    # "Most recent runs" holds the reviews too (issue 23), with their kind, newest first.
+    recent = [row["cells"] for row in shown["recent"]]
+    reviews = [cells for cells in recent if cells[1] == "system_webhook"]
+    assert [cells[:2] + cells[3:] for cells in reviews] == [
+        ["—", "system_webhook", "error", "provider_unavailable"]
+    ] * 2
+    assert {cells[1] for cells in recent} == {"system_webhook", "system_scheduled"}
+    assert [cells[2] for cells in recent] == sorted((cells[2] for cells in recent), reverse=True)
 
 
 def test_database_down_then_back_without_a_reload(browser: Browser) -> None:

@@ -9,6 +9,8 @@ the exporter, the alert rules and this dashboard share one definition
 Modules:
 
 - ``labels``: ``Fleet``, the operator's two node labels, and the selectors made of them.
+- ``recorded``: a recording rule's series, read recorded or, where nothing records the
+  rules (``Fleet.recorded`` false: Grafana-managed alerting), computed in the query.
 - ``widgets``: colours, threshold steps and the small builders every panel is made of
   (``new_stat``, ``new_table``, ``query``, ``steps``, ``prop``, ``organize``...).
 - ``rows/``: one module per row of the dashboard, top to bottom ``fleet``, ``credit``,

@@ -32,10 +32,16 @@ class Fleet:
     ``env`` and ``node_id`` (Alloy's relabelling, see deploy/alloy/). Every selector of
     every panel carries both: regex matchers whose All value ``.*`` also matches a series
     without the label, so a single node without them still shows everywhere.
+
+    ``recorded``: whether the data source holds the repository's recording rules'
+    ``governance:*`` series. The bundled stack's Prometheus records them; Grafana-managed
+    alerting (Cogni's) inlines them into each alert and records nothing, so there a
+    panel computes in its own query what it would read recorded.
     """
 
     cluster: str = "cluster"
     node: str = "node"
+    recorded: bool = True
 
     def __post_init__(self) -> None:
         for label in (self.cluster, self.node):
@@ -64,8 +70,7 @@ class Fleet:
     def sel(self, metric: str, *matchers: str) -> str:
         """``metric{matchers..., <cluster>=~"$<cluster>", <node>=~"$<node>"}``: every
         selector."""
-        fleet = (f'{label}=~"${label}"' for label in self.labels)
-        return f"{metric}{{{', '.join((*matchers, *fleet))}}}"
+        return f"{metric}{{{', '.join((*matchers, self.matchers))}}}"
 
     def alerts(self, *matchers: str) -> str:
         return self.sel("ALERTS", *ALERT_MATCHERS, *matchers)
@@ -89,6 +94,11 @@ class Fleet:
         """``up`` of the exporter's targets only: those that exported build_info in the
         last day (a dead exporter stays listed as down), never every target scraped."""
         return f"{self.sel('up')} and on ({self.node_labels}) last_over_time({self.build_info}[1d])"
+
+    @property
+    def matchers(self) -> str:
+        """The fleet's two matchers, as every selector ends (``sel``'s)."""
+        return ", ".join(f'{label}=~"${label}"' for label in self.labels)
 
     @property
     def balance(self) -> str:

@@ -2,7 +2,8 @@
 
 ``grafana/dashboards/governance.json`` is the bundled stack's (``cluster``, ``node``);
 ``deploy/grafana/governance-cogni.json`` is Cogni's (``env``, ``node_id``, as their
-Alloy labels series), ready for a Git Sync folder.
+Alloy labels series; no recording rules, as their Grafana-managed alerts record
+none), ready for a Git Sync folder.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ class Variant:
         bundled labels keep the historical uid, others get their labels in theirs."""
         if self.chosen_uid:
             return self.chosen_uid
-        if self.fleet == Fleet():
+        if self.fleet.labels == Fleet().labels:
             return DASHBOARD_UID
         return f"{DASHBOARD_UID}-{self.fleet.cluster}-{self.fleet.node}"
 
@@ -53,9 +54,10 @@ class Variant:
 DEFAULT = Variant(Fleet(), OUTPUT)
 # Cogni's operators: Alloy labels every series env and node_id (deploy/alloy/), Git Sync
 # loads the file as it is, and Grafana Cloud names its hosted Prometheus grafanacloud-prom
-# (a viewer may pick another in the Data source variable).
+# (a viewer may pick another in the Data source variable). Their alerts are
+# Grafana-managed, which inline the recording rules: nothing records governance:*.
 COGNI = Variant(
-    Fleet("env", "node_id"),
+    Fleet("env", "node_id", recorded=False),
     ROOT / "deploy" / "grafana" / "governance-cogni.json",
     datasource_uid="grafanacloud-prom",
 )

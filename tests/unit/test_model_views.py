@@ -399,3 +399,24 @@ def test_the_view_is_as_of_the_snapshot() -> None:
     assert charter.next_run_in_seconds == 23 * 60
     assert view.schedules_truncated is False
     assert view.account == "cogni_system"
+
+
+def test_recent_runs_without_a_schedule_have_no_charter_and_keep_their_kind() -> None:
+    snap = snapshot(
+        schedules=(schedule("govern", schedule_id="s-1"),),
+        recent_runs=(
+            RecentRunRow(
+                None, at(2026, 3, 4, 12), "error", "provider_unavailable", None, "system_webhook"
+            ),
+            RecentRunRow("s-1", at(2026, 3, 4, 11), "success", None, None, "system_scheduled"),
+            RecentRunRow(None, at(2026, 3, 4, 10), "success", None, None, "user_immediate"),
+            RecentRunRow(None, at(2026, 3, 4, 9), "success", None, None, None),
+        ),
+    )
+    runs = [(r.charter, r.kind, r.reason) for r in governance_view(snap).recent_runs]
+    assert runs == [
+        (None, "system_webhook", "provider_unavailable"),
+        ("govern", "system_scheduled", None),
+        (None, "user_immediate", None),
+        (None, "unknown", None),
+    ]

@@ -104,3 +104,29 @@ def test_every_alert_a_problem_names_is_a_rule() -> None:
     alerts = {r["alert"] for r in _rules() if "alert" in r}
     assert len(named) >= 15
     assert named <= alerts, named - alerts
+
+
+def test_the_ledger_rules_read_the_exporters_limits_and_the_policys_grace() -> None:
+    """The ledger's limits are --ledger-* options: the exporter exports each beside its
+    measure and the rules compare the two; only the distribution's grace is a number."""
+    (collect,) = _exprs("GovernanceLedgerCollectStalled")
+    assert re.search(r"collect_overdue_seconds\{.*\}\[10m\]\) > last_over_time\(", collect)
+    assert "governance_ledger_collect_stall_limit_seconds" in collect
+    (webhook,) = _exprs("GovernanceLedgerWebhookSilent")
+    assert "time() - last_over_time(governance_ledger_last_receipt_timestamp_seconds" in webhook
+    assert "> last_over_time(governance_ledger_receipt_silence_limit_seconds" in webhook
+    (review,) = _exprs("GovernanceLedgerEpochAwaitingApproval")
+    assert "> ignoring(ledger_node_id, scope_id) group_left" in review
+    assert "governance_ledger_review_wait_limit_seconds" in review
+    (distribution,) = _exprs("GovernanceLedgerDistributionMissing")
+    match = re.search(
+        r"finalized_without_manifest_oldest_age_seconds\{.*?\[10m\]\) > (\d+)", distribution
+    )
+    assert match is not None, distribution
+    assert int(match[1]) == policy.DISTRIBUTION_GRACE_SECONDS
+    assert re.search(r"distribution_manifests\{.*?\[10m\]\) > 0\s*$", distribution), distribution
+    (dispatch,) = _exprs("GovernanceLedgerDispatchPaused")
+    assert 'state="paused"' in dispatch
+    (hidden,) = _exprs("GovernanceLedgerNotObservable")
+    # Distributions need BYPASSRLS (policy's _observability_problem leaves them out).
+    assert 'part=~"epochs|receipts"' in hidden

@@ -12,7 +12,7 @@ from unit_builders import NOW, charter_view, credit
 
 from exporter import policy
 from exporter.memory import BudgetHeader, FileFacts, FileStatus, Heartbeat, MemorySnapshot
-from exporter.model import GovernanceView, WorkView
+from exporter.model import GovernanceView, ReasonFailures, WorkView, reason_failures
 from exporter.policy import (
     BUDGET_HEADER_MAX_AGE_SECONDS,
     RED_RUNWAY_SECONDS,
@@ -402,7 +402,7 @@ def test_stall_messages_say_for_how_long() -> None:
 def test_failing_runs_are_listed_most_first() -> None:
     view = charter_view(failures_by_reason={"timeout": 1, "internal": 4, "aborted": 0})
     (problem,) = charter_problems(view, NOW)
-    assert problem.message == "5 failed run(s) in the window: internal 4, timeout 1"
+    assert problem.message == "5 runs failed in the window: internal 4, timeout 1"
 
 
 @pytest.mark.parametrize(
@@ -410,10 +410,10 @@ def test_failing_runs_are_listed_most_first() -> None:
     [
         ({}, None),
         ({"timeout": 0}, None),
-        ({"timeout": 2}, "2 failed run(s) without a schedule in the window: timeout 2"),
+        ({"timeout": 2}, "2 runs without a schedule failed in the window: timeout 2"),
         (
             {"internal": 1, "aborted": 1, "timeout": 3},
-            "5 failed run(s) without a schedule in the window: timeout 3, aborted 1, internal 1",
+            "5 runs without a schedule failed in the window: timeout 3, aborted 1, internal 1",
         ),
     ],
 )
@@ -574,3 +574,122 @@ def test_each_charters_health_is_its_own() -> None:
     assert charter_health(assessment, fine) is G
     assert [p.alert for p in assessment.for_subject("ops")] == ["GovernanceScheduleDisabled"]
     assert assessment.for_subject("nobody") == []
+
+
+# --- now versus the window: recovered failures ----------------------------------------------
+
+HOUR = timedelta(hours=1)
+
+
+@pytest.mark.parametrize(
+    ("success_ago", "failure_ago", "recovered"),
+    [
+        (None, 2 * HOUR, False),  # never succeeded
+        (3 * HOUR, 2 * HOUR, False),  # failed after its last success
+        (2 * HOUR, 2 * HOUR, False),  # the same instant: not known to be over
+        (HOUR, 2 * HOUR, True),  # succeeded after its last failure
+    ],
+)
+def test_a_charters_failures_are_recovered_once_it_succeeds(
+    success_ago: timedelta | None, failure_ago: timedelta, recovered: bool
+) -> None:
+    view = charter_view(
+        failures_by_reason={"timeout": 3},
+        last_success_at=None if success_ago is None else NOW - success_ago,
+        last_failure_at=NOW - failure_ago,
+        interval_seconds=86400,  # not stalled: only the failures are judged
+    )
+    problems = charter_problems(view, NOW, 86400)
+    (problem,) = [p for p in problems if p.alert == "GovernanceRunsFailing"]
+    assert problem.recovered is recovered
+    assert problem.message.startswith("3 runs failed in the last 24 h, last 2 h ago: timeout 3")
+    assert ("recovered: succeeded 1 h ago" in problem.message) is recovered
+    if success_ago is None:
+        return  # stalled too: red for that
+    assessment = assess(_view(charters=[view]), NOW)
+    assert assessment.health is (G if recovered else Y)
+    assert [p.alert for p in assessment.recovered] == (
+        ["GovernanceRunsFailing"] if recovered else []
+    )
+    assert charter_health(assessment, view) is (G if recovered else Y)
+
+
+def test_runs_without_a_schedule_recover_per_kind() -> None:
+    over = WorkView("system_webhook", {}, {"timeout": 1}, NOW - HOUR, NOW - 2 * HOUR)
+    failing = WorkView(
+        "user_immediate", {}, {"internal": 2}, NOW - 3 * HOUR, NOW - timedelta(minutes=5)
+    )
+    assessment = assess(_view(unscheduled=[over, failing]), NOW)
+    assert alerts(assessment.problems) == [(Y, "user_immediate runs", "GovernanceRunsFailing")]
+    assert assessment.problems[0].message == (
+        "2 runs without a schedule failed in the last 24 h, last 5 min ago: internal 2"
+    )
+    (recovered,) = assessment.recovered
+    assert recovered.subject == "system_webhook runs"
+    assert recovered.message.endswith("; recovered: succeeded 1 h ago")
+
+
+def _outage(provider_success_ago: timedelta | None) -> GovernanceView:
+    """The autumn shape: reviews fail with provider_unavailable, the balance is fine."""
+    reviews = WorkView(
+        "user_immediate",
+        {},
+        {"provider_unavailable": 3},
+        None if provider_success_ago is None else NOW - provider_success_ago,
+        NOW - 2 * HOUR - timedelta(minutes=40),
+    )
+    return _view(
+        unscheduled=[reviews],
+        credit=credit(
+            provider_unavailable_runs=3,
+            provider_unavailable=ReasonFailures(reviews.last_failure_at, reviews.still_failing),
+        ),
+    )
+
+
+def test_a_provider_outage_is_red_until_the_work_succeeds_again() -> None:
+    during = assess(_outage(None), NOW)
+    assert during.health is R
+    provider = [p for p in during.problems if p.alert == "GovernanceProviderUnavailable"]
+    assert provider[0].message.startswith(
+        "3 runs failed with provider_unavailable in the last 24 h, last 2 h 40 min ago: "
+    )
+    after = assess(_outage(HOUR), NOW)
+    assert after.health is G
+    assert after.problems == []
+    assert {p.alert for p in after.recovered} == {
+        "GovernanceProviderUnavailable",
+        "GovernanceRunsFailing",
+    }
+
+
+@pytest.mark.parametrize(("still_failing", "refused"), [(True, True), (False, False)])
+def test_refusals_for_credits_stop_with_a_success(still_failing: bool, refused: bool) -> None:
+    view = credit(
+        rejected_runs=4,
+        spent_credits=0.0,
+        runway_seconds=math.inf,
+        rejected=ReasonFailures(NOW - HOUR, still_failing),
+    )
+    assert runs_refused(view) is refused
+    assert credit_level(view) is (R if refused else G)
+    (problem,) = credit_problems(view, [], NOW)
+    assert problem.alert == "GovernanceRunsRejectedForCredits"
+    assert problem.recovered is not refused
+    assert problem.message.startswith(
+        "4 runs failed with insufficient_credits in the last 24 h, last 1 h ago, nothing spent"
+    )
+
+
+def test_reason_failures_follow_every_work_that_had_them() -> None:
+    fine = charter_view(
+        failures_by_reason={"provider_unavailable": 1},
+        last_failure_at=NOW - 2 * HOUR,
+        last_success_at=NOW - HOUR,
+    )
+    other = charter_view("ops", failures_by_reason={"timeout": 1}, last_failure_at=NOW)
+    failing = WorkView("user_immediate", {}, {"provider_unavailable": 2}, None, NOW - 3 * HOUR)
+    found = reason_failures([fine, other], [failing], "provider_unavailable")
+    assert found == ReasonFailures(NOW - 2 * HOUR, True)
+    assert reason_failures([fine, other], [], "provider_unavailable").still_failing is False
+    assert reason_failures([], [], "provider_unavailable") == ReasonFailures(None, False)

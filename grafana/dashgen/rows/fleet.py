@@ -10,7 +10,8 @@ from grafana_foundation_sdk.builders import common as cb
 from grafana_foundation_sdk.builders import stat, table
 from grafana_foundation_sdk.models import common as cm
 
-from dashgen.labels import Fleet
+from dashgen.labels import ACCOUNT, Fleet
+from dashgen.recorded import recording
 from dashgen.widgets import (
     GREEN,
     MERGE,
@@ -62,8 +63,14 @@ def _by_node(fleet: Fleet, expr: str, *extra: str) -> str:
 
 
 def _node_health(fleet: Fleet) -> str:
-    """Each node's credit health level (the worst of its accounts)."""
-    return _by_node(fleet, fleet.acct(HEALTH_LEVEL))
+    """Each node's credit health level (the worst of its accounts): the recorded series,
+    or where nothing records it (Grafana-managed alerting) the rule's expression."""
+    return _by_node(fleet, recording(fleet, HEALTH_LEVEL, ACCOUNT))
+
+
+def _health_source(fleet: Fleet, recorded: str, inline: str) -> str:
+    """Where a panel's credit health comes from, in its description's words."""
+    return recorded if fleet.recorded else inline
 
 
 def _or_zero_per_node(fleet: Fleet, expr: str) -> str:
@@ -107,8 +114,14 @@ def fleet_health_stat(*, x: int, y: int, w: int, h: int, fleet: Fleet) -> stat.P
     return (
         new_stat(
             "Fleet: nodes by credit health",
-            "How many nodes are red, yellow and green, from the recording rule "
-            f"{HEALTH_LEVEL} (0 green, 1 yellow, 2 red: red below "
+            "How many nodes are red, yellow and green, "
+            + _health_source(
+                fleet,
+                f"from the recording rule {HEALTH_LEVEL}",
+                f"computed in the query as the recording rule {HEALTH_LEVEL} computes it, "
+                "since Grafana-managed alerting records no rules",
+            )
+            + " (0 green, 1 yellow, 2 red: red below "
             f"{RED_RUNWAY_SECONDS // 3600} h of runway or at a zero balance, yellow up to "
             f"{YELLOW_RUNWAY_SECONDS // 3600} h). A node is one scrape target (job, instance "
             f"and the {fleet.cluster}/{fleet.node} labels). 'down': targets whose exporter "
@@ -168,8 +181,13 @@ def fleet_nodes_table(*, x: int, y: int, w: int, h: int, fleet: Fleet) -> table.
     panel = new_table(
         "Fleet: nodes, worst first",
         "One row per node (scrape target), sorted by credit health (red first), then by "
-        "failing charters. 'Credit health' is the recording rule "
-        f"{HEALTH_LEVEL}; 'Runway' the node's lowest; 'Failing charters' how many of its "
+        "failing charters. 'Credit health' is "
+        + _health_source(
+            fleet,
+            f"the recording rule {HEALTH_LEVEL}",
+            f"computed as the recording rule {HEALTH_LEVEL} computes it",
+        )
+        + "; 'Runway' the node's lowest; 'Failing charters' how many of its "
         "charters have failed runs in the exporter's window (which ones: the table to the "
         "right); 'Alerts firing' its firing Governance* alerts (critical and warning, those "
         "labelled with its instance); 'Exporter' whether "
