@@ -41,7 +41,7 @@ from typing import Any, TypeVar
 import yaml
 from harness import Database, free_port, scenario, stop_process
 
-from exporter.demo.driver import WebhookReceiver
+from exporter.demo.pager import WebhookReceiver
 from exporter.demo.stack import (
     FASTEST_FACTOR,
     Monitoring,

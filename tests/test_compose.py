@@ -21,6 +21,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import time
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -222,8 +223,14 @@ def test_the_exporter_watches_the_node_the_driver_runs() -> None:
         "regenerate it: python -m exporter.demo.driver --speed=60 --print-repo-spec"
         " > docker/demo-node/repo-spec.yaml"
     )
+    # The ledger's options in demo time, as `governance-exporter demo` gives them.
+    ledger = {
+        name: int(env[f"GOVERNANCE_EXPORTER_{name.upper()}"])
+        for name in node.exporter_overrides(options.speed)
+    }
+    assert ledger == node.exporter_overrides(options.speed)
     schemas = [f.name for f in _init_files() if f.name.startswith("schema-")]
-    assert schemas == ["schema-2026-10.sql"]
+    assert schemas == ["schema-2026-08-full.sql"]
 
 
 def test_the_demo_secrets_agree_with_each_other() -> None:
@@ -280,6 +287,7 @@ def test_the_postgres_init_scripts_prepare_what_the_driver_and_exporter_need(
         )
         compose_env = _services()["exporter"]["environment"]
         env = {
+            **{k: v for k, v in compose_env.items() if k.startswith("GOVERNANCE_EXPORTER_LEDGER_")},
             "GOVERNANCE_EXPORTER_REPO_SPEC": str(REPO / "docker" / "demo-node" / "repo-spec.yaml"),
             "GOVERNANCE_EXPORTER_WINDOW_SECONDS": compose_env["GOVERNANCE_EXPORTER_WINDOW_SECONDS"],
             "GOVERNANCE_EXPORTER_EXPECTED_CHARTERS": "",  # as compose runs it: nothing else
@@ -297,6 +305,17 @@ def test_the_postgres_init_scripts_prepare_what_the_driver_and_exporter_need(
             dict(k)["charter"] for k, v in parsed["governance_schedule_retired"].items() if v
         }
         assert retired == {"govern", "community", "engineering", "sustainability"}
+        # The ledger: one open epoch, the collect on time, receipts fresh.
+        open_epochs = [
+            v for k, v in parsed["governance_ledger_epochs"].items() if ("status", "open") in k
+        ]
+        assert open_epochs == [1]
+        (overdue,) = parsed["governance_ledger_collect_overdue_seconds"].values()
+        (stall_limit,) = parsed["governance_ledger_collect_stall_limit_seconds"].values()
+        assert overdue < stall_limit
+        (received,) = parsed["governance_ledger_last_receipt_timestamp_seconds"].values()
+        (silence_limit,) = parsed["governance_ledger_receipt_silence_limit_seconds"].values()
+        assert time.time() - received < silence_limit
     finally:
         with psycopg.connect(pg_admin_url, autocommit=True) as admin:
             admin.execute(

@@ -2,14 +2,16 @@
 
 The driver is stepped with a simulated clock against the session's PostgreSQL to
 check both stories: today's node (healthy → provider unfunded → balance under one
-run's cost → topped up) and the February one (green → yellow → red → runs rejected
-with ``insufficient_credits`` → topped up → green), and that its clock agrees
-with itself: rows on their crons, nothing dated in the future, the repo-spec
-declaring what the rows say. The command itself runs as a process with its own
-throwaway PostgreSQL, the exporter, and Debian's Prometheus and Alertmanager:
-every URL it prints must answer, its exporter must show the story, the alerts
-must be the story's and no false ones, and Ctrl-C at any moment (or even
-``kill -9``) must leave no server and no temporary directory behind.
+run's cost → topped up → webhook plane stopped → resumed; its ledger's epochs
+moved on by each collect, its receipts, and ``check``'s verdict on its ledger in
+each phase) and the February one (green → yellow → red → runs rejected with
+``insufficient_credits`` → topped up → green), and that its clock agrees with
+itself: rows on their crons, nothing dated in the future, the repo-spec declaring
+what the rows say. The command itself runs as a process with its own throwaway
+PostgreSQL, the exporter, and Debian's Prometheus and Alertmanager: every URL it
+prints must answer, its exporter must show the story, the alerts must be the
+story's and no false ones, and Ctrl-C at any moment (or even ``kill -9``) must
+leave no server and no temporary directory behind.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import yaml
 from harness import REPO, Database, free_port, samples
 from psycopg import sql
 from stack import wait_for
@@ -47,21 +50,27 @@ from exporter.demo.driver import (
     DriverOptions,
     Phase,
     RunEvent,
-    WebhookReceiver,
 )
 from exporter.demo.localpg import throwaway_postgres
-from exporter.demo.pager import NotificationLog, describe_notification
+from exporter.demo.pager import NotificationLog, WebhookReceiver, describe_notification
 from exporter.demo.scenario import CHARTER_CRONS, SYSTEM_SLUG, runs_table
-from exporter.demo.stack import RepoFiles, find_alertmanager, find_prometheus
+from exporter.demo.stack import (
+    FASTEST_FACTOR,
+    RepoFiles,
+    find_alertmanager,
+    find_prometheus,
+    parse_duration,
+)
 from exporter.policy import Health, credit_health
 from exporter.repospec import parse_repo_spec
 from exporter.settings import DEFAULT_MIN_RUN_COST_CREDITS, Settings
-from exporter.snapshot import SCHEMA_2026_02, SCHEMA_2026_03, SCHEMA_2026_10
+from exporter.snapshot import SCHEMA_2026_02, SCHEMA_2026_03, SCHEMA_2026_08, SCHEMA_2026_10
 from exporter.startup import UsageError
 
 ACCOUNT = frozenset({("account", SYSTEM_SLUG)})
 DEMO_TIMEOUT = 120  # generous: the fast demos below reach red in about 25 s
 FEBRUARY = node.NODE_FEBRUARY
+UNCHARGED = ("ledger_ingest", node.RECEIPT_NAME)  # no LLM called: they go on in the outages
 
 
 class SimulatedClock:
@@ -124,9 +133,16 @@ def _newest_timestamps(database: Database) -> list[datetime]:
             "SELECT max(created_at), NULL::timestamptz, NULL::timestamptz FROM charge_receipts"
         ),
     ]
-    if database.schema == SCHEMA_2026_10:
+    if database.schema in (SCHEMA_2026_10, SCHEMA_2026_08):
         queries.append(
             sql.SQL("SELECT max(retrieved_at), NULL::timestamptz, NULL FROM ingestion_cursors")
+        )
+    if database.schema == SCHEMA_2026_08:
+        queries.append(
+            sql.SQL(
+                "SELECT max(ingested_at), max(opened_at), max(closed_at) FROM ingestion_receipts,"
+                " epochs"
+            )
         )
     found = []
     with database.connect() as conn:
@@ -197,14 +213,18 @@ STARTS = [timedelta(minutes=m, seconds=s) for m, s in ((0, 0), (19, 30), (41, 17
 
 
 @pytest.mark.parametrize("offset", STARTS, ids=lambda t: f"at-{t}")
-@pytest.mark.parametrize("database", [SCHEMA_2026_10, SCHEMA_2026_03], indirect=True)
+@pytest.mark.parametrize(
+    "database", [SCHEMA_2026_08, SCHEMA_2026_10, SCHEMA_2026_03], indirect=True
+)
 def test_todays_node_is_healthy_then_unfunded_then_under_one_runs_cost_then_topped_up(
     database: Database, offset: timedelta
 ) -> None:
-    options = DriverOptions(speed=60, healthy_seconds=120, outage_seconds=120, seed=1)
+    options = DriverOptions(
+        speed=60, healthy_seconds=120, outage_seconds=120, webhook_seconds=120, seed=1
+    )
     midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     start = midnight - timedelta(hours=2) + offset
-    drive = _drive(database, options, steps=96, every=timedelta(seconds=5), start=start)
+    drive = _drive(database, options, steps=130, every=timedelta(seconds=5), start=start)
     colours, events, now = drive.colours, drive.events, drive.now
     by_phase: dict[Phase, list[RunEvent]] = {}
     for event, phase in zip(events, drive.phases, strict=True):
@@ -214,17 +234,26 @@ def test_todays_node_is_healthy_then_unfunded_then_under_one_runs_cost_then_topp
         Phase.PROVIDER_DOWN,
         Phase.LOW_BALANCE,
         Phase.RECOVERED,
+        Phase.WEBHOOK_DOWN,
+        Phase.WEBHOOK_BACK,
     ]
-    healthy = by_phase[Phase.HEALTHY] + by_phase[Phase.RECOVERED]
+    healthy = by_phase[Phase.HEALTHY] + by_phase[Phase.RECOVERED] + by_phase[Phase.WEBHOOK_BACK]
     assert {e.status for e in healthy} == {"success"}
-    assert {e.charter for e in healthy} >= {"heartbeat", "pr_review"}
-    provider = [e for e in by_phase[Phase.PROVIDER_DOWN] if e.charter != "ledger_ingest"]
+    delivered = {"pr_review", node.RECEIPT_NAME} if database.schema == SCHEMA_2026_08 else set()
+    assert {e.charter for e in healthy} >= {"heartbeat", "pr_review"} | delivered
+    assert {e.charter for e in by_phase[Phase.WEBHOOK_BACK]} >= {"pr_review"} | delivered
+    # The webhook plane stopped: no receipts, no PR reviews; the heartbeat and the
+    # collect go on.
+    stopped = {e.charter for e in by_phase[Phase.WEBHOOK_DOWN]}
+    assert "heartbeat" in stopped
+    assert not stopped & {"pr_review", node.RECEIPT_NAME}
+    provider = [e for e in by_phase[Phase.PROVIDER_DOWN] if e.charter not in UNCHARGED]
     assert {e.charter for e in provider} == {"heartbeat", "pr_review"}
     assert {e.reason for e in provider} == {"provider_unavailable"}
     assert all(e.charged == 0 for e in provider)
-    low = [e for e in by_phase[Phase.LOW_BALANCE] if e.charter != "ledger_ingest"]
+    low = [e for e in by_phase[Phase.LOW_BALANCE] if e.charter not in UNCHARGED]
     # The ledger's collections call no LLM and charge nothing: they go on throughout.
-    ledger = [e for e in events if e.charter == "ledger_ingest"]
+    ledger = [e for e in events if e.charter in UNCHARGED]
     assert {(e.status, e.charged) for e in ledger} <= {("success", 0)}
     assert {e.charter for e in low} == {"heartbeat", "pr_review"}
     assert {e.reason for e in low} == {"insufficient_credits"}
@@ -248,7 +277,7 @@ def test_todays_node_is_healthy_then_unfunded_then_under_one_runs_cost_then_topp
         ).fetchone()
         cursors = (
             conn.execute("SELECT max(retrieved_at) FROM ingestion_cursors").fetchone()
-            if database.schema == SCHEMA_2026_10
+            if database.schema in (SCHEMA_2026_10, SCHEMA_2026_08)
             else None
         )
     works = {w.name: w for w in options.works()}
@@ -276,6 +305,91 @@ def test_todays_node_is_healthy_then_unfunded_then_under_one_runs_cost_then_topp
         "heartbeat": [works["heartbeat"].cron, "UTC"],
         "ledger_ingest": [works["ledger_ingest"].cron, "UTC"],
     }
+
+
+def _demo_check(database: Database, options: DriverOptions, root: Path) -> dict[str, object]:
+    """``check --output json`` on the node as the demo's exporter reads it: its window
+    and the ledger's options in demo time, its repo-spec."""
+    spec = root / "repo-spec.yaml"
+    spec.write_text(node.repo_spec_text(options.speed))
+    flags = [
+        f"--{k.replace('_', '-')}={v}" for k, v in node.exporter_overrides(options.speed).items()
+    ]
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("GOVERNANCE_EXPORTER_")}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "exporter",
+            "check",
+            "--output",
+            "json",
+            "--repo-spec",
+            str(spec),
+            *flags,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**clean, "GOVERNANCE_EXPORTER_DATABASE_URL": database.monitor_url},
+        cwd=REPO,
+        check=False,
+    )
+    assert result.stdout, result.stderr
+    report: dict[str, object] = json.loads(result.stdout)
+    return report
+
+
+LEDGER_STORY = DriverOptions(
+    speed=60, healthy_seconds=60, outage_seconds=30, webhook_seconds=150, seed=4
+)
+# Where each drive below stops (seconds after the story starts), and the phase then:
+# still healthy; two minutes into the webhook plane's stop (silent after 4 gaps of a
+# quarter demo hour: 60 s); half a minute after it resumed.
+LEDGER_STOPS = {
+    Phase.HEALTHY: 50,
+    Phase.WEBHOOK_DOWN: 60 + 30 + 30 + 60 + 120,
+    Phase.WEBHOOK_BACK: 60 + 30 + 30 + 60 + 150 + 30,
+}
+
+
+@pytest.mark.parametrize("phase", list(LEDGER_STOPS), ids=lambda p: p.name.lower())
+def test_todays_node_keeps_a_ledger_that_check_judges_by_the_story(
+    make_database: Callable[[str], Database], tmp_path: Path, phase: Phase
+) -> None:
+    """Epochs moved on time by each collect and receipts each quarter demo hour: no
+    ledger problem while healthy; the webhook plane's stop is
+    GovernanceLedgerWebhookSilent, naming the PR reviews; gone once it resumes."""
+    database = make_database(SCHEMA_2026_08)
+    seconds = LEDGER_STOPS[phase]
+    start = datetime.now(UTC) - timedelta(seconds=seconds)
+    drive = _drive(
+        database, LEDGER_STORY, steps=seconds // 5, every=timedelta(seconds=5), start=start
+    )
+    assert drive.phases[-1] == phase
+    report = _demo_check(database, LEDGER_STORY, tmp_path)
+    ledger_problems = {
+        (str(p["health"]), str(p["alert"])): str(p["message"])
+        for p in report["problems"]  # type: ignore[attr-defined]
+        if str(p["alert"]).startswith("GovernanceLedger")
+    }
+    (stream,) = report["ledger"]["streams"]  # type: ignore[index]
+    # An ended window waits for the next collect (06:00 of a demo day), never longer.
+    (collect,) = [w for w in LEDGER_STORY.works() if w.kind == node.LEDGER]
+    grace = node.exporter_overrides(LEDGER_STORY.speed)["ledger_collect_grace_seconds"]
+    assert stream["collect_overdue_seconds"] < collect.period.total_seconds() + grace
+    statuses = stream["epochs_by_status"]
+    assert statuses["open"] == 1
+    assert statuses.get("review", 0) <= 1
+    assert statuses["finalized"] >= 1
+    if phase == Phase.WEBHOOK_DOWN:
+        assert list(ledger_problems) == [("red", "GovernanceLedgerWebhookSilent")]
+        assert "PR review" in next(iter(ledger_problems.values()))
+    else:
+        assert ledger_problems == {}
+    if phase == Phase.HEALTHY:
+        assert report["problems"] == []
+    assert max(_newest_timestamps(database)) <= drive.now
 
 
 def test_a_second_driver_picks_up_the_node(make_database: Callable[[str], Database]) -> None:
@@ -517,7 +631,7 @@ def test_a_schema_that_cannot_hold_the_node_is_one_line_and_exit_2() -> None:
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "governance-exporter: error: --schema 2026-02 cannot hold the current node: use "
-        "2026-10 or 2026-03"
+        "2026-08-full or 2026-10 or 2026-03"
     ]
 
 
@@ -720,11 +834,47 @@ FALSE_ALERTS = {
     "GovernanceCharterStalled",
     "GovernanceExporterDown",
     "GovernanceExporterFailing",
+    "GovernanceLedgerCollectStalled",
+    "GovernanceLedgerEpochAwaitingApproval",
+    "GovernanceLedgerDistributionMissing",
+    "GovernanceLedgerNotObservable",
+    "GovernanceLedgerDispatchPaused",
 }
+SILENT = "GovernanceLedgerWebhookSilent"
+
+
+def _ledger_problems(command: list[str]) -> set[tuple[str, str]]:
+    """The ledger's problems (health, alert) the banner's ``check`` command names."""
+    result = subprocess.run(
+        [*command, "--output", "json"], capture_output=True, text=True, timeout=60, check=False
+    )
+    report = json.loads(result.stdout)
+    return {
+        (p["health"], p["alert"])
+        for p in report["problems"]
+        if p["alert"].startswith("GovernanceLedger")
+    }
+
+
+def _rule_for_seconds(alert: str) -> float | None:
+    """The committed rule's ``for:`` in seconds (0 without one), or None when no rule
+    has ``alert`` (the ledger's rules land separately from the demo)."""
+    for path in (REPO / "prometheus" / "rules").glob("*.yml"):
+        for group in yaml.safe_load(path.read_text())["groups"]:
+            for rule in group["rules"]:
+                if rule.get("alert") == alert:
+                    return parse_duration(str(rule.get("for", "0s")))
+    return None
 
 
 def test_the_demo_shows_todays_node_its_outage_and_its_recovery(demo_args: list[str]) -> None:
-    demo = Demo(*demo_args, "--healthy-minutes", "0.3")
+    # The webhook plane stops long enough to be called silent (a demo hour: 6 s at
+    # 600x) and for the alert's scaled for: to pass, with room for the pager.
+    alert_for = _rule_for_seconds(SILENT)
+    stop_seconds = 36 + (alert_for or 0) * FASTEST_FACTOR
+    demo = Demo(
+        *demo_args, "--healthy-minutes", "0.3", "--webhook-minutes", f"{stop_seconds / 60:g}"
+    )
     try:
         state = Path(demo.wait_for(r"demo state in (\S+)").group(1))
         urls = _banner_urls(demo)
@@ -756,8 +906,11 @@ def test_the_demo_shows_todays_node_its_outage_and_its_recovery(demo_args: list[
         assert set(parsed["governance_schedule_drift"].values()) == {0}
         assert set(parsed["governance_credit_window_seconds"].values()) == {144}  # a demo day
 
-        # The story: green; the provider unfunded; red under one run's cost; green.
+        # The story: green, the ledger too; the provider unfunded; red under one
+        # run's cost; green; the webhook plane silent; delivering again.
         assert _colour(metrics_url) == Health.GREEN
+        check = shlex.split(demo.wait_for(r"^\s+check\s{2,}(\S.*)$").group(1))
+        assert _ledger_problems(check) == set()
         demo.wait_for(r"OUTAGE: the LLM provider account is unfunded")
 
         def unfunded() -> set[str] | None:
@@ -780,6 +933,32 @@ def test_the_demo_shows_todays_node_its_outage_and_its_recovery(demo_args: list[
         # No false page from the retired rows, the ledger or the declaration.
         assert _alert_names(prometheus_url) & FALSE_ALERTS == set()
         assert "GovernanceRunsFailing" in _alert_names(prometheus_url)
+
+        # The webhook plane stops (the 2026-06-11 incident): check and the page name it,
+        # with the PR reviews; it pages; all of it ends once receipts arrive again.
+        demo.wait_for(r"OUTAGE: the webhook plane refuses every delivery")
+        silent = wait_for(
+            lambda: _ledger_problems(check) or None,
+            timeout=DEMO_TIMEOUT,
+            what="check naming the webhook plane's silence",
+        )
+        assert silent == {("red", SILENT)}
+        wait_for(
+            lambda: f"({SILENT})".encode() in _get(by_name["status page"])[1],
+            timeout=DEMO_TIMEOUT,
+            what="the status page naming the webhook plane's silence",
+        )
+        if alert_for is not None:
+            demo.wait_for(rf"(PAGE|TICKET) firing {SILENT} ")
+        demo.wait_for(r"RECOVERED: the webhook plane delivers again")
+        wait_for(
+            lambda: _ledger_problems(check) == set(),
+            timeout=DEMO_TIMEOUT,
+            what="check clearing the webhook plane's silence",
+        )
+        if alert_for is not None:
+            demo.wait_for(rf"(PAGE|TICKET) resolved {SILENT} ")
+        assert _alert_names(prometheus_url) & FALSE_ALERTS == set()
     finally:
         returncode = demo.stop()
     # Alertmanager re-sent the firing alerts of each group as others joined it: each
@@ -883,9 +1062,18 @@ def test_the_banners_check_command_gives_the_pages_verdict_and_runway() -> None:
         repo_spec = Path(demo.wait_for(r"repo-spec\s+(\S+)").group(1))
         assert command[command.index("--repo-spec") + 1] == str(repo_spec)
         assert "--listen-address" not in command
+        # The ledger's options in demo time: its grace of 2 demo hours, its floor of
+        # one demo hour, its approvers' wait of 7 demo days.
+        for flag, value in (
+            ("--ledger-collect-grace-seconds", "120"),
+            ("--ledger-silence-min-seconds", "60"),
+            ("--ledger-review-wait-seconds", "10080"),
+        ):
+            assert command[command.index(flag) + 1] == value
 
         healthy = _check_agrees(command, urls)
         assert healthy["status"] == "green"
+        assert healthy["problems"] == []
         demo.wait_for(r"run of \w+: error \(provider_unavailable\)")
         failing = _check_agrees(command, urls)
         assert failing["status"] != "green"

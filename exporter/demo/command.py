@@ -3,11 +3,13 @@
 It starts a throwaway PostgreSQL from local binaries (``exporter.demo.localpg``), loads
 a Cogni schema and the least-privilege role of ``sql/monitoring-role.sql``, seeds
 a node with a demo day of history and keeps writing its activity
-(``exporter.demo.driver``: by default today's operator node, healthy, then its
-provider unfunded, then its balance under one run's cost, then topped up;
+(``exporter.demo.driver``: by default today's operator node with the attribution
+ledger, healthy, then its provider unfunded, then its balance under one run's
+cost, then topped up, then its webhook plane stopped, then resumed;
 ``--node 2026-02``, the February node whose balance drains to 0), writes the
 node's repo-spec into its temporary directory, serves the exporter on it
-through that role (with ``--repo-spec`` and a window of one demo day), and, when the
+through that role (with ``--repo-spec``, a window of one demo day and the ledger's
+options in demo time: ``node.exporter_overrides``), and, when the
 ``prometheus`` and ``alertmanager`` (Debian: ``prometheus-alertmanager``) binaries
 are found, runs them with the repository's own configuration, rules and routing
 on free loopback ports, with Alertmanager's pages and tickets logged here. It
@@ -45,13 +47,7 @@ from pydantic import SecretStr
 
 from exporter.app import App, build_app
 from exporter.demo import node, scenario
-from exporter.demo.driver import (
-    DemoDriver,
-    DriverOptions,
-    WebhookReceiver,
-    add_driver_arguments,
-    options_from,
-)
+from exporter.demo.driver import DemoDriver
 from exporter.demo.localpg import (
     LocalPostgres,
     PostgresNotFound,
@@ -59,7 +55,7 @@ from exporter.demo.localpg import (
     http_ok,
     throwaway_postgres,
 )
-from exporter.demo.pager import NotificationLog
+from exporter.demo.pager import NotificationLog, WebhookReceiver
 from exporter.demo.stack import (
     FASTEST_FACTOR,
     Monitoring,
@@ -69,8 +65,9 @@ from exporter.demo.stack import (
     find_prometheus,
     run_monitoring,
 )
+from exporter.demo.story import DriverOptions, add_driver_arguments, options_from
 from exporter.settings import CHECK, Settings, option_flag, options_of, split_host_port
-from exporter.snapshot import SCHEMA_2026_02, SCHEMA_2026_03, SCHEMA_2026_10
+from exporter.snapshot import SCHEMA_2026_02, SCHEMA_2026_03, SCHEMA_2026_08, SCHEMA_2026_10
 from exporter.startup import UsageError, configure_logging, load_settings
 
 logger = logging.getLogger(__name__)
@@ -81,9 +78,9 @@ MONITOR_ROLE = "governance_exporter"
 PAGER_RECEIVERS = ("pager", "ticket")
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
 # Each node's own schema; --schema may load another that can hold it.
-NODE_SCHEMAS = {node.NODE_CURRENT: SCHEMA_2026_10, node.NODE_FEBRUARY: SCHEMA_2026_02}
+NODE_SCHEMAS = {node.NODE_CURRENT: SCHEMA_2026_08, node.NODE_FEBRUARY: SCHEMA_2026_02}
 SCHEMAS_FOR = {
-    node.NODE_CURRENT: (SCHEMA_2026_10, SCHEMA_2026_03),
+    node.NODE_CURRENT: (SCHEMA_2026_08, SCHEMA_2026_10, SCHEMA_2026_03),
     node.NODE_FEBRUARY: (SCHEMA_2026_02, SCHEMA_2026_03, SCHEMA_2026_10),
 }
 # Prometheus' alerts page: upstream's UI, or the classic one (Debian's package
@@ -98,10 +95,12 @@ SHOWN_DEFAULTS = {"listen_address": "a free port on 127.0.0.1"}
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--schema",
-        choices=(SCHEMA_2026_10, SCHEMA_2026_03, SCHEMA_2026_02),
+        choices=(SCHEMA_2026_08, SCHEMA_2026_10, SCHEMA_2026_03, SCHEMA_2026_02),
         default=None,
-        help="Cogni schema version to load (default: the node's own, 2026-10 for the "
-        "current node, 2026-02 for --node 2026-02; the current node needs 2026-03 or later)",
+        help="Cogni schema version to load (default: the node's own, 2026-08 (the "
+        "attribution ledger's, schema-2026-08-full.sql) for the current node, 2026-02 for "
+        "--node 2026-02; the current node needs 2026-03 or later, and has receipts and "
+        "epochs only on 2026-08)",
     )
     parser.add_argument(
         "--no-prometheus",
@@ -234,8 +233,9 @@ def _start_exporter(
             "database_url": monitor_url,
             "database_url_file": None,
             "listen_address": listen,
-            # One demo day, so that failures leave the window as the story says.
-            "window_seconds": options.window_seconds,
+            # One demo day, so that failures leave the window as the story says, and
+            # the ledger's grace, floor and wait in demo time.
+            **node.exporter_overrides(options.speed),
             "repo_spec": repo_spec,
         }
     )
@@ -266,6 +266,7 @@ def _story(options: DriverOptions, schema: str) -> list[str]:
     works = ", ".join(
         f"{w.name} {w.demo_every} (every {_every(w.period.total_seconds())}, cron {w.cron!r})"
         for w in options.works()
+        if w.kind != node.RECEIPT or schema == SCHEMA_2026_08  # receipts need the ledger
     )
     day = _every(options.window_seconds)
     if options.node == node.NODE_CURRENT:
@@ -274,7 +275,9 @@ def _story(options: DriverOptions, schema: str) -> list[str]:
             f"healthy for {_every(options.healthy_seconds)}; then the provider unfunded for "
             f"{_every(options.outage_seconds)} (runs fail with provider_unavailable); then the "
             f"balance under one run's cost for {_every(options.outage_seconds)} (runs rejected "
-            "with insufficient_credits); then topped up."
+            f"with insufficient_credits); then topped up; {_every(options.healthy_seconds)} "
+            f"later the webhook plane stops for {_every(options.webhook_seconds)} (no receipts, "
+            "no PR reviews: GovernanceLedgerWebhookSilent), then resumes."
         )
     else:
         shape = f"the node of 2026-02-15 (schema {schema}), four hourly charters"

@@ -4,21 +4,25 @@
 system writes, for one of the two node shapes of ``exporter.demo.node``: each
 schedule's runs at the fire times of its row's cron, a charge receipt for each
 successful run (through its ``run_id``), which lowers the balance, PR reviews as
-runs without a schedule, and the ledger's ``ingestion_cursors``.
+runs without a schedule, and, where the schema has them, the ledger's
+``ingestion_cursors``, its epochs moved on by each collect and a webhook receipt for
+each GitHub event (``exporter.demo.ledger_activity``).
 
 Timing. Demo time runs ``speed`` times faster than real time (60: a demo hour per
 real minute). The rows carry real timestamps and the crons are real-time crons
 (``exporter.demo.node``), never in the future; the exporter's window is one demo
 day (``node.window_seconds``), and the node starts with a demo day of history.
 
-The story plays once, then the node stays healthy:
+The story (``exporter.demo.story``) plays once, then the node stays healthy:
 
 - ``current`` (today's node): healthy for ``healthy_seconds``; then the provider
   unfunded for ``outage_seconds``: the heartbeat and the PR reviews fail with
   ``provider_unavailable``, while the balance looks fine; then the balance under
   one run's cost (1,000,000 credits, under the preflight's 4,000,000) for
   ``outage_seconds``: every run is rejected with ``insufficient_credits`` though
-  the balance is positive; then the account is topped up.
+  the balance is positive; then the account is topped up; ``healthy_seconds``
+  later the webhook plane stops for ``webhook_seconds`` (the 2026-06-11 incident:
+  no receipts, no PR reviews; the collect goes on), then resumes.
 - ``2026-02`` (the 2026-02-15 outage): the runway drains green → yellow → red →
   empty over ``drain_seconds`` (a cost spike: each run is charged what takes the
   runway, as the exporter computes it, down a planned path from 36 h, yellow
@@ -27,11 +31,10 @@ The story plays once, then the node stays healthy:
   account is topped up to 36 h of runway.
 
 After the top-up the failures leave the exporter's window one demo day later, and
-every alert resolves.
+every alert resolves; the webhook plane's silence ends with the next receipt.
 
-``WebhookReceiver`` is an Alertmanager webhook target (``POST /pager``,
-``POST /ticket``) that hands each notification to a callback; the demo logs each
-alert once as it fires and once as it resolves (``exporter.demo.pager``).
+With ``--webhook-listen`` it also serves Alertmanager's webhook and logs each alert
+once as it fires and once as it resolves (``exporter.demo.pager``).
 
 Run alone (the compose file's ``demo-driver`` service)::
 
@@ -41,19 +44,14 @@ Run alone (the compose file's ``demo-driver`` service)::
 from __future__ import annotations
 
 import argparse
-import enum
-import json
 import logging
 import os
 import random
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import datetime, timedelta
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -61,109 +59,69 @@ import psycopg
 from psycopg import sql
 
 from exporter.collection import Clock, utc_now
-from exporter.demo import node, scenario
-from exporter.demo.node import CHARTER, LEDGER, NODE_CURRENT, NODE_FEBRUARY, NODES, REVIEW, Work
-from exporter.demo.pager import Notification, NotificationLog
-from exporter.model import burn_rate, runway_seconds
-from exporter.policy import Health, credit_health
-from exporter.settings import DEFAULT_MIN_RUN_COST_CREDITS, split_host_port
-from exporter.snapshot import SCHEMA_2026_02, SCHEMA_2026_03, SCHEMA_2026_10
+from exporter.demo import ledger_activity, node, scenario
+from exporter.demo.node import (
+    CHARTER,
+    LEDGER,
+    NODE_CURRENT,
+    NODE_FEBRUARY,
+    NODES,
+    RECEIPT,
+    REVIEW,
+    Work,
+)
+from exporter.demo.pager import NotificationLog, WebhookReceiver
+from exporter.demo.story import (
+    LOW_BALANCE,
+    MIN_RUN_COST,
+    CreditState,
+    DriverOptions,
+    Phase,
+    RunEvent,
+    add_driver_arguments,
+    announcement,
+    next_phase,
+    options_from,
+)
+from exporter.policy import Health
+from exporter.settings import split_host_port
+from exporter.snapshot import SCHEMA_2026_02, SCHEMA_2026_03, SCHEMA_2026_08, SCHEMA_2026_10
 from exporter.startup import configure_logging, stop_on_signals
 
 logger = logging.getLogger(__name__)
 
 MAX_CATCH_UP_RUNS = 8  # after a pause (a laptop asleep), write at most this many late runs each
-LOW_BALANCE = 1_000_000  # under one run's cost: the preflight check rejects every run
-MIN_RUN_COST = DEFAULT_MIN_RUN_COST_CREDITS
 LEDGER_STREAMS = ("pull_requests", "reviews", "issues")
 FALLBACK_BALANCE = 500_000_000  # a top-up when nothing was spent to size it by
 
 Conn = psycopg.Connection[Any]
+LEDGER_SCHEMAS = (SCHEMA_2026_10, SCHEMA_2026_08)  # those with ingestion_cursors
+LEDGER_HISTORY_COLLECTS = 4  # collects of history: epochs finalized, in review, open
+WEBHOOK_WORK = (RECEIPT, REVIEW)  # what stops with the webhook plane
 
-
-@dataclass(frozen=True)
-class DriverOptions:
-    """Which node, how fast its story goes; see the module doc."""
-
-    speed: float = 60.0
-    node: str = NODE_CURRENT
-    healthy_seconds: float = 120.0  # current: healthy before the outage
-    drain_seconds: float = 240.0  # 2026-02: from 36 h of runway to 0
-    outage_seconds: float = 120.0  # each outage phase
-    start_runway_hours: float = 36.0
-    charter_cost: int = 1_000_000  # a charter's (or the heartbeat's) run, when healthy
-    review_cost: int = 300_000
-    failure_rate: float = 0.0  # random timeouts of healthy runs
-    seed: int | None = None
-
-    @property
-    def window_seconds(self) -> int:
-        """The exporter's window: one demo day."""
-        return node.window_seconds(self.speed)
-
-    @property
-    def run_gap(self) -> timedelta:
-        """A quarter of a demo hour: the gap between the February charters' runs."""
-        return timedelta(seconds=node.DEMO_HOUR_SECONDS / 4 / self.speed)
-
-    def works(self) -> tuple[Work, ...]:
-        return node.plan(
-            self.node, self.speed, charter_cost=self.charter_cost, review_cost=self.review_cost
-        )
-
-
-@dataclass(frozen=True)
-class RunEvent:
-    """One run (or ledger collection) the driver wrote."""
-
-    at: datetime
-    charter: str
-    status: str
-    reason: str | None
-    charged: int
-    balance: int
-
-
-@dataclass(frozen=True)
-class CreditState:
-    balance: int
-    spent: int
-    window_seconds: int
-
-    @property
-    def runway_seconds(self) -> float:
-        return runway_seconds(self.balance, burn_rate(self.spent, self.window_seconds))
-
-    @property
-    def health(self) -> Health:
-        return credit_health(self.balance, self.runway_seconds, min_run_cost_credits=MIN_RUN_COST)
-
-    def describe(self) -> str:
-        runway = self.runway_seconds
-        hours = "unbounded" if runway == float("inf") else f"{runway / 3600:.1f} h"
-        return (
-            f"balance {self.balance / 1e6:,.1f}M credits, spent {self.spent / 1e6:,.1f}M "
-            f"in the window, runway {hours}: {self.health.value}"
-        )
-
-
-class Phase(enum.StrEnum):
-    HEALTHY = "healthy"
-    PROVIDER_DOWN = "provider unfunded"
-    LOW_BALANCE = "balance under one run's cost"
-    DRAINING = "draining"
-    EMPTY = "empty"
-    RECOVERED = "topped up"
+__all__ = [
+    "CreditState",
+    "DemoDriver",
+    "DriverOptions",
+    "Phase",
+    "RunEvent",
+    "build_parser",
+    "main",
+    "options_from",
+]
 
 
 def detect_schema(conn: Conn) -> str:
-    """2026-10 when ``ingestion_cursors`` exists, 2026-03 with ``graph_runs``, else 2026-02."""
+    """2026-08 (the ledger's) when ``epochs`` exists, 2026-10 with ``ingestion_cursors``,
+    2026-03 with ``graph_runs``, else 2026-02."""
     row = conn.execute(
-        "SELECT to_regclass('ingestion_cursors') IS NOT NULL, to_regclass('graph_runs') IS NOT NULL"
+        "SELECT to_regclass('public.epochs') IS NOT NULL,"
+        " to_regclass('ingestion_cursors') IS NOT NULL, to_regclass('graph_runs') IS NOT NULL"
     ).fetchone()
-    if row is not None and row[0]:
-        return SCHEMA_2026_10
-    return SCHEMA_2026_03 if row is not None and row[1] else SCHEMA_2026_02
+    if row is None:
+        return SCHEMA_2026_02
+    found = [SCHEMA_2026_08, SCHEMA_2026_10, SCHEMA_2026_03]
+    return next((schema for schema, has in zip(found, row, strict=True) if has), SCHEMA_2026_02)
 
 
 class DemoDriver:
@@ -213,6 +171,10 @@ class DemoDriver:
         conn = self.conn
         if self.options.node == NODE_CURRENT and self._schema == SCHEMA_2026_02:
             raise RuntimeError("today's node needs schema 2026-03 or later (graph_runs)")
+        # Receipts only where the ledger's tables are (schema 2026-08).
+        self.works = tuple(
+            w for w in self.works if w.kind != RECEIPT or self._schema == SCHEMA_2026_08
+        )
         with conn.transaction():
             if not self._load_tenant():
                 self._create_node(now)
@@ -242,7 +204,11 @@ class DemoDriver:
                 scenario.prune_schedule(conn, old)
         window = timedelta(seconds=self.options.window_seconds)
         for work in self.works:
-            for slot in node.fires(work.cron, now - window, now):
+            # The ledger's history: enough collects for epochs finalized, in review, open.
+            span = max(
+                window, LEDGER_HISTORY_COLLECTS * work.period if work.kind == LEDGER else window
+            )
+            for slot in node.fires(work.cron, now - span, now):
                 self._write(work, slot, now, outcome=("success", None), cost=work.cost)
             self._last_fire[work.name] = now
         logger.info(
@@ -282,7 +248,7 @@ class DemoDriver:
             if w.name in found
             else w
             for w in self.works
-            if w.name in found or w.kind == REVIEW
+            if w.name in found or w.kind in WEBHOOK_WORK
         )
         # Resume after the newest run each schedule has (a restart must not write a slot twice).
         newest = self.conn.execute(
@@ -347,41 +313,20 @@ class DemoDriver:
         self.phase, self._phase_since = phase, now
 
     def _advance_story(self, now: datetime) -> None:
-        """Move to the next phase when this one is over."""
+        """Move to the next phase when this one is over, doing what it starts with."""
         elapsed = (now - self._phase_since).total_seconds()
-        options = self.options
-        if self.phase == Phase.HEALTHY and elapsed >= options.healthy_seconds:
-            self._enter(Phase.PROVIDER_DOWN, now)
-            logger.info(
-                "OUTAGE: the LLM provider account is unfunded: the heartbeat and the PR reviews "
-                "now fail with provider_unavailable, though the balance looks fine (%.0f s)",
-                options.outage_seconds,
-            )
-        elif self.phase == Phase.PROVIDER_DOWN and elapsed >= options.outage_seconds:
-            self._enter(Phase.LOW_BALANCE, now)
+        following = next_phase(self.phase, elapsed, self.options)
+        if following is None:
+            return
+        if following == Phase.LOW_BALANCE:
             scenario.set_balance(self.conn, self.tenant, LOW_BALANCE)
-            logger.info(
-                "OUTAGE: the provider is funded again, but the account holds %.1fM credits, "
-                "under one run's cost (%.1fM): every run is now rejected with "
-                "insufficient_credits though the balance is positive (%.0f s)",
-                LOW_BALANCE / 1e6,
-                MIN_RUN_COST / 1e6,
-                options.outage_seconds,
-            )
-        elif (self.phase == Phase.LOW_BALANCE and elapsed >= options.outage_seconds) or (
-            self.phase == Phase.EMPTY and elapsed >= options.outage_seconds
-        ):
+        elif following == Phase.RECOVERED:
             self._top_up(now)
-            self._enter(Phase.RECOVERED, now)
-            logger.info(
-                "RECOVERED: the account is topped up; the failures leave the exporter's "
-                "window (one demo day, %d s) by %s, and every alert resolves",
-                options.window_seconds,
-                (now + timedelta(seconds=options.window_seconds)).strftime("%H:%M:%S"),
-            )
+        self._enter(following, now)
+        logger.info("%s", announcement(following, self.options, now))
 
     def _outcome(self, work: Work, balance: int) -> tuple[str, str | None]:
-        if work.kind == LEDGER:
+        if work.kind in (LEDGER, RECEIPT):
             return "success", None
         if self.phase == Phase.PROVIDER_DOWN:
             return "error", "provider_unavailable"
@@ -420,8 +365,9 @@ class DemoDriver:
         events = []
         for slot, index in due:
             work = self.works[index]
-            with self.conn.transaction():
-                events.append(self._run(work, slot, now))
+            if self.phase != Phase.WEBHOOK_DOWN or work.kind not in WEBHOOK_WORK:
+                with self.conn.transaction():
+                    events.append(self._run(work, slot, now))
             self._last_fire[work.name] = slot
         for work in self.works:  # after a long pause, skip what is left
             self._last_fire[work.name] = max(self._last_fire[work.name], now)
@@ -456,9 +402,10 @@ class DemoDriver:
         done = min(slot + (work.duration if status == "success" else work.duration / 20), now)
         conn = self.conn
         if work.kind == LEDGER:
-            if self._schema == SCHEMA_2026_10:
-                for stream in LEDGER_STREAMS:
-                    scenario.add_ingestion_cursor(conn, done, stream=stream)
+            self._collect(work, done)
+            return
+        if work.kind == RECEIPT:
+            ledger_activity.receive(conn, slot)
             return
         if work.kind == REVIEW:
             run_id = scenario.add_unscheduled_run(
@@ -477,6 +424,16 @@ class DemoDriver:
             )
         if cost:
             scenario.add_charge(conn, self.tenant, cost, done, run_id=run_id)
+
+    def _collect(self, work: Work, at: datetime) -> None:
+        """What a finished collect leaves: cursors where the schema has them, the
+        epochs moved on where it has the ledger's."""
+        if self._schema in LEDGER_SCHEMAS:
+            for stream in LEDGER_STREAMS:
+                scenario.add_ingestion_cursor(self.conn, at, stream=stream)
+        if self._schema == SCHEMA_2026_08:
+            moved = ledger_activity.collect(self.conn, at, work.period)
+            logger.debug("the collect at %s: %s", at.strftime("%H:%M:%S"), moved)
 
     # --- the loop -----------------------------------------------------------------
 
@@ -518,7 +475,9 @@ class DemoDriver:
 
     def _report(self, events: Sequence[RunEvent], health: Health | None) -> Health:
         for event in events:
-            if event.status == "success" and event.charged:
+            if event.charter == node.RECEIPT_NAME:  # four a demo hour: too many to log
+                logger.debug("webhook receipt at %s", event.at.strftime("%H:%M:%S"))
+            elif event.status == "success" and event.charged:
                 logger.info(
                     "run of %s: success, charged %.1fM credits, balance %.1fM",
                     event.charter,
@@ -535,136 +494,7 @@ class DemoDriver:
         return state.health
 
 
-# --- Alertmanager's webhook -----------------------------------------------------------
-
-NotificationHandler = Callable[[str, Notification], None]
-
-
-def _handler_class(on_notification: NotificationHandler) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            try:
-                payload = json.loads(self.rfile.read(length) or b"{}")
-            except ValueError:
-                self._answer(HTTPStatus.BAD_REQUEST, b"not JSON\n")
-                return
-            on_notification(self.path.strip("/"), payload)
-            self._answer(HTTPStatus.OK, b"ok\n")
-
-        def do_GET(self) -> None:
-            self._answer(HTTPStatus.OK, b"ok\n")
-
-        def _answer(self, status: HTTPStatus, body: bytes) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", "text/plain")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            logger.debug("webhook: %s", format % args)
-
-    return Handler
-
-
-class WebhookReceiver:
-    """An Alertmanager webhook target: ``POST /<receiver>`` calls ``on_notification``."""
-
-    def __init__(self, host: str, port: int, on_notification: NotificationHandler) -> None:
-        self._server = ThreadingHTTPServer((host, port), _handler_class(on_notification))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True
-        )
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        host = host.decode() if isinstance(host, bytes) else host
-        return f"http://{host}:{port}"
-
-    def url_for(self, receiver: str) -> str:
-        return f"{self.url}/{receiver}"
-
-    def start(self) -> WebhookReceiver:
-        self._thread.start()
-        return self
-
-    def close(self) -> None:
-        if self._thread.is_alive():
-            self._server.shutdown()
-        self._server.server_close()
-
-    def __enter__(self) -> WebhookReceiver:
-        return self.start()
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
-
-
 # --- command line (the compose file's demo-driver service) -----------------------------
-
-
-def add_driver_arguments(parser: argparse.ArgumentParser) -> None:
-    defaults = DriverOptions()
-    group = parser.add_argument_group("demo activity")
-    group.add_argument(
-        "--node",
-        choices=NODES,
-        default=defaults.node,
-        help="the node's shape: 'current' (the default), today's operator node (hourly "
-        "HEARTBEAT, the daily ledger, PR reviews, the four February charters retired) "
-        "whose provider goes unfunded, then whose balance falls under one run's cost; "
-        "'2026-02', the node of 2026-02-15 (four hourly charters) whose balance drains to 0",
-    )
-    group.add_argument(
-        "--speed",
-        type=_positive_float,
-        default=defaults.speed,
-        help="demo seconds per real second: 60 (the default) runs an hourly schedule "
-        "once a real minute, and the exporter's window is one demo day (24 real min)",
-    )
-    group.add_argument(
-        "--healthy-minutes",
-        type=_positive_float,
-        default=defaults.healthy_seconds / 60,
-        help="current node: real minutes of health before the outage (default: %(default)s)",
-    )
-    group.add_argument(
-        "--outage-minutes",
-        type=_positive_float,
-        default=defaults.outage_seconds / 60,
-        help="real minutes of each outage: current node, the provider unfunded, then the "
-        "balance under one run's cost; 2026-02, runs rejected at a balance of 0; then the "
-        "account is topped up (default: %(default)s)",
-    )
-    group.add_argument(
-        "--drain-minutes",
-        type=_positive_float,
-        default=defaults.drain_seconds / 60,
-        help="2026-02 node: real minutes from 36 h of runway (green) to a balance of 0 "
-        "(default: %(default)s)",
-    )
-    group.add_argument("--seed", type=int, default=None, help="random seed, for a repeatable demo")
-
-
-def options_from(args: argparse.Namespace) -> DriverOptions:
-    return DriverOptions(
-        speed=args.speed,
-        node=args.node,
-        healthy_seconds=args.healthy_minutes * 60,
-        drain_seconds=args.drain_minutes * 60,
-        outage_seconds=args.outage_minutes * 60,
-        seed=args.seed,
-    )
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -14,11 +14,13 @@ the exporter's cron library reads.
 
 Two shapes (``NODES``):
 
-- ``current``: the node as it is today (SOURCE-SYSTEM.md, "A node as it is
-  today"), the source project's operator node: ``HEARTBEAT`` hourly, the ledger
-  daily at 06:00 (``graph_id = 'ledger:ingest'``, its trace ``ingestion_cursors``),
-  the four February charters' rows pruned, PR reviews twice an hour as runs
-  without a schedule. It has a repo-spec.
+- ``current``: the node as it is today (SOURCE-SYSTEM.md, "A node since
+  2026-08"), the source project's operator node: ``HEARTBEAT`` hourly, the
+  ledger's collect daily at 06:00 (``graph_id = 'ledger:ingest'``: it moves the
+  epochs, one demo day each, and ``ingestion_cursors``), GitHub events delivered by
+  webhook every quarter of an hour (``ingestion_receipts``), the four February
+  charters' rows pruned, PR reviews twice an hour as runs without a schedule. It
+  has a repo-spec.
 - ``2026-02``: the node of 2026-02-15: the four hourly charters, a quarter of an
   hour apart; no repo-spec.
 """
@@ -45,6 +47,8 @@ CHARTER = "charter"  # a scheduled graph run, charged
 LEDGER = "ledger"  # a ledger collection: no run row, no charge; it moves ingestion_cursors
 REVIEW = "review"  # a PR review: a run without a schedule, charged through its run_id
 REVIEW_NAME = "pr_review"
+RECEIPT = "receipt"  # a GitHub event the webhook plane delivered: an ingestion receipt
+RECEIPT_NAME = "github_webhook"
 
 # The divisors of a minute, an hour (in minutes) and a day (in hours) a cron
 # step can express evenly.
@@ -109,7 +113,7 @@ class Work:
     """Something the node does on a cron."""
 
     name: str  # the exporter's charter label, or REVIEW_NAME
-    kind: str  # CHARTER, LEDGER or REVIEW
+    kind: str  # CHARTER, LEDGER, REVIEW or RECEIPT
     cron: str  # real time, UTC
     cost: int  # credits a successful run is charged (0 for the ledger)
     demo_every: str  # how often in the story, for people: "hourly"
@@ -148,7 +152,22 @@ def plan(
             "LEDGER_INGEST",
         ),
         Work(REVIEW_NAME, REVIEW, demo_cron(hour / 2, hour / 6), review_cost, "twice an hour"),
+        Work(RECEIPT_NAME, RECEIPT, demo_cron(hour / 4, hour / 12), 0, "every quarter hour"),
     )
+
+
+def exporter_overrides(speed: float) -> dict[str, int]:
+    """The exporter's options in demo time: its window, one demo day; the ledger's
+    collect grace (2 h) and approvers' wait (7 days) in demo hours and days. The
+    webhook plane's floor (72 h) would be 72 real minutes at 60x, longer than the
+    story: it is one demo hour, so that the node's own cadence decides (4 x a quarter
+    hour between receipts)."""
+    return {
+        "window_seconds": window_seconds(speed),
+        "ledger_collect_grace_seconds": max(1, round(2 * DEMO_HOUR_SECONDS / speed)),
+        "ledger_silence_min_seconds": max(1, round(DEMO_HOUR_SECONDS / speed)),
+        "ledger_review_wait_seconds": max(1, round(7 * DEMO_DAY_SECONDS / speed)),
+    }
 
 
 def spend_per_window(works: tuple[Work, ...], window: float) -> float:
@@ -169,7 +188,7 @@ scope_id: "{scenario.DEFAULT_SCOPE_ID}"
 scope_key: "default"
 
 activity_ledger:
-  epoch_length_days: 7
+  epoch_length_days: 1 # one demo day: the demo's epochs last one collect period
   activity_sources:
     github:
       attribution_pipeline: cogni-v0.0

@@ -6,17 +6,23 @@ so one alert arrives many times. ``NotificationLog`` remembers, per receiver, th
 status it last logged for each alert (by its fingerprint, else its labels): a new
 firing or a resolution is a ``WARNING`` line (``PAGE firing …``, ``PAGE resolved …``),
 a re-sent firing says so (``PAGE still firing (re-sent) …``, ``INFO``), a re-sent
-resolution is logged at ``DEBUG``. ``exporter.demo.driver.WebhookReceiver`` hands it
-the notifications.
+resolution is logged at ``DEBUG``. ``WebhookReceiver``, an Alertmanager webhook target
+(``POST /pager``, ``POST /ticket``), hands it the notifications.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
+from collections.abc import Callable
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 logger = logging.getLogger(__name__)
+# The receiver's HTTP access log: apart, so that the pager's DEBUG lines stay its own.
+http_logger = logging.getLogger("exporter.demo.webhook")
 
 Notification = dict[str, Any]
 KINDS = {"pager": "PAGE", "ticket": "TICKET"}
@@ -75,3 +81,71 @@ class NotificationLog:
                 logger.info("%s still firing (re-sent) %s", kind, describe_alert(alert))
             else:
                 logger.debug("%s still %s (re-sent) %s", kind, status, describe_alert(alert))
+
+
+# --- Alertmanager's webhook -----------------------------------------------------------
+
+NotificationHandler = Callable[[str, Notification], None]
+
+
+def _handler_class(on_notification: NotificationHandler) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            try:
+                payload = json.loads(self.rfile.read(length) or b"{}")
+            except ValueError:
+                self._answer(HTTPStatus.BAD_REQUEST, b"not JSON\n")
+                return
+            on_notification(self.path.strip("/"), payload)
+            self._answer(HTTPStatus.OK, b"ok\n")
+
+        def do_GET(self) -> None:
+            self._answer(HTTPStatus.OK, b"ok\n")
+
+        def _answer(self, status: HTTPStatus, body: bytes) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            http_logger.debug("webhook: %s", format % args)
+
+    return Handler
+
+
+class WebhookReceiver:
+    """An Alertmanager webhook target: ``POST /<receiver>`` calls ``on_notification``."""
+
+    def __init__(self, host: str, port: int, on_notification: NotificationHandler) -> None:
+        self._server = ThreadingHTTPServer((host, port), _handler_class(on_notification))
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True
+        )
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        host = host.decode() if isinstance(host, bytes) else host
+        return f"http://{host}:{port}"
+
+    def url_for(self, receiver: str) -> str:
+        return f"{self.url}/{receiver}"
+
+    def start(self) -> WebhookReceiver:
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> WebhookReceiver:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
