@@ -240,6 +240,3 @@ def charters(
             )
         )
     return views
-
-
-# --- from a snapshot to what is exported -------------------------------------------

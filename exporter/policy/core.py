@@ -22,9 +22,6 @@ def worst(healths: Iterable[Health]) -> Health:
     return max(healths, key=_HEALTH_ORDER.index, default=Health.GREEN)
 
 
-# --- credit ------------------------------------------------------------------------------
-
-
 @dataclass(frozen=True)
 class Problem:
     """One reason the verdict is not green, named after the alert that covers it."""

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# --- thresholds ------------------------------------------------------------------------
-
 # Credit runway, from the research note: red below 6 h, yellow up to 24 h.
 RED_RUNWAY_SECONDS = 6 * 3600
 YELLOW_RUNWAY_SECONDS = 24 * 3600
@@ -22,7 +20,9 @@ BUDGET_HEADER_MAX_AGE_SECONDS = 2 * 3600
 HEARTBEAT_STALE_INTERVALS = 2
 HEARTBEAT_DEFAULT_INTERVAL_SECONDS = 3600
 
-
+# The attribution ledger (exporter.ledger).
+# An ended window still open after one collect interval (the ledger schedule's, else
+# 24 h) plus this grace: the collect stopped.
 DEFAULT_LEDGER_COLLECT_GRACE_SECONDS = 2 * 3600
 # The webhook plane is silent when the newest receipt is older than FACTOR x the
 # node's usual longest gap (the RECEIPT_GAP_QUANTILE of the gaps between its newest
