@@ -96,7 +96,8 @@ def by_package(stats: pstats.Stats) -> list[tuple[str, float]]:
     for (filename, _line, _func), (_cc, _nc, tt, _ct, _callers) in stats.stats.items():  # type: ignore[attr-defined]
         path = filename.replace("\\", "/")
         if "/exporter/" in path and "site-packages" not in path:
-            key = "exporter." + path.rsplit("/exporter/", 1)[1].removesuffix(".py")
+            module = path.rsplit("/exporter/", 1)[1].removesuffix(".py")
+            key = "exporter." + module.replace("/", ".")  # exporter/model/views.py too
         elif "site-packages/" in path:
             key = path.split("site-packages/", 1)[1].split("/", 1)[0]
         elif path.startswith("~") or path.startswith("<"):

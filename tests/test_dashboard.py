@@ -5,7 +5,7 @@ JSON is exactly what ``grafana/dashboard.py`` generates; every panel has targets
 title, a description and a unit; every query goes through the ``datasource`` variable,
 parses as PromQL (promql-parser, the Rust port of Prometheus' parser), names only
 metrics and labels of the exporter's contract and uses counters only through
-rate()/increase(); the threshold colours agree with ``exporter.model``; and the
+rate()/increase(); the threshold colours agree with ``exporter.policy``; and the
 provisioning files point at the uid and folder actually used.
 
 ``tests/test_dashboard_live.py`` runs every expression against a real Prometheus.

@@ -135,3 +135,9 @@ def test_every_module_is_in_the_layout_table() -> None:
             continue
         assert f"`exporter/{path.name}`" in layout, path.name
     assert "`exporter/demo/`" in layout
+    # The model and the policy are packages split by concern: each part is listed too.
+    for package in ("model", "policy"):
+        assert f"`exporter/{package}/`" in layout, package
+        for path in sorted((REPO / "exporter" / package).glob("*.py")):
+            if path.name != "__init__.py":
+                assert f"`exporter/{package}/{path.name}`" in layout, path.name

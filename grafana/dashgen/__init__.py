@@ -2,7 +2,7 @@
 
 Built with grafana-foundation-sdk, Grafana's own generated builders (typed, released
 with Grafana's schema), so the JSON has the shape Grafana expects rather than the shape
-someone remembered. The runway thresholds come from ``exporter.model``/``exporter.policy``:
+someone remembered. The runway thresholds come from ``exporter.policy``:
 the exporter, the alert rules and this dashboard share one definition
 (``tests/test_thresholds.py`` keeps them equal).
 

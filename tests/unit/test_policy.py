@@ -1,4 +1,4 @@
-"""Every threshold edge and every verdict of exporter/policy.py, from constructed views."""
+"""Every threshold edge and every verdict of exporter/policy/, from constructed views."""
 
 from __future__ import annotations
 

@@ -1,74 +1,38 @@
-"""The pure part: what the facts read from the database mean.
-
-Nothing here reads a clock or a socket: every function takes ``now`` (or the
-numbers it needs) as an argument, so each can be tested exhaustively. The one
-file read is the time zone database (tzdata), through ``ZoneInfo``.
-"""
+"""From a snapshot to what is exported: the credit, the work without a schedule, the whole view."""
 
 from __future__ import annotations
 
 import math
-import re
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
-from itertools import islice
 from typing import TYPE_CHECKING
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from cronsim import CronSim, CronSimError
-
-from exporter.repospec import DeclaredSchedule, RepoSpecState
+from exporter.model.runs import (
+    FAILURE_REASONS,
+    LEDGER_GRAPH_ID,
+    RUN_STATUSES,
+    SPEND_KINDS,
+    UNATTRIBUTED,
+    UNKNOWN_KIND,
+    UNKNOWN_STATUS,
+    charter_name,
+    failure_reason,
+    is_failure,
+    normalise_status,
+    run_kind_label,
+    safe_label,
+    still_failing,
+)
+from exporter.model.schedules import CharterView, ScheduleFacts, _latest, charters
+from exporter.repospec import RepoSpecState
+from exporter.snapshot import RunCountRow, ScheduleRow, Snapshot, UnscheduledCountRow
 
 if TYPE_CHECKING:  # exporter.ledger builds on this module
     from exporter.ledger import LedgerView
-from exporter.snapshot import RunCountRow, ScheduleRow, Snapshot, UnscheduledCountRow
 
 CREDITS_PER_USD = 10_000_000
-
-RUN_STATUSES = ("pending", "running", "success", "error", "skipped", "cancelled")
-UNKNOWN_STATUS = "unknown"
-# What a blank error code or message may consist of; queries.py's btrim uses the
-# same characters, so that SQL and Python agree on what a failure is.
-BLANK_CHARACTERS = " \t\n\x0b\f\r"
-
-# Bounded set of failure reasons; free text never becomes a label value.
-FAILURE_REASONS = (
-    "insufficient_credits",
-    "provider_unavailable",
-    "grant_validation_failed",
-    "graph_execution_failed",
-    "timeout",
-    "internal",
-    "rate_limit",
-    "aborted",
-    "not_found",
-    "invalid_request",
-    "other",
-)
-_CODE_REASONS = frozenset(FAILURE_REASONS) - {"other"}
-_MESSAGE_REASONS = {
-    "grant validation failed": "grant_validation_failed",
-    "graph execution failed": "graph_execution_failed",
-}
-
-# graph_runs.run_kind (2026-03 on); anything else is "other", NULL "unknown".
-RUN_KINDS = ("system_scheduled", "system_webhook", "user_immediate")
-OTHER_KIND = "other"
-UNKNOWN_KIND = "unknown"
-# Charges whose run_id matches no run of the account.
-UNATTRIBUTED = "unattributed"
-SPEND_KINDS = (*RUN_KINDS, OTHER_KIND, UNKNOWN_KIND, UNATTRIBUTED)
-OUTCOMES = ("success", "failure")
-
-# Schedules whose work is a ledger collection: no run rows, no charges; its trace
-# is ingestion_cursors.retrieved_at.
-LEDGER_GRAPH_ID = "ledger:ingest"
-
-_CHARTER_PREFIX = "governance:"
-MAX_LABEL_LENGTH = 64
-_LABEL_UNSAFE = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def burn_rate(spent_credits: float, window_seconds: float) -> float:
@@ -88,307 +52,6 @@ def runway_seconds(balance_credits: float, burn_rate_per_second: float) -> float
     if burn_rate_per_second <= 0:
         return math.inf
     return balance_credits / burn_rate_per_second
-
-
-def normalise_status(status: str | None) -> str:
-    """A known run status, or ``unknown`` for anything the schemas do not define.
-
-    Exact match, as the source system writes them: the SQL for the last success
-    and failure compares ``status`` as is, so that the optional partial indexes
-    (``WHERE status = 'success'``) still apply; trimming or lower-casing here
-    would make Python and SQL disagree on what a run was.
-    """
-    value = status or ""
-    return value if value in RUN_STATUSES else UNKNOWN_STATUS
-
-
-def is_failure(status: str | None, error_code: str | None, error_message: str | None) -> bool:
-    """A run failed when it errored, or was skipped with an error (a failed grant check).
-
-    A code or message of ``BLANK_CHARACTERS`` only is no error, as in the SQL.
-    """
-    value = normalise_status(status)
-    if value == "error":
-        return True
-    return value == "skipped" and bool(
-        (error_code or "").strip(BLANK_CHARACTERS) or (error_message or "").strip(BLANK_CHARACTERS)
-    )
-
-
-def failure_reason(error_code: str | None, error_message: str | None) -> str:
-    """Map a run's error onto the bounded set of reasons in ``FAILURE_REASONS``."""
-    for candidate in (error_code, error_message):
-        text = (candidate or "").strip().lower()
-        if text in _CODE_REASONS:
-            return text
-        if text in _MESSAGE_REASONS:
-            return _MESSAGE_REASONS[text]
-    return "other"
-
-
-def run_kind_label(run_kind: str | None) -> str:
-    if run_kind is None or not run_kind.strip():
-        return UNKNOWN_KIND
-    return run_kind if run_kind in RUN_KINDS else OTHER_KIND
-
-
-def safe_label(value: str) -> str:
-    """Bound a label value from the database: no control characters, at most 64 chars."""
-    return _LABEL_UNSAFE.sub("_", value)[:MAX_LABEL_LENGTH]
-
-
-def charter_name(temporal_schedule_id: str | None, message: str | None, schedule_id: str) -> str:
-    """The charter a schedule runs, lower case.
-
-    ``governance:<charter>`` in temporal_schedule_id wins, then the input message,
-    then the schedule id itself so that an odd row is still visible.
-    """
-    tsid = (temporal_schedule_id or "").strip()
-    if tsid.lower().startswith(_CHARTER_PREFIX) and tsid[len(_CHARTER_PREFIX) :].strip():
-        return safe_label(tsid[len(_CHARTER_PREFIX) :].strip().lower())
-    if message and message.strip():
-        return safe_label(message.strip().lower())
-    return safe_label(schedule_id)
-
-
-class ScheduleConfigError(ValueError):
-    """A schedule's cron expression or time zone cannot be used."""
-
-
-@dataclass(frozen=True)
-class NextRun:
-    at: datetime
-    interval_seconds: float
-
-
-def next_run(cron: str, timezone: str, now: datetime) -> NextRun:
-    """The next fire time after ``now`` and the gap to the one after it.
-
-    Cron is evaluated in the schedule's own time zone with cron's DST rules
-    (cronsim's): a time skipped by a spring-forward fires right after the jump,
-    a repeated hour at fall-back fires in both of its occurrences.
-    """
-    if now.tzinfo is None:
-        raise ValueError("now must be timezone-aware")
-    try:
-        zone = ZoneInfo(timezone)
-    # OSError: a name that is a directory of the zone database ("America")
-    # raises IsADirectoryError, not ZoneInfoNotFoundError.
-    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
-        raise ScheduleConfigError(f"unknown time zone {timezone!r}") from exc
-    try:
-        fires = _fires_after(CronSim(cron, now.astimezone(zone)), now.astimezone(UTC))
-        first, second = next(fires), next(fires)
-    except CronSimError as exc:
-        raise ScheduleConfigError(f"invalid cron expression {cron!r}: {exc}") from exc
-    except StopIteration as exc:
-        raise ScheduleConfigError(f"cron expression {cron!r} never fires") from exc
-    return NextRun(at=first, interval_seconds=(second - first).total_seconds())
-
-
-def _fires_after(fires: Iterator[datetime], after: datetime) -> Iterator[datetime]:
-    """Fire times in UTC, strictly increasing and after ``after``.
-
-    Converting to UTC matters: aware datetimes sharing one ZoneInfo subtract as
-    wall-clock times, so the repeated hour at fall-back would look 0 s apart.
-    Starting inside that repeated hour, cronsim can also yield a time of its first
-    occurrence, already past; those are dropped. The lookahead is bounded.
-    """
-    latest = after
-    for fire in islice(fires, 16):
-        fire_utc = fire.astimezone(UTC)
-        if fire_utc > latest:
-            latest = fire_utc
-            yield fire_utc
-
-
-# --- charters -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ScheduleFacts:
-    """One schedule row with the outcomes of its runs (input to ``charters``)."""
-
-    schedule_id: str
-    charter: str
-    cron: str
-    timezone: str
-    enabled: bool
-    cached_next_run_at: datetime | None
-    runs_by_status: dict[str, int]
-    failures_by_reason: dict[str, int]
-    last_success_at: datetime | None
-    last_failure_at: datetime | None
-    # A ledger schedule's success is not a run row: observable only while
-    # ingestion_cursors can be read.
-    ledger: bool = False
-    observable: bool = True
-    # A ledger schedule on a node with the ledger's tables: judged by its epochs
-    # (exporter.ledger and policy.ledger_problems), never by runs or cursors.
-    epochs: bool = False
-
-    @property
-    def pruned(self) -> bool:
-        """Paused with next_run_at NULL: the boot sync's mark of a retired entry."""
-        return not self.enabled and self.cached_next_run_at is None
-
-
-@dataclass(frozen=True)
-class CharterView:
-    """What the exporter says about one charter."""
-
-    charter: str
-    configured: bool
-    enabled: bool = False
-    schedules: int = 0
-    runs_by_status: dict[str, int] = field(default_factory=dict)
-    failures_by_reason: dict[str, int] = field(default_factory=dict)
-    last_success_at: datetime | None = None
-    last_failure_at: datetime | None = None
-    next_run_at: datetime | None = None
-    next_run_in_seconds: float | None = None
-    interval_seconds: float | None = None
-    cached_next_run_at: datetime | None = None
-    config_error: str | None = None
-    # Pruned by the boot sync and not expected: shown, never a warning.
-    retired: bool = False
-    # Declared in the repo-spec (None: no repo-spec, or not declared there).
-    declared: DeclaredSchedule | None = None
-    # How the rows differ from the declaration (the boot sync did not run).
-    drift: str | None = None
-    ledger: bool = False
-    # False when the charter's work leaves no trace the exporter can read.
-    observable: bool = True
-    # Judged by the ledger's epochs instead (see ScheduleFacts.epochs).
-    epochs: bool = False
-
-    @property
-    def failed_runs(self) -> int:
-        return sum(self.failures_by_reason.values())
-
-    @property
-    def still_failing(self) -> bool:
-        return still_failing(self.last_success_at, self.last_failure_at)
-
-    @property
-    def spends_credits(self) -> bool:
-        """Enabled, and its runs are graph runs that charge the account."""
-        return self.enabled and not self.ledger
-
-
-def still_failing(last_success_at: datetime | None, last_failure_at: datetime | None) -> bool:
-    """Of a work with failures: no success is known to have come after its last
-    failure (it never succeeded, or either time is unknown). The alert rules compare
-    the same two timestamps (``last_failure > last_success``, 0 for never)."""
-    if last_failure_at is None or last_success_at is None:
-        return True
-    return last_failure_at >= last_success_at
-
-
-def _latest(values: Iterable[datetime | None]) -> datetime | None:
-    present = [v for v in values if v is not None]
-    return max(present) if present else None
-
-
-def _add_counts(total: dict[str, int], part: dict[str, int]) -> None:
-    for key, count in part.items():
-        total[key] = total.get(key, 0) + count
-
-
-def _charter_view(charter: str, schedules: Sequence[ScheduleFacts], now: datetime) -> CharterView:
-    runs = dict.fromkeys((*RUN_STATUSES, UNKNOWN_STATUS), 0)
-    failures = dict.fromkeys(FAILURE_REASONS, 0)
-    upcoming: list[NextRun] = []
-    errors: list[str] = []
-    for schedule in schedules:
-        _add_counts(runs, schedule.runs_by_status)
-        _add_counts(failures, schedule.failures_by_reason)
-        try:
-            planned = next_run(schedule.cron, schedule.timezone, now)
-        except ScheduleConfigError as exc:
-            errors.append(str(exc))
-            continue
-        if schedule.enabled:
-            upcoming.append(planned)
-    soonest = min(upcoming, key=lambda n: n.at, default=None)
-    return CharterView(
-        charter=charter,
-        configured=True,
-        enabled=any(s.enabled for s in schedules),
-        schedules=len(schedules),
-        runs_by_status=runs,
-        failures_by_reason=failures,
-        last_success_at=_latest(s.last_success_at for s in schedules),
-        last_failure_at=_latest(s.last_failure_at for s in schedules),
-        next_run_at=soonest.at if soonest else None,
-        next_run_in_seconds=(soonest.at - now).total_seconds() if soonest else None,
-        interval_seconds=soonest.interval_seconds if soonest else None,
-        cached_next_run_at=min(
-            (s.cached_next_run_at for s in schedules if s.cached_next_run_at), default=None
-        ),
-        config_error="; ".join(errors) or None,
-        ledger=any(s.ledger for s in schedules),
-        observable=all(s.observable for s in schedules),
-        epochs=any(s.epochs for s in schedules),
-    )
-
-
-def _normal_cron(cron: str) -> str:
-    return " ".join(cron.split())
-
-
-def drift(declared: DeclaredSchedule, schedules: Sequence[ScheduleFacts]) -> str | None:
-    """How the rows of a declared charter differ from its declaration, or None."""
-    differences = []
-    for schedule in schedules:
-        if _normal_cron(schedule.cron) != _normal_cron(declared.cron):
-            differences.append(f"cron {schedule.cron!r} where {declared.cron!r} is declared")
-        if schedule.timezone != declared.timezone:
-            differences.append(
-                f"time zone {schedule.timezone!r} where {declared.timezone!r} is declared"
-            )
-    return "; ".join(dict.fromkeys(differences)) or None
-
-
-def charters(
-    schedules: Sequence[ScheduleFacts],
-    expected: Sequence[str],
-    now: datetime,
-    declared: Sequence[DeclaredSchedule] | None = None,
-) -> list[CharterView]:
-    """One view per charter: the expected ones (configured or not) and any others found.
-
-    ``declared`` (the repo-spec's schedules) adds to the expected charters and is
-    compared with their rows. A charter found only pruned, and not expected, is
-    retired. Several schedules of one charter are merged so that label sets stay
-    unique.
-    """
-    by_charter: dict[str, list[ScheduleFacts]] = {}
-    for schedule in schedules:
-        by_charter.setdefault(schedule.charter, []).append(schedule)
-    declarations = {d.charter: d for d in declared or ()}
-    wanted = list(dict.fromkeys([*(e.lower() for e in expected), *declarations]))
-    names = list(dict.fromkeys([*wanted, *sorted(by_charter)]))
-    views = []
-    for name in names:
-        declaration = declarations.get(name)
-        if name not in by_charter:
-            views.append(CharterView(charter=name, configured=False, declared=declaration))
-            continue
-        rows = by_charter[name]
-        view = _charter_view(name, rows, now)
-        views.append(
-            replace(
-                view,
-                declared=declaration,
-                drift=drift(declaration, rows) if declaration else None,
-                retired=name not in wanted and all(s.pruned for s in rows),
-            )
-        )
-    return views
-
-
-# --- from a snapshot to what is exported -------------------------------------------
 
 
 @dataclass(frozen=True)
