@@ -72,23 +72,6 @@ DISPATCH_PREDICATE: LiteralString = """(s.graph_id LIKE 'task:%%'
        OR coalesce(s.temporal_schedule_id LIKE 'node-task:%%', false)
        OR coalesce(s.temporal_schedule_id ~ '^governance:[^:]+:.', false))"""
 
-# The account's dispatch schedules, as source.READ_SCHEDULES reads its charters.
-READ_DISPATCH_SCHEDULES: LiteralString = (
-    """
-SELECT s.id::text AS schedule_id, s.temporal_schedule_id, s.input ->> 'message' AS message,
-       s.cron, s.timezone, s.enabled, s.next_run_at, s.graph_id,
-       s.input ->> 'scopeId' AS scope_id
-FROM schedules s
-JOIN execution_grants g ON g.id = s.execution_grant_id
-JOIN billing_accounts a ON a.id = g.billing_account_id
-WHERE a.slug = %(account)s AND """
-    + DISPATCH_PREDICATE
-    + """
-ORDER BY s.created_at, s.id
-LIMIT %(dispatch_limit)s
-"""
-)
-
 # The (node_id, scope_id) streams of epochs, one index probe each (a skip scan).
 _EPOCH_STREAMS: LiteralString = """
 WITH RECURSIVE streams AS (

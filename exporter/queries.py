@@ -22,7 +22,6 @@ from psycopg import sql
 from exporter.ledger_queries import (
     DISPATCH_PREDICATE,
     LEDGER_CATALOG_COLUMNS,
-    READ_DISPATCH_SCHEDULES,
     READ_LAST_REVIEW,
     READ_LEDGER_DISTRIBUTIONS,
     READ_LEDGER_EPOCHS,
@@ -107,21 +106,34 @@ JOIN billing_accounts a ON a.id = g.billing_account_id
 WHERE a.slug = %(account)s
 """
 
-# The operator's dispatch schedules (ledger_queries.READ_DISPATCH_SCHEDULES) are
-# not charters: left out here, so they neither page nor take the charters' cap.
-READ_SCHEDULES: LiteralString = (
-    """
+# The account's schedules: its charters, and apart from them the operator's
+# dispatch schedules of other nodes' collects (ledger_queries.DISPATCH_PREDICATE),
+# which neither page as charters nor take the charters' cap.
+_ACCOUNT_SCHEDULES: LiteralString = """
 SELECT s.id::text AS schedule_id, s.temporal_schedule_id, s.input ->> 'message' AS message,
        s.cron, s.timezone, s.enabled, s.next_run_at, s.graph_id,
        s.input ->> 'scopeId' AS scope_id
 FROM schedules s
 JOIN execution_grants g ON g.id = s.execution_grant_id
 JOIN billing_accounts a ON a.id = g.billing_account_id
-WHERE a.slug = %(account)s AND NOT """
+WHERE a.slug = %(account)s AND """
+
+READ_SCHEDULES: LiteralString = (
+    _ACCOUNT_SCHEDULES
+    + "NOT "
     + DISPATCH_PREDICATE
     + """
 ORDER BY s.created_at, s.id
 LIMIT %(schedule_limit)s
+"""
+)
+
+READ_DISPATCH_SCHEDULES: LiteralString = (
+    _ACCOUNT_SCHEDULES
+    + DISPATCH_PREDICATE
+    + """
+ORDER BY s.created_at, s.id
+LIMIT %(dispatch_limit)s
 """
 )
 
