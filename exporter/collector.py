@@ -260,6 +260,24 @@ EXPORTER_BUILD = MetricSpec(
     "info",
 )
 
+# The per-charter families, in the order a scrape shows them.
+_CHARTER_METRICS = (
+    CHARTER_CONFIGURED,
+    SCHEDULE_ENABLED,
+    SCHEDULE_CONFIG_VALID,
+    SCHEDULE_LAST_SUCCESS,
+    SCHEDULE_LAST_FAILURE,
+    SCHEDULE_NEXT_RUN,
+    SCHEDULE_NEXT_RUN_IN,
+    SCHEDULE_INTERVAL,
+    SCHEDULE_CACHED_NEXT_RUN,
+    SCHEDULE_RETIRED,
+    SCHEDULE_OBSERVABLE,
+    SCHEDULE_DRIFT,
+    SCHEDULE_RUNS,
+    SCHEDULE_FAILED_RUNS,
+)
+
 METRICS: tuple[MetricSpec, ...] = (
     REPO_SPEC_STATUS,
     REPO_SPEC_DECLARED,
@@ -275,20 +293,7 @@ METRICS: tuple[MetricSpec, ...] = (
     CREDIT_SPENDING_SCHEDULES,
     CREDIT_SPENT_BY_KIND,
     CREDIT_SPENT_BY_CHARTER,
-    CHARTER_CONFIGURED,
-    SCHEDULE_ENABLED,
-    SCHEDULE_CONFIG_VALID,
-    SCHEDULE_LAST_SUCCESS,
-    SCHEDULE_LAST_FAILURE,
-    SCHEDULE_NEXT_RUN,
-    SCHEDULE_NEXT_RUN_IN,
-    SCHEDULE_INTERVAL,
-    SCHEDULE_CACHED_NEXT_RUN,
-    SCHEDULE_RETIRED,
-    SCHEDULE_OBSERVABLE,
-    SCHEDULE_DRIFT,
-    SCHEDULE_RUNS,
-    SCHEDULE_FAILED_RUNS,
+    *_CHARTER_METRICS,
     UNSCHEDULED_VISIBLE,
     UNSCHEDULED_RUNS,
     UNSCHEDULED_FAILED_RUNS,
@@ -351,25 +356,6 @@ def _credit_today_families(view: GovernanceView) -> list[Metric]:
             spent = credit.spent_by_charter.get(charter.charter, 0.0)
             by_charter.add_metric([view.account, charter.charter], spent)
     return [*metrics, by_kind, by_charter]
-
-
-# The per-charter families, in the order a scrape shows them.
-_CHARTER_METRICS = (
-    CHARTER_CONFIGURED,
-    SCHEDULE_ENABLED,
-    SCHEDULE_CONFIG_VALID,
-    SCHEDULE_LAST_SUCCESS,
-    SCHEDULE_LAST_FAILURE,
-    SCHEDULE_NEXT_RUN,
-    SCHEDULE_NEXT_RUN_IN,
-    SCHEDULE_INTERVAL,
-    SCHEDULE_CACHED_NEXT_RUN,
-    SCHEDULE_RETIRED,
-    SCHEDULE_OBSERVABLE,
-    SCHEDULE_DRIFT,
-    SCHEDULE_RUNS,
-    SCHEDULE_FAILED_RUNS,
-)
 
 
 def _charter_samples(charter: CharterView) -> Iterator[tuple[MetricSpec, list[str], float]]:
