@@ -577,6 +577,15 @@ def _qe_query(
         type_name = conn.adapters.types.get(column.type_code)
         kind = type_name.name if type_name else "text"
         quoted = f'"{col}"'
+        # psycopg's registry gives an array's element type for its oid: an array of
+        # times (the ledger's receipt sample) becomes what a user would write by
+        # hand, its count and its newest element, reading every element as ours does.
+        if type_name is not None and column.type_code == type_name.array_oid:
+            values.append(f"coalesce(cardinality({quoted}), 0)::float8 AS qe_{name}_{col}_count")
+            if kind in _TIME:
+                newest = f"(SELECT max(extract(epoch FROM e)) FROM unnest({quoted}) e)"
+                values.append(f"coalesce({newest}, 0)::float8 AS qe_{name}_{col}_newest")
+            continue
         if kind in _NUMERIC:
             values.append(f"coalesce({quoted}, 0)::float8 AS qe_{name}_{col}")
         elif kind == "bool":
