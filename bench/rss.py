@@ -125,9 +125,16 @@ def status_kib(pid: int) -> dict[str, int]:
     fields = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM", "RssAnon", "RssFile"):
+        if key in ("VmRSS", "VmHWM", "RssAnon", "RssFile", "Threads"):
             fields[key] = int(value.split()[0])
     return fields
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU the process has used (``/proc/<pid>/stat``'s utime and stime)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat.rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def smaps_rows(pid: int) -> dict[str, dict[str, int]]:
@@ -284,7 +291,9 @@ def main() -> int:
             common = (database.monitor_url, args.cache_seconds, extra_env)
             with run_serve(serve_command(False), *common) as serve:
                 at_start = status_kib(serve.process.pid)
+                cpu_before = cpu_seconds(serve.process.pid)
                 size = scrape(serve.port, args.scrapes, headers)
+                cpu = cpu_seconds(serve.process.pid) - cpu_before
                 after = status_kib(serve.process.pid)
                 mappings = smaps_rows(serve.process.pid)
             modules: list[tuple[str, int]] = []
@@ -301,6 +310,8 @@ def main() -> int:
     print(f"scrape headers: {headers or '(none)'}; body {size} bytes")
     print(f"after start-up: {fmt_status(at_start)}")
     print(f"after {args.scrapes} scrapes: {fmt_status(after)}")
+    per_scrape = cpu / args.scrapes * 1000
+    print(f"CPU of the process over the scrapes: {cpu:.2f} s ({per_scrape:.2f} ms a scrape)")
     if args.smaps:
         print_smaps(mappings, args.smaps)
     if not args.no_imports:
@@ -393,7 +404,10 @@ def print_traced(traced: dict[str, object]) -> None:
 
 
 def fmt_status(fields: dict[str, int]) -> str:
-    return ", ".join(f"{key} {value / 1024:.1f} MiB" for key, value in fields.items())
+    return ", ".join(
+        f"{key} {value}" if key == "Threads" else f"{key} {value / 1024:.1f} MiB"
+        for key, value in fields.items()
+    )
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import json
 import logging
 import math
 import socket
+import socketserver
 import ssl
 import sys
 import threading
@@ -157,6 +158,15 @@ class ExporterServer(ThreadingHTTPServer):
         # ``_serve`` builds each handler with its slot; the base class's
         # ``finish_request``, which would build one without, is never called.
         super().__init__(address, RequestHandler)  # type: ignore[arg-type]
+
+    def server_bind(self) -> None:
+        """Bind, without ``HTTPServer.server_bind``'s ``socket.getfqdn``: nothing here
+        reads the ``server_name`` it finds (URLs come from ``server_address``), and it
+        costs a reverse DNS lookup at start (slow where the resolver is) and about
+        0.5 MiB resident for the resolver's libraries and the IDNA codec it loads."""
+        socketserver.TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name, self.server_port = str(host), int(port)
 
     def process_request(self, request: Any, client_address: Any) -> None:
         connection = self._admit(request)

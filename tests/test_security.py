@@ -65,12 +65,8 @@ from exporter.snapshot import (
 )
 from exporter.source import CollectionError, Source
 from exporter.startup import UsageError, load_settings
-from exporter.webconfig import (
-    RateLimiter,
-    WebConfigError,
-    load_web_config,
-    parse_go_duration,
-)
+from exporter.webconfig import RateLimiter, WebConfigError, load_web_config
+from exporter.webconfig_file import parse_go_duration
 
 DOC = REPO / "docs" / "least-privilege.md"
 # ingestion_cursors (2026-10) and the attribution ledger's tables (2026-08).

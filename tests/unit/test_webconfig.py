@@ -13,13 +13,8 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from exporter.webconfig import (
-    TLS_VERSIONS,
-    WebConfigError,
-    WebConfigFile,
-    parse_go_duration,
-    parse_web_config,
-)
+from exporter.webconfig import TLS_VERSIONS, WebConfigError
+from exporter.webconfig_file import WebConfigFile, parse_go_duration, parse_web_config
 
 HASH = "$2b$04$" + "a" * 53
 TLS = {"cert_file": "server.crt", "key_file": "server.key"}
