@@ -28,8 +28,15 @@ from exporter.collector import GovernanceCollector
 from exporter.connections import Watchdog, open_pool
 from exporter.declaration import NodeDeclaration
 from exporter.demo import scenario
+from exporter.ledger_queries import READ_LAST_REVIEW
 from exporter.settings import FEBRUARY_CHARTERS
-from exporter.snapshot import SCHEMA_2026_02, SCHEMA_2026_03, SCHEMA_2026_10, SchemaInfo
+from exporter.snapshot import (
+    SCHEMA_2026_02,
+    SCHEMA_2026_03,
+    SCHEMA_2026_08,
+    SCHEMA_2026_10,
+    SchemaInfo,
+)
 from exporter.source import DatabaseUnavailable, Source
 
 NOW = datetime(2026, 2, 15, 12, 7, tzinfo=UTC)
@@ -595,6 +602,38 @@ def test_unscheduled_outcomes_walk_the_nodes_own_index(
             NOW - timedelta(minutes=15 + 3 * 30) + timedelta(seconds=40),
         )
     ]
+
+
+def test_last_review_walks_the_nodes_own_index(
+    make_database: Callable[[str], Database],
+) -> None:
+    """The ledger's latest PR review walks graph_runs_requested_by_started_at_idx
+    backwards, for the owner and for the account's slug, and stops at the first
+    review: not 30 days of the system principal's runs ANDed with
+    graph_runs_run_kind_idx and sorted."""
+    database = make_database(SCHEMA_2026_08)
+    with database.connect() as conn:
+        _busy_node(conn)
+    params = {"account": "cogni_system", "now": NOW, "lookback": NOW - source.UNSCHEDULED_LOOKBACK}
+    with psycopg.connect(database.url) as conn:
+        conn.execute("SET LOCAL enable_seqscan = off")  # the index plans, not a small table's
+        explained = conn.execute(
+            ("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) " + READ_LAST_REVIEW).encode(), params
+        )
+        plan = "\n".join(row[0] for row in explained)
+        rows = conn.execute(READ_LAST_REVIEW.encode(), params).fetchall()
+        conn.rollback()
+    assert "graph_runs_run_kind_idx" not in plan, plan
+    walks = re.findall(
+        r"Index Scan Backward using graph_runs_requested_by_started_at_idx on graph_runs \w+"
+        r" \(actual rows=([\d.]+) loops=2\)",
+        plan,
+    )
+    # The owner's charter run of this hour, then its review of 15 minutes ago; the
+    # slug has none.
+    assert len(walks) == 1, plan
+    assert float(walks[0]) <= 1.5, plan
+    assert rows == [(NOW - timedelta(minutes=15),)]
 
 
 OPTIONAL_INDEXES_BY_SCHEMA = {
