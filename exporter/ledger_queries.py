@@ -163,7 +163,7 @@ ORDER BY p.node_id
 # graph_runs_requested_by_started_at_idx and the walk stops at the first review:
 # its cost is the principal's runs since its last review, not 30 days of them.
 # The walk is a subquery with a LIMIT the planner cannot evaluate (NULL at run
-# time: no limit), as in queries.READ_UNSCHEDULED_OUTCOMES (which says why):
+# time: no limit), as in queries._OWNER_RUNS_NEWEST_FIRST (which says why):
 # flattened, the planner ANDs graph_runs_run_kind_idx with 30 days of the
 # principal's runs and sorts them.
 READ_LAST_REVIEW: LiteralString = """
