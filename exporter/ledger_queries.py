@@ -17,7 +17,8 @@ needed:
   poll backfills late (old event_time, new ingested_at) can be missed, which is
   right for this question: it is not the webhook plane. The same rows give the
   node's recent cadence (their gaps), however long ago they came.
-- graph_runs: ``graph_runs_requested_by_started_at_idx`` for the latest PR review.
+- graph_runs: ``graph_runs_requested_by_started_at_idx``, walked backwards to the latest
+  PR review.
 - claimant_liabilities: ``claimant_liabilities_pending_stream_idx`` (partial, pending
   only); epoch_distribution_manifests: ``..._node_scope_epoch_unique``.
 
@@ -157,12 +158,23 @@ ORDER BY p.node_id
 )
 
 # The latest PR review of the account: requested by its owner or, as the role
-# sweep writes it, by the account's slug itself ('cogni_system').
+# sweep writes it, by the account's slug itself ('cogni_system'). No index of the
+# node leads with run_kind, so each principal's runs are walked backwards through
+# graph_runs_requested_by_started_at_idx and the walk stops at the first review:
+# its cost is the principal's runs since its last review, not 30 days of them.
+# The walk is a subquery with a LIMIT the planner cannot evaluate (NULL at run
+# time: no limit), as in queries._OWNER_RUNS_NEWEST_FIRST (which says why):
+# flattened, the planner ANDs graph_runs_run_kind_idx with 30 days of the
+# principal's runs and sorts them.
 READ_LAST_REVIEW: LiteralString = """
 SELECT max(x.started_at) AS last_review_at
-FROM (SELECT (SELECT r.started_at FROM graph_runs r
-              WHERE r.requested_by = p.who AND r.run_kind = 'system_webhook'
-                AND r.started_at > %(lookback)s AND r.started_at <= %(now)s
+FROM (SELECT (SELECT r.started_at
+              FROM (SELECT r.started_at, r.run_kind FROM graph_runs r
+                    WHERE r.requested_by = p.who
+                      AND r.started_at > %(lookback)s AND r.started_at <= %(now)s
+                    ORDER BY r.started_at DESC
+                    LIMIT (SELECT NULL::bigint)) r
+              WHERE r.run_kind = 'system_webhook'
               ORDER BY r.started_at DESC
               LIMIT 1) AS started_at
       FROM (SELECT a.owner_user_id AS who FROM billing_accounts a WHERE a.slug = %(account)s

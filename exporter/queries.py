@@ -28,7 +28,7 @@ from exporter.ledger_queries import (
     READ_LEDGER_RECEIPTS,
 )
 from exporter.model import BLANK_CHARACTERS
-from exporter.snapshot import SCHEMA_2026_10, SchemaInfo
+from exporter.snapshot import SCHEMA_2026_03, SCHEMA_2026_10, SchemaInfo
 
 # How many of the latest runs are read, and how much of each error message.
 RECENT_RUNS_LIMIT = 10
@@ -217,23 +217,13 @@ _ACCOUNT_OWNER: LiteralString = (
     " UNION ALL SELECT %(account)s::text)"
 )
 
-# Walks the (requested_by, started_at) index of migration 0023 for the window.
-READ_UNSCHEDULED_COUNTS: LiteralString = (
-    """
-SELECT r.run_kind, r.status, r.error_code, left(r.error_message, 200) AS error_message,
-       count(*) AS runs
-FROM graph_runs r
-WHERE r.requested_by IN """
-    + _ACCOUNT_OWNER
-    + """
-  AND r.schedule_id IS NULL
-  AND r.started_at > %(since)s AND r.started_at <= %(now)s
-GROUP BY 1, 2, 3, 4
-"""
-)
-
-# The latest success and failure of each kind seen in the window, looking back at
-# most LOOKBACK, bounded by an index the node has:
+# Runs without a schedule: the window's, counted by kind, principal, status and
+# error, read once through the (requested_by, started_at) index of migration 0023
+# (window_counts); each row also carries the latest success and failure of its
+# kind and principal (the model takes the latest over principals), looking back
+# at most LOOKBACK, looked up once per kind and principal (outcomes, materialised:
+# joined unmaterialised, the lookups would run again for every row), bounded by
+# an index the node has:
 # - with sql/optional-indexes.sql's unscheduled indexes ("indexed"), one descent
 #   of a partial index each;
 # - else with the (requested_by, started_at) index of migration 0023 ("walkable"),
@@ -281,9 +271,20 @@ def _valid_index(name: LiteralString) -> LiteralString:
     )
 
 
-READ_UNSCHEDULED_OUTCOMES: LiteralString = (
+READ_UNSCHEDULED_RUNS: LiteralString = (
     """
-SELECT k.run_kind,
+WITH window_counts AS MATERIALIZED (
+    SELECT r.run_kind, r.requested_by AS owner, r.status, r.error_code,
+           left(r.error_message, 200) AS error_message, count(*) AS runs
+    FROM graph_runs r
+    WHERE r.requested_by IN """
+    + _ACCOUNT_OWNER
+    + """
+      AND r.schedule_id IS NULL
+      AND r.started_at > %(since)s AND r.started_at <= %(now)s
+    GROUP BY 1, 2, 3, 4, 5
+), outcomes AS MATERIALIZED (
+SELECT k.run_kind, k.owner,
        CASE WHEN k.success_indexed OR NOT k.walkable
             THEN ("""
     + _LATEST
@@ -314,12 +315,7 @@ SELECT k.run_kind,
     + _IS_FAILURE
     + """ LIMIT 1)
        END AS last_failure_at
-FROM (SELECT DISTINCT r.run_kind, r.requested_by AS owner FROM graph_runs r
-      WHERE r.requested_by IN """
-    + _ACCOUNT_OWNER
-    + """
-        AND r.schedule_id IS NULL
-        AND r.started_at > %(since)s AND r.started_at <= %(now)s) k0
+FROM (SELECT DISTINCT w.run_kind, w.owner FROM window_counts w) k0
 CROSS JOIN LATERAL (
     SELECT k0.run_kind, k0.owner,
            """
@@ -331,6 +327,11 @@ CROSS JOIN LATERAL (
            """
     + _valid_index("graph_runs_requested_by_started_at_idx")
     + """ AS walkable) k
+)
+SELECT w.run_kind, w.status, w.error_code, w.error_message, w.runs,
+       o.last_success_at, o.last_failure_at
+FROM window_counts w
+JOIN outcomes o ON o.owner = w.owner AND o.run_kind IS NOT DISTINCT FROM w.run_kind
 """
 )
 
@@ -351,6 +352,51 @@ LEFT JOIN LATERAL (
     LIMIT 1
 ) r ON true
 WHERE a.slug = %(account)s AND c.created_at > %(since)s AND c.created_at <= %(now)s
+GROUP BY 1, 2
+"""
+)
+
+# The same sums where graph_runs has its (requested_by, started_at) index (2026-10
+# on): the window's charges are matched in one hash join with the account's runs
+# of the window (the owner's through that index, the charters' through their
+# (schedule_id, scheduled_for) index), read once, instead of one descent of
+# graph_runs_run_id_idx per charge; only a charge whose run is not among them
+# (begun before the window, or not the account's) is looked up as before.
+READ_ATTRIBUTED_SPEND_JOINED: LiteralString = (
+    """
+WITH charges AS MATERIALIZED (
+    SELECT c.run_id, c.charged_credits, a.owner_user_id, a.slug
+    FROM charge_receipts c
+    JOIN billing_accounts a ON a.id = c.billing_account_id
+    WHERE a.slug = %(account)s AND c.created_at > %(since)s AND c.created_at <= %(now)s
+), window_runs AS (
+    SELECT DISTINCT ON (w.run_id) w.run_id, w.run_kind, w.schedule_id
+    FROM (SELECT r.run_id, r.run_kind, r.schedule_id FROM graph_runs r
+          WHERE r.requested_by IN """
+    + _ACCOUNT_OWNER
+    + """
+            AND r.started_at > %(since)s AND r.started_at <= %(now)s
+          UNION ALL
+          SELECT r.run_id, r.run_kind, r.schedule_id FROM graph_runs r
+          WHERE r.schedule_id IN ("""
+    + _GOVERNANCE_SCHEDULE_IDS
+    + """)
+            AND r.scheduled_for > %(since)s AND r.scheduled_for <= %(now)s) w
+)
+SELECT CASE WHEN w.run_id IS NULL THEN r.run_kind ELSE w.run_kind END AS run_kind,
+       (CASE WHEN w.run_id IS NULL THEN r.schedule_id ELSE w.schedule_id END)::text
+           AS schedule_id,
+       sum(c.charged_credits)::numeric AS spent_credits
+FROM charges c
+LEFT JOIN window_runs w ON w.run_id = c.run_id
+LEFT JOIN LATERAL (
+    SELECT r.run_kind, r.schedule_id FROM graph_runs r
+    WHERE w.run_id IS NULL AND r.run_id = c.run_id
+      AND (r.requested_by IN (c.owner_user_id, c.slug) OR r.schedule_id IN ("""
+    + _GOVERNANCE_SCHEDULE_IDS
+    + """))
+    LIMIT 1
+) r ON true
 GROUP BY 1, 2
 """
 )
@@ -413,6 +459,31 @@ UNION ALL
 """
 )
 
+# The same rows where graph_runs has its (requested_by, started_at) index (2026-10
+# on): each principal's runs walked backwards, stopped at the tenth without a
+# schedule (the fence of _OWNER_RUNS_NEWEST_FIRST, for the same reason). Left to
+# the planner, it reads and sorts every run without a schedule the owner has.
+_RECENT_UNSCHEDULED_WALK: LiteralString = """
+UNION ALL
+(SELECT NULL::text, r.started_at, r.status, r.error_code, left(r.error_message, {prefix}),
+        r.run_kind
+ FROM (SELECT a.owner_user_id AS who FROM billing_accounts a WHERE a.slug = %(account)s
+       UNION
+       SELECT %(account)s::text) p
+ CROSS JOIN LATERAL (
+    SELECT r.* FROM (
+        SELECT r.started_at, r.status, r.error_code, r.error_message, r.run_kind, r.schedule_id
+        FROM graph_runs r
+        WHERE r.requested_by = p.who AND r.started_at <= %(now)s
+        ORDER BY r.started_at DESC
+        LIMIT (SELECT NULL::bigint)) r
+    WHERE r.schedule_id IS NULL
+    ORDER BY r.started_at DESC
+    LIMIT {limit}) r
+ ORDER BY r.started_at DESC
+ LIMIT {limit})
+"""
+
 
 def _escaped_literal(text: str) -> sql.SQL:
     """``text`` as an escape-string literal of printable characters (E'\\x09'), so
@@ -432,7 +503,13 @@ def runs_statement(template: LiteralString, schema: SchemaInfo) -> sql.Composed:
     """A ``{runs}`` template completed for ``schema``'s runs table and columns."""
     error_code = sql.SQL("r.error_code" if schema.has_error_code else "NULL::text")
     unscheduled = sql.SQL(_FINISHED_UNSCHEDULED if schema.has_requested_by else "")
-    recent_unscheduled = sql.SQL(_RECENT_UNSCHEDULED if schema.has_requested_by else "")
+    recent_unscheduled = sql.SQL(
+        ""
+        if not schema.has_requested_by
+        else _RECENT_UNSCHEDULED
+        if schema.version == SCHEMA_2026_03
+        else _RECENT_UNSCHEDULED_WALK
+    )
     return sql.SQL(template).format(
         runs=sql.Identifier(schema.runs_table),
         error_code=error_code,
@@ -450,7 +527,7 @@ def runs_statement(template: LiteralString, schema: SchemaInfo) -> sql.Composed:
     )
 
 
-UNSCHEDULED_OUTCOMES = sql.SQL(READ_UNSCHEDULED_OUTCOMES).format(blank=BLANK_LITERAL)
+UNSCHEDULED_RUNS = sql.SQL(READ_UNSCHEDULED_RUNS).format(blank=BLANK_LITERAL)
 
 
 @dataclass(frozen=True)
@@ -469,7 +546,6 @@ class Statements:
     attributed_spend: Statement
     finished_runs: Statement
     unscheduled_counts: Statement | None
-    unscheduled_outcomes: Statement | None
     ledger_cursors: Statement | None
     # The attribution ledger's (exporter.ledger_queries), where its tables are readable.
     dispatch_schedules: Statement
@@ -499,10 +575,13 @@ def for_schema(schema: SchemaInfo) -> Statements:
         run_counts=runs_statement(READ_RUN_COUNTS, schema),
         last_outcomes=runs_statement(READ_LAST_OUTCOMES, schema),
         recent_runs=runs_statement(READ_RECENT_RUNS, schema),
-        attributed_spend=runs_statement(READ_ATTRIBUTED_SPEND, schema),
+        attributed_spend=(
+            READ_ATTRIBUTED_SPEND_JOINED
+            if schema.has_requested_by and schema.version != SCHEMA_2026_03
+            else runs_statement(READ_ATTRIBUTED_SPEND, schema)
+        ),
         finished_runs=runs_statement(READ_FINISHED_RUNS, schema),
-        unscheduled_counts=READ_UNSCHEDULED_COUNTS if schema.has_requested_by else None,
-        unscheduled_outcomes=UNSCHEDULED_OUTCOMES if schema.has_requested_by else None,
+        unscheduled_counts=UNSCHEDULED_RUNS if schema.has_requested_by else None,
         ledger_cursors=READ_LEDGER_CURSORS if schema.ingestion_cursors_readable else None,
         dispatch_schedules=READ_DISPATCH_SCHEDULES,
         ledger_epochs=READ_LEDGER_EPOCHS if schema.ledger_epochs_readable else None,

@@ -118,20 +118,17 @@ class RecentRunRow:
 
 @dataclass(frozen=True, slots=True)
 class UnscheduledCountRow:
-    """Runs of the account's principal without a schedule, inside the window."""
+    """Runs of the account's principal without a schedule, inside the window, and
+    the latest success and failure of their kind by that principal (looking back
+    source.UNSCHEDULED_LOOKBACK): the same on every row of a kind and principal."""
 
     run_kind: str | None
     status: str | None
     error_code: str | None
     error_message: str | None
     runs: int
-
-
-@dataclass(frozen=True, slots=True)
-class UnscheduledOutcomeRow:
-    run_kind: str | None
-    last_success_at: datetime | None
-    last_failure_at: datetime | None
+    last_success_at: datetime | None = None
+    last_failure_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,7 +239,6 @@ class Snapshot:
     last_outcomes: tuple[LastOutcomeRow, ...]
     recent_runs: tuple[RecentRunRow, ...]
     unscheduled_counts: tuple[UnscheduledCountRow, ...] = ()
-    unscheduled_outcomes: tuple[UnscheduledOutcomeRow, ...] = ()
     attributed_spend: tuple[AttributedSpendRow, ...] = ()
     ledger_cursors: tuple[LedgerCursorRow, ...] = ()
     finished_runs: tuple[FinishedRunRow, ...] = ()

@@ -64,7 +64,6 @@ from exporter.snapshot import (
     Snapshot,
     SpendRow,
     UnscheduledCountRow,
-    UnscheduledOutcomeRow,
 )
 
 logger = logging.getLogger(__name__)
@@ -251,7 +250,6 @@ class Source:
             last_outcomes=tuple(facts.outcomes.fetchall()),
             recent_runs=tuple(facts.recent.fetchall()),
             unscheduled_counts=_all(facts.unscheduled_counts),
-            unscheduled_outcomes=_all(facts.unscheduled_outcomes),
             attributed_spend=_all(facts.attributed_spend),
             ledger_cursors=_all(facts.ledger_cursors),
             finished_runs=_all(facts.finished),
@@ -308,9 +306,6 @@ class _Facts:
         self.finished.execute(statements.finished_runs, params)
         self.unscheduled_counts = _queued(
             conn, UnscheduledCountRow, statements.unscheduled_counts, params
-        )
-        self.unscheduled_outcomes = _queued(
-            conn, UnscheduledOutcomeRow, statements.unscheduled_outcomes, params
         )
         self.ledger_cursors = _queued(conn, LedgerCursorRow, statements.ledger_cursors, params)
         # The attribution ledger's statements (exporter.ledger_queries), where readable.

@@ -28,8 +28,15 @@ from exporter.collector import GovernanceCollector
 from exporter.connections import Watchdog, open_pool
 from exporter.declaration import NodeDeclaration
 from exporter.demo import scenario
+from exporter.ledger_queries import READ_LAST_REVIEW
 from exporter.settings import FEBRUARY_CHARTERS
-from exporter.snapshot import SCHEMA_2026_02, SCHEMA_2026_03, SCHEMA_2026_10, SchemaInfo
+from exporter.snapshot import (
+    SCHEMA_2026_02,
+    SCHEMA_2026_03,
+    SCHEMA_2026_08,
+    SCHEMA_2026_10,
+    SchemaInfo,
+)
 from exporter.source import DatabaseUnavailable, Source
 
 NOW = datetime(2026, 2, 15, 12, 7, tzinfo=UTC)
@@ -588,13 +595,138 @@ def test_unscheduled_outcomes_walk_the_nodes_own_index(
     # A review every 30 minutes, every tenth failed, a charter run every hour: the
     # failure walk meets the owner's runs of the last five hours at most.
     assert all(int(found) <= 20 for found in walks), plan
-    assert rows == [
-        (
-            "system_webhook",
-            NOW - timedelta(minutes=15) + timedelta(seconds=40),
-            NOW - timedelta(minutes=15 + 3 * 30) + timedelta(seconds=40),
-        )
+    # The window's reviews counted (a day: 48, every tenth failed), each row with its
+    # kind's latest success and failure.
+    last_success = NOW - timedelta(minutes=15) + timedelta(seconds=40)
+    last_failure = NOW - timedelta(minutes=15 + 3 * 30) + timedelta(seconds=40)
+    assert sorted(rows) == [
+        ("system_webhook", "error", None, None, 5, last_success, last_failure),
+        ("system_webhook", "success", None, None, 43, last_success, last_failure),
     ]
+
+
+def test_last_review_walks_the_nodes_own_index(
+    make_database: Callable[[str], Database],
+) -> None:
+    """The ledger's latest PR review walks graph_runs_requested_by_started_at_idx
+    backwards, for the owner and for the account's slug, and stops at the first
+    review: not 30 days of the system principal's runs ANDed with
+    graph_runs_run_kind_idx and sorted."""
+    database = make_database(SCHEMA_2026_08)
+    with database.connect() as conn:
+        _busy_node(conn)
+    params = {"account": "cogni_system", "now": NOW, "lookback": NOW - source.UNSCHEDULED_LOOKBACK}
+    with psycopg.connect(database.url) as conn:
+        conn.execute("SET LOCAL enable_seqscan = off")  # the index plans, not a small table's
+        explained = conn.execute(
+            ("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) " + READ_LAST_REVIEW).encode(), params
+        )
+        plan = "\n".join(row[0] for row in explained)
+        rows = conn.execute(READ_LAST_REVIEW.encode(), params).fetchall()
+        conn.rollback()
+    assert "graph_runs_run_kind_idx" not in plan, plan
+    walks = re.findall(
+        r"Index Scan Backward using graph_runs_requested_by_started_at_idx on graph_runs \w+"
+        r" \(actual rows=([\d.]+) loops=2\)",
+        plan,
+    )
+    # The owner's charter run of this hour, then its review of 15 minutes ago; the
+    # slug has none.
+    assert len(walks) == 1, plan
+    assert float(walks[0]) <= 1.5, plan
+    assert rows == [(NOW - timedelta(minutes=15),)]
+
+
+def _explained_and_rows(
+    database: Database, statement: str, params: dict[str, Any]
+) -> tuple[str, list[tuple[Any, ...]]]:
+    with psycopg.connect(database.url) as conn:
+        conn.execute("SET LOCAL enable_seqscan = off")  # the index plans, not a small table's
+        explained = conn.execute(
+            ("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) " + statement).encode(), params
+        )
+        plan = "\n".join(row[0] for row in explained)
+        rows = conn.execute(statement.encode(), params).fetchall()
+        conn.rollback()
+    return plan, rows
+
+
+WINDOW_PARAMS = {"account": "cogni_system", "now": NOW, "since": NOW - timedelta(days=1)}
+SCHEMA_2026_10_INFO = SchemaInfo(SCHEMA_2026_10, "graph_runs", True, has_requested_by=True)
+SCHEMA_2026_03_INFO = SchemaInfo(SCHEMA_2026_03, "graph_runs", True, has_requested_by=True)
+
+
+def test_recent_runs_walk_the_owners_runs_to_the_tenth_without_a_schedule(
+    make_database: Callable[[str], Database],
+) -> None:
+    """The newest runs without a schedule walk graph_runs_requested_by_started_at_idx
+    backwards and stop at the tenth: not every such run of the owner read and
+    sorted. The rows are those of the statement without the walk (2026-03's)."""
+    database = make_database(SCHEMA_2026_10)
+    with database.connect() as conn:
+        _busy_node(conn)
+    walked = queries.runs_statement(queries.READ_RECENT_RUNS, SCHEMA_2026_10_INFO)
+    plain = queries.runs_statement(queries.READ_RECENT_RUNS, SCHEMA_2026_03_INFO)
+    plan, rows = _explained_and_rows(database, walked.as_string(None), WINDOW_PARAMS)
+    _, expected = _explained_and_rows(database, plain.as_string(None), WINDOW_PARAMS)
+    walks = re.findall(
+        r"Index Scan Backward using graph_runs_requested_by_started_at_idx on graph_runs \w+"
+        r" \(actual rows=(\d+) loops=\d+\)",
+        plan,
+    )
+    # Ten reviews and the five charter runs among them; the slug has no runs.
+    assert walks, plan
+    assert all(int(found) <= 20 for found in walks), plan
+    assert len(rows) == queries.RECENT_RUNS_LIMIT
+    assert rows == expected
+
+
+def test_attributed_spend_meets_the_windows_runs_in_one_join(
+    make_database: Callable[[str], Database],
+) -> None:
+    """The window's charges meet the account's runs of the window in one hash join,
+    instead of one graph_runs_run_id_idx descent per charge; only a charge whose run
+    is not among them (begun before the window, another tenant's) is looked up. The
+    sums are those of the per-charge statement."""
+    database = make_database(SCHEMA_2026_10)
+    with database.connect() as conn:
+        _busy_node(conn)
+        tenant = scenario.system_tenant(conn)
+        conn.execute(
+            "INSERT INTO charge_receipts (billing_account_id, virtual_key_id, run_id, attempt,"
+            " charged_credits, provenance, charge_reason, source_system, source_reference,"
+            " receipt_kind, created_at)"
+            " SELECT %(account)s, %(key)s, r.run_id, 1, 1000, 'response', 'llm_usage', 'litellm',"
+            "        gen_random_uuid()::text, 'usage', r.completed_at"
+            " FROM graph_runs r WHERE r.requested_by = %(owner)s AND r.started_at > %(after)s",
+            {
+                "account": tenant.account_id,
+                "key": tenant.virtual_key_id,
+                "owner": tenant.user_id,
+                "after": NOW - timedelta(days=1, hours=2),
+            },
+        )
+        # A review begun before the window and charged inside it; another tenant's run.
+        scenario.add_charge(conn, tenant, 7, NOW - timedelta(hours=23), run_id="review-48")
+        scenario.add_charge(conn, tenant, 11, NOW - timedelta(hours=1), run_id="other-1-0")
+        conn.execute("ANALYZE charge_receipts")
+    joined = queries.for_schema(SCHEMA_2026_10_INFO).attributed_spend
+    per_charge = queries.runs_statement(queries.READ_ATTRIBUTED_SPEND, SCHEMA_2026_10_INFO)
+    assert isinstance(joined, str)
+    plan, rows = _explained_and_rows(database, joined, WINDOW_PARAMS)
+    _, expected = _explained_and_rows(database, per_charge.as_string(None), WINDOW_PARAMS)
+    assert re.search(r"(Hash|Merge) Cond: \(c\.run_id = ", plan), plan  # one join
+    descents = re.findall(
+        r"Index Scan using graph_runs_run_id_idx on graph_runs \w+"
+        r" \(actual rows=\d+ loops=(\d+)\)",
+        plan,
+    )
+    # The review begun before the window, the charter run begun with it, the other
+    # tenant's run: three charges of 74 looked up.
+    assert descents, plan
+    assert sum(int(loops) for loops in descents) <= 3, plan
+    assert sorted(rows, key=repr) == sorted(expected, key=repr)
+    assert {row[0] for row in rows} == {"system_webhook", "system_scheduled", None}
 
 
 OPTIONAL_INDEXES_BY_SCHEMA = {

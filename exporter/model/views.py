@@ -299,7 +299,7 @@ def _kind_tallies(
 def unscheduled_work(snapshot: Snapshot) -> list[WorkView]:
     """Runs without a schedule in the window, one view per run kind."""
     outcomes: dict[str, list[tuple[datetime | None, datetime | None]]] = {}
-    for row in snapshot.unscheduled_outcomes:
+    for row in snapshot.unscheduled_counts:
         kind = run_kind_label(row.run_kind)
         outcomes.setdefault(kind, []).append((row.last_success_at, row.last_failure_at))
     views = []

@@ -35,7 +35,6 @@ from exporter.snapshot import (
     Snapshot,
     SpendRow,
     UnscheduledCountRow,
-    UnscheduledOutcomeRow,
 )
 
 ACCOUNT = "cogni_system"
@@ -347,11 +346,12 @@ def test_unscheduled_families(hidden: bool, visible: int) -> None:
     snap = snapshot(
         schema=schema,
         unscheduled_counts=(
-            UnscheduledCountRow("system_webhook", "success", None, None, 40),
-            UnscheduledCountRow("system_webhook", "error", "timeout", None, 2),
-        ),
-        unscheduled_outcomes=(
-            UnscheduledOutcomeRow("system_webhook", at(2026, 3, 4, 11), at(2026, 3, 4, 9)),
+            UnscheduledCountRow(
+                "system_webhook", "success", None, None, 40, at(2026, 3, 4, 11), at(2026, 3, 4, 9)
+            ),
+            UnscheduledCountRow(
+                "system_webhook", "error", "timeout", None, 2, at(2026, 3, 4, 11), at(2026, 3, 4, 9)
+            ),
         ),
     )
     found = families(snap)

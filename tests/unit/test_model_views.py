@@ -40,7 +40,6 @@ from exporter.snapshot import (
     SchemaInfo,
     SpendRow,
     UnscheduledCountRow,
-    UnscheduledOutcomeRow,
 )
 
 
@@ -159,14 +158,13 @@ def test_a_ledger_schedules_success_is_its_cursor(
 def test_unscheduled_work_by_run_kind() -> None:
     snap = snapshot(
         unscheduled_counts=(
-            UnscheduledCountRow("system_webhook", "success", None, None, 40),
-            UnscheduledCountRow("system_webhook", "error", "timeout", None, 2),
+            # Two principals' rows of one kind, each with its own latest outcomes.
+            UnscheduledCountRow("system_webhook", "success", None, None, 40, at(2026, 3, 4, 9)),
+            UnscheduledCountRow(
+                "system_webhook", "error", "timeout", None, 2, at(2026, 3, 4, 11), at(2026, 3, 4, 8)
+            ),
             UnscheduledCountRow("user_immediate", "cancelled", None, "aborted", 1),
             UnscheduledCountRow(None, "weird", None, None, 1),
-        ),
-        unscheduled_outcomes=(
-            UnscheduledOutcomeRow("system_webhook", at(2026, 3, 4, 9), None),
-            UnscheduledOutcomeRow("system_webhook", at(2026, 3, 4, 11), at(2026, 3, 4, 8)),
         ),
     )
     views = unscheduled_work(snap)
