@@ -12,9 +12,12 @@ import shutil
 import subprocess
 import time
 import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
+import concurrent_runs
 import pytest
 import yaml
 
@@ -214,9 +217,30 @@ def test_the_unit_test_files_are_all_there() -> None:
     assert {p.name.removesuffix(".test.yml") for p in UNIT_TESTS} >= EXPECTED_UNIT_TESTS
 
 
+@pytest.fixture(scope="module")
+def unit_test_runs(
+    request: pytest.FixtureRequest,
+) -> Iterator[dict[str, Future[subprocess.CompletedProcess[str]]]]:
+    """``promtool test rules`` of each collected unit test file, all started at once
+    (see ``concurrent_runs``); each test below awaits and asserts its own file's."""
+    collected = [
+        item.callspec.params["test_file"]
+        for item in request.session.items
+        if isinstance(item, pytest.Function)
+        and item.module is request.module
+        and item.originalname == "test_promtool_unit_tests"
+    ]
+    promtool = _tool("promtool")
+    commands = {p.name: ([promtool, "test", "rules", p.name], p.parent) for p in collected}
+    with concurrent_runs.started(commands) as runs:
+        yield runs
+
+
 @pytest.mark.parametrize("test_file", UNIT_TESTS, ids=lambda p: p.name)
-def test_promtool_unit_tests(test_file: Path) -> None:
-    _assert_ok(_run("promtool", "test", "rules", test_file.name, cwd=test_file.parent))
+def test_promtool_unit_tests(
+    test_file: Path, unit_test_runs: dict[str, Future[subprocess.CompletedProcess[str]]]
+) -> None:
+    _assert_ok(unit_test_runs[test_file.name].result())
 
 
 def test_every_alert_and_severity_is_seen_firing_in_a_unit_test() -> None:

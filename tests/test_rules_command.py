@@ -16,6 +16,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+import concurrent_runs
 import pytest
 import yaml
 
@@ -47,12 +48,21 @@ NODE_B = {"job": JOB, "env": "preview", "node_id": "node-b"}  # Alloy dropped in
 UID = re.compile(r"[A-Za-z0-9_-]{1,40}")
 
 
-def _promtool(*args: str | Path, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+def _promtool_path() -> str:
     tool = shutil.which("promtool")
     if tool is None:
         pytest.fail("promtool is not on PATH (apt-get install prometheus)", pytrace=False)
+    return tool
+
+
+def _promtool(*args: str | Path, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
-        [tool, *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=300, check=False
+        [_promtool_path(), *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert result.returncode == 0, f"{result.args}\n{result.stdout}\n{result.stderr}"
     return result
@@ -484,13 +494,17 @@ def _recorded_first(test: dict[str, Any], converted: list[dict[str, Any]]) -> di
 def test_every_grafana_query_passes_promtool_and_every_unit_test(tmp_path: Path) -> None:
     """promtool checks every query of the Grafana form; then every promtool unit test
     of prometheus/tests/ runs against its alerts (recordings inlined) and must pass as
-    it does against the Prometheus form, and so must the Alloy-labelled one."""
+    it does against the Prometheus form, and so must the Alloy-labelled one. The
+    promtool runs are independent, each on its own files: they run at once (see
+    ``concurrent_runs``), and each result is asserted."""
+    promtool = _promtool_path()
+    commands: list[tuple[str, tuple[list[str], Path]]] = []
     files: dict[str, tuple[Path, dict[str, Any]]] = {}
     for name in (NODE, FLEET):
         path = tmp_path / COMMITTED[name].name
         converted = _as_prometheus(_grafana(name), yaml.safe_load(render(name)))
         path.write_text(yaml.safe_dump(converted, sort_keys=False), encoding="utf-8")
-        _promtool("check", "rules", path)
+        commands.append((f"check {path.name}", ([promtool, "check", "rules", str(path)], ROOT)))
         files[COMMITTED[name].name] = path, converted
     for unit_test in UNIT_TESTS:
         test = yaml.safe_load(unit_test.read_text(encoding="utf-8"))
@@ -499,7 +513,7 @@ def test_every_grafana_query_passes_promtool_and_every_unit_test(tmp_path: Path)
         test = _recorded_first(test, [converted for _, converted in loaded])
         copy = tmp_path / unit_test.name
         copy.write_text(yaml.safe_dump(test, sort_keys=False), encoding="utf-8")
-        _promtool("test", "rules", copy.name, cwd=tmp_path)
+        commands.append((copy.name, ([promtool, "test", "rules", copy.name], tmp_path)))
     alloy = tmp_path / "alloy"
     alloy.mkdir()
     converted = _as_prometheus(
@@ -509,7 +523,12 @@ def test_every_grafana_query_passes_promtool_and_every_unit_test(tmp_path: Path)
     unit_test = _unit_test(alloy, "rules.yml")
     test = _recorded_first(yaml.safe_load(unit_test.read_text(encoding="utf-8")), [converted])
     unit_test.write_text(yaml.safe_dump(test, sort_keys=False), encoding="utf-8")
-    _promtool("test", "rules", unit_test.name, cwd=alloy)
+    commands.append(("alloy", ([promtool, "test", "rules", unit_test.name], alloy)))
+    results = concurrent_runs.run_all(commands)
+    assert len(results) == len(UNIT_TESTS) + 3
+    for name, _ in commands:
+        result = results[name]
+        assert result.returncode == 0, f"{result.args}\n{result.stdout}\n{result.stderr}"
 
 
 def test_the_command_prints_the_grafana_form() -> None:
