@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import yaml
+from concurrent_runs import Background, Command
 
 from exporter.demo.stack import find_alertmanager, run_alertmanager
 
@@ -214,9 +215,24 @@ def test_the_unit_test_files_are_all_there() -> None:
     assert {p.name.removesuffix(".test.yml") for p in UNIT_TESTS} >= EXPECTED_UNIT_TESTS
 
 
+def background_runs(workdir: Path, items: list[object]) -> dict[str, Command]:
+    """``promtool test rules`` of each collected unit test file, run beside the suite
+    (tests/concurrent_runs.py); each ``test_promtool_unit_tests`` asserts its file's."""
+    promtool = shutil.which("promtool")
+    if promtool is None:  # each test fails, with the hint, in _tool
+        return {}
+    collected = [
+        item.callspec.params["test_file"]
+        for item in items
+        if isinstance(item, pytest.Function) and item.originalname == "test_promtool_unit_tests"
+    ]
+    return {p.name: ([promtool, "test", "rules", p.name], p.parent) for p in collected}
+
+
 @pytest.mark.parametrize("test_file", UNIT_TESTS, ids=lambda p: p.name)
-def test_promtool_unit_tests(test_file: Path) -> None:
-    _assert_ok(_run("promtool", "test", "rules", test_file.name, cwd=test_file.parent))
+def test_promtool_unit_tests(test_file: Path, background: Background) -> None:
+    _tool("promtool")
+    _assert_ok(background.results(__name__)[test_file.name].result())
 
 
 def test_every_alert_and_severity_is_seen_firing_in_a_unit_test() -> None:

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import yaml
+from concurrent_runs import Background, Command
 
 from exporter.rules import grafana
 from exporter.rules.source import (
@@ -47,12 +48,21 @@ NODE_B = {"job": JOB, "env": "preview", "node_id": "node-b"}  # Alloy dropped in
 UID = re.compile(r"[A-Za-z0-9_-]{1,40}")
 
 
-def _promtool(*args: str | Path, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+def _promtool_path() -> str:
     tool = shutil.which("promtool")
     if tool is None:
         pytest.fail("promtool is not on PATH (apt-get install prometheus)", pytrace=False)
+    return tool
+
+
+def _promtool(*args: str | Path, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
-        [tool, *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=300, check=False
+        [_promtool_path(), *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert result.returncode == 0, f"{result.args}\n{result.stdout}\n{result.stderr}"
     return result
@@ -481,26 +491,27 @@ def _recorded_first(test: dict[str, Any], converted: list[dict[str, Any]]) -> di
     return {**test, "group_eval_order": order}
 
 
-def test_every_grafana_query_passes_promtool_and_every_unit_test(tmp_path: Path) -> None:
-    """promtool checks every query of the Grafana form; then every promtool unit test
-    of prometheus/tests/ runs against its alerts (recordings inlined) and must pass as
-    it does against the Prometheus form, and so must the Alloy-labelled one."""
+def _grafana_form_runs(workdir: Path, promtool: str) -> dict[str, Command]:
+    """promtool's check of each rule file of the Grafana form (written back as
+    Prometheus rules, recordings inlined), then every unit test of prometheus/tests/
+    against them, then the Alloy-labelled one, by name; each command on its files."""
+    commands: dict[str, Command] = {}
     files: dict[str, tuple[Path, dict[str, Any]]] = {}
     for name in (NODE, FLEET):
-        path = tmp_path / COMMITTED[name].name
+        path = workdir / COMMITTED[name].name
         converted = _as_prometheus(_grafana(name), yaml.safe_load(render(name)))
         path.write_text(yaml.safe_dump(converted, sort_keys=False), encoding="utf-8")
-        _promtool("check", "rules", path)
+        commands[f"check {path.name}"] = [promtool, "check", "rules", str(path)], ROOT
         files[COMMITTED[name].name] = path, converted
     for unit_test in UNIT_TESTS:
         test = yaml.safe_load(unit_test.read_text(encoding="utf-8"))
         loaded = [files[Path(f).name] for f in test["rule_files"]]
         test["rule_files"] = [str(path) for path, _ in loaded]
         test = _recorded_first(test, [converted for _, converted in loaded])
-        copy = tmp_path / unit_test.name
+        copy = workdir / unit_test.name
         copy.write_text(yaml.safe_dump(test, sort_keys=False), encoding="utf-8")
-        _promtool("test", "rules", copy.name, cwd=tmp_path)
-    alloy = tmp_path / "alloy"
+        commands[copy.name] = [promtool, "test", "rules", copy.name], workdir
+    alloy = workdir / "alloy"
     alloy.mkdir()
     converted = _as_prometheus(
         _grafana(NODE, parse_selector(ALLOY)), yaml.safe_load(render(NODE, parse_selector(ALLOY)))
@@ -509,7 +520,34 @@ def test_every_grafana_query_passes_promtool_and_every_unit_test(tmp_path: Path)
     unit_test = _unit_test(alloy, "rules.yml")
     test = _recorded_first(yaml.safe_load(unit_test.read_text(encoding="utf-8")), [converted])
     unit_test.write_text(yaml.safe_dump(test, sort_keys=False), encoding="utf-8")
-    _promtool("test", "rules", unit_test.name, cwd=alloy)
+    commands["alloy"] = [promtool, "test", "rules", unit_test.name], alloy
+    return commands
+
+
+def background_runs(workdir: Path, items: list[object]) -> dict[str, Command]:
+    """The Grafana form's promtool runs, beside the suite (tests/concurrent_runs.py),
+    when the test below is collected."""
+    promtool = shutil.which("promtool")
+    wanted = any(
+        isinstance(item, pytest.Function)
+        and item.originalname == "test_every_grafana_query_passes_promtool_and_every_unit_test"
+        for item in items
+    )
+    return _grafana_form_runs(workdir, promtool) if wanted and promtool else {}
+
+
+def test_every_grafana_query_passes_promtool_and_every_unit_test(background: Background) -> None:
+    """promtool checks every query of the Grafana form; then every promtool unit test
+    of prometheus/tests/ runs against its alerts (recordings inlined) and must pass as
+    it does against the Prometheus form, and so must the Alloy-labelled one. The runs
+    are planned and started beside the suite (``_grafana_form_runs``); each result is
+    asserted here."""
+    _promtool_path()
+    runs = background.results(__name__)
+    assert len(runs) == len(UNIT_TESTS) + 3, sorted(runs)
+    for run in runs.values():
+        result = run.result()
+        assert result.returncode == 0, f"{result.args}\n{result.stdout}\n{result.stderr}"
 
 
 def test_the_command_prints_the_grafana_form() -> None:
