@@ -527,6 +527,21 @@ def test_unscheduled_outcomes_can_use_the_optional_partial_indexes(
     assert "graph_runs_unscheduled_failure_idx" in plan, plan
 
 
+def _explained_and_rows(
+    database: Database, statement: str, params: dict[str, Any]
+) -> tuple[str, list[tuple[Any, ...]]]:
+    """``statement``'s plan as run (EXPLAIN ANALYZE, sequential scans off) and its rows."""
+    with psycopg.connect(database.url) as conn:
+        conn.execute("SET LOCAL enable_seqscan = off")  # the index plans, not a small table's
+        explained = conn.execute(
+            ("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) " + statement).encode(), params
+        )
+        plan = "\n".join(row[0] for row in explained)
+        rows = conn.execute(statement.encode(), params).fetchall()
+        conn.rollback()
+    return plan, rows
+
+
 def _busy_node(conn: psycopg.Connection[Any]) -> None:
     """A node shaped like the benchmark's, small: the system principal's charter runs
     and PR reviews among other tenants' scheduled runs, in time order, analysed. Its
@@ -578,14 +593,7 @@ def test_unscheduled_outcomes_walk_the_nodes_own_index(
         "since": NOW - timedelta(days=1),
         "lookback": NOW - source.UNSCHEDULED_LOOKBACK,
     }
-    with psycopg.connect(database.url) as conn:
-        conn.execute("SET LOCAL enable_seqscan = off")  # the index plans, not a small table's
-        explained = conn.execute(
-            ("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) " + unscheduled_outcomes).encode(), params
-        )
-        plan = "\n".join(row[0] for row in explained)
-        rows = conn.execute(unscheduled_outcomes.encode(), params).fetchall()
-        conn.rollback()
+    plan, rows = _explained_and_rows(database, unscheduled_outcomes, params)
     walks = re.findall(
         r"Index Scan Backward using graph_runs_requested_by_started_at_idx on graph_runs \w+"
         r" \(actual rows=(\d+) loops=1\)",
@@ -616,14 +624,7 @@ def test_last_review_walks_the_nodes_own_index(
     with database.connect() as conn:
         _busy_node(conn)
     params = {"account": "cogni_system", "now": NOW, "lookback": NOW - source.UNSCHEDULED_LOOKBACK}
-    with psycopg.connect(database.url) as conn:
-        conn.execute("SET LOCAL enable_seqscan = off")  # the index plans, not a small table's
-        explained = conn.execute(
-            ("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) " + READ_LAST_REVIEW).encode(), params
-        )
-        plan = "\n".join(row[0] for row in explained)
-        rows = conn.execute(READ_LAST_REVIEW.encode(), params).fetchall()
-        conn.rollback()
+    plan, rows = _explained_and_rows(database, READ_LAST_REVIEW, params)
     assert "graph_runs_run_kind_idx" not in plan, plan
     walks = re.findall(
         r"Index Scan Backward using graph_runs_requested_by_started_at_idx on graph_runs \w+"
@@ -635,20 +636,6 @@ def test_last_review_walks_the_nodes_own_index(
     assert len(walks) == 1, plan
     assert float(walks[0]) <= 1.5, plan
     assert rows == [(NOW - timedelta(minutes=15),)]
-
-
-def _explained_and_rows(
-    database: Database, statement: str, params: dict[str, Any]
-) -> tuple[str, list[tuple[Any, ...]]]:
-    with psycopg.connect(database.url) as conn:
-        conn.execute("SET LOCAL enable_seqscan = off")  # the index plans, not a small table's
-        explained = conn.execute(
-            ("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) " + statement).encode(), params
-        )
-        plan = "\n".join(row[0] for row in explained)
-        rows = conn.execute(statement.encode(), params).fetchall()
-        conn.rollback()
-    return plan, rows
 
 
 WINDOW_PARAMS = {"account": "cogni_system", "now": NOW, "since": NOW - timedelta(days=1)}
