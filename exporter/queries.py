@@ -271,6 +271,31 @@ def _valid_index(name: LiteralString) -> LiteralString:
     )
 
 
+def _latest_unscheduled(indexed: LiteralString, outcome: LiteralString) -> LiteralString:
+    """The latest run of kind ``k`` without a schedule with ``outcome``: a descent of
+    its partial index where ``k.<indexed>`` (or where nothing can be walked), else
+    the walk backwards through the owner's runs."""
+    return (
+        "CASE WHEN k."
+        + indexed
+        + """ OR NOT k.walkable
+            THEN ("""
+        + _LATEST
+        + "graph_runs r"
+        + _UNSCHEDULED_OF_KIND
+        + outcome
+        + _IN_LOOKBACK
+        + """ LIMIT 1)
+            ELSE ("""
+        + _LATEST
+        + _OWNER_RUNS_NEWEST_FIRST
+        + _UNSCHEDULED_OF_KIND
+        + outcome
+        + """ LIMIT 1)
+       END"""
+    )
+
+
 READ_UNSCHEDULED_RUNS: LiteralString = (
     """
 WITH window_counts AS MATERIALIZED (
@@ -285,36 +310,12 @@ WITH window_counts AS MATERIALIZED (
     GROUP BY 1, 2, 3, 4, 5
 ), outcomes AS MATERIALIZED (
 SELECT k.run_kind, k.owner,
-       CASE WHEN k.success_indexed OR NOT k.walkable
-            THEN ("""
-    + _LATEST
-    + "graph_runs r"
-    + _UNSCHEDULED_OF_KIND
-    + _IS_SUCCESS
-    + _IN_LOOKBACK
-    + """ LIMIT 1)
-            ELSE ("""
-    + _LATEST
-    + _OWNER_RUNS_NEWEST_FIRST
-    + _UNSCHEDULED_OF_KIND
-    + _IS_SUCCESS
-    + """ LIMIT 1)
-       END AS last_success_at,
-       CASE WHEN k.failure_indexed OR NOT k.walkable
-            THEN ("""
-    + _LATEST
-    + "graph_runs r"
-    + _UNSCHEDULED_OF_KIND
-    + _IS_FAILURE
-    + _IN_LOOKBACK
-    + """ LIMIT 1)
-            ELSE ("""
-    + _LATEST
-    + _OWNER_RUNS_NEWEST_FIRST
-    + _UNSCHEDULED_OF_KIND
-    + _IS_FAILURE
-    + """ LIMIT 1)
-       END AS last_failure_at
+       """
+    + _latest_unscheduled("success_indexed", _IS_SUCCESS)
+    + """ AS last_success_at,
+       """
+    + _latest_unscheduled("failure_indexed", _IS_FAILURE)
+    + """ AS last_failure_at
 FROM (SELECT DISTINCT w.run_kind, w.owner FROM window_counts w) k0
 CROSS JOIN LATERAL (
     SELECT k0.run_kind, k0.owner,
