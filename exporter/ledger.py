@@ -15,7 +15,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from exporter.model import LEDGER_GRAPH_ID, ScheduleConfigError, next_run, safe_label
+from exporter.model import (
+    LEDGER_GRAPH_ID,
+    ScheduleConfigError,
+    next_run,
+    safe_label,
+    soonest_next_run,
+)
 from exporter.snapshot import (
     DistributionStreamRow,
     EpochStreamRow,
@@ -106,16 +112,7 @@ def dispatch_views(rows: Sequence[ScheduleRow], now: datetime) -> list[DispatchV
     views = []
     for (node, charter), group in sorted(grouped.items()):
         state = _state(group)
-        upcoming, errors = [], []
-        for row in group:
-            try:
-                planned = next_run(row.cron, row.timezone, now)
-            except ScheduleConfigError as exc:
-                errors.append(str(exc))
-                continue
-            if row.enabled:
-                upcoming.append(planned)
-        soonest = min(upcoming, key=lambda n: n.at, default=None)
+        soonest, errors = soonest_next_run(group, now)
         views.append(
             DispatchView(
                 node=node,

@@ -41,6 +41,7 @@ from exporter.model.schedules import (
     charters,
     drift,
     next_run,
+    soonest_next_run,
 )
 from exporter.model.views import (
     CREDITS_PER_USD,
@@ -103,6 +104,7 @@ __all__ = [
     "runway_seconds",
     "safe_label",
     "schedule_facts",
+    "soonest_next_run",
     "still_failing",
     "unscheduled_work",
     "whole_credits",

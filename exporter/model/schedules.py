@@ -6,6 +6,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from itertools import islice
+from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronsim import CronSim, CronSimError
@@ -63,6 +64,35 @@ def _fires_after(fires: Iterator[datetime], after: datetime) -> Iterator[datetim
         if fire_utc > latest:
             latest = fire_utc
             yield fire_utc
+
+
+class PlannedSchedule(Protocol):
+    """What planning a schedule's next run reads of a row (a charter's or a dispatch's)."""
+
+    @property
+    def cron(self) -> str: ...
+    @property
+    def timezone(self) -> str: ...
+    @property
+    def enabled(self) -> bool: ...
+
+
+def soonest_next_run(
+    schedules: Iterable[PlannedSchedule], now: datetime
+) -> tuple[NextRun | None, list[str]]:
+    """The soonest next run of the enabled schedules, and why any schedule (enabled
+    or not) could not be planned."""
+    upcoming: list[NextRun] = []
+    errors: list[str] = []
+    for schedule in schedules:
+        try:
+            planned = next_run(schedule.cron, schedule.timezone, now)
+        except ScheduleConfigError as exc:
+            errors.append(str(exc))
+            continue
+        if schedule.enabled:
+            upcoming.append(planned)
+    return min(upcoming, key=lambda n: n.at, default=None), errors
 
 
 # --- charters -------------------------------------------------------------------
@@ -152,19 +182,10 @@ def _add_counts(total: dict[str, int], part: dict[str, int]) -> None:
 def _charter_view(charter: str, schedules: Sequence[ScheduleFacts], now: datetime) -> CharterView:
     runs = dict.fromkeys((*RUN_STATUSES, UNKNOWN_STATUS), 0)
     failures = dict.fromkeys(FAILURE_REASONS, 0)
-    upcoming: list[NextRun] = []
-    errors: list[str] = []
     for schedule in schedules:
         _add_counts(runs, schedule.runs_by_status)
         _add_counts(failures, schedule.failures_by_reason)
-        try:
-            planned = next_run(schedule.cron, schedule.timezone, now)
-        except ScheduleConfigError as exc:
-            errors.append(str(exc))
-            continue
-        if schedule.enabled:
-            upcoming.append(planned)
-    soonest = min(upcoming, key=lambda n: n.at, default=None)
+    soonest, errors = soonest_next_run(schedules, now)
     return CharterView(
         charter=charter,
         configured=True,
