@@ -342,6 +342,22 @@ def test_alertmanager_config_is_valid(variant: str, alertmanager_files: dict[str
     _assert_ok(_run("amtool", "check-config", alertmanager_files[variant]))
 
 
+def _routed_receiver(config: Path, receiver: str, labels: list[str]) -> str:
+    """The receiver amtool routes an alert with ``labels`` to (it must be ``receiver``
+    for amtool to exit 0: --verify.receivers)."""
+    result = _run(
+        "amtool",
+        "config",
+        "routes",
+        "test",
+        f"--config.file={config}",
+        f"--verify.receivers={receiver}",
+        *labels,
+    )
+    _assert_ok(result)
+    return result.stdout.strip()
+
+
 @pytest.mark.parametrize("variant", ["webhook", "pagerduty-slack"])
 @pytest.mark.parametrize(("severity", "receiver"), [*RECEIVER_BY_SEVERITY.items(), ("", "ticket")])
 def test_alertmanager_routes_by_severity(
@@ -350,17 +366,7 @@ def test_alertmanager_routes_by_severity(
     labels = ["alertname=GovernanceCreditRunwayLow", "account=cogni_system"]
     if severity:
         labels.append(f"severity={severity}")
-    result = _run(
-        "amtool",
-        "config",
-        "routes",
-        "test",
-        f"--config.file={alertmanager_files[variant]}",
-        f"--verify.receivers={receiver}",
-        *labels,
-    )
-    _assert_ok(result)
-    assert result.stdout.strip() == receiver
+    assert _routed_receiver(alertmanager_files[variant], receiver, labels) == receiver
 
 
 @pytest.mark.parametrize("variant", ["webhook", "pagerduty-slack"])
@@ -378,17 +384,8 @@ def test_every_alert_routes_to_its_severitys_receiver(
                     "ledger_node_id=5ed2d64f-2a37-4c8d-9e2d-7e1d8f7b5a01",
                     "scope_id=default",
                 ]
-            result = _run(
-                "amtool",
-                "config",
-                "routes",
-                "test",
-                f"--config.file={alertmanager_files[variant]}",
-                f"--verify.receivers={receiver}",
-                *labels,
-            )
-            _assert_ok(result)
-            assert result.stdout.strip() == receiver, (alert, severity)
+            routed = _routed_receiver(alertmanager_files[variant], receiver, labels)
+            assert routed == receiver, (alert, severity)
 
 
 def test_critical_inhibits_warning_for_the_same_alert_on_the_same_node() -> None:
